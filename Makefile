@@ -1,0 +1,30 @@
+# Two commands do all set-up:  `make demo` (the main job) and `make test` (the test suite).
+# Both create/reuse the environment (Python >= 3.12 from PATH or pyenv, pinned by requirements/lock.txt).
+SHELL := /bin/bash
+PY := .venv/bin/python
+MODEL ?=
+DEMO_ARGS ?=
+
+.PHONY: env test test-fast demo bench fixtures clean
+
+env:
+	@scripts/ensure-env >/dev/null
+
+test: env
+	$(PY) -m pytest
+
+test-fast: env
+	$(PY) -m pytest -m "not slow and not jvm"
+
+demo: env
+	$(PY) examples/demo.py $(if $(MODEL),--model $(MODEL),) $(DEMO_ARGS)
+
+bench: env
+	$(PY) benchmarks/run.py
+
+fixtures: env
+	$(PY) -m pyserini_diffretriever.fixtures tiny-dream build/tiny-dream
+	$(PY) -m pyserini_diffretriever.fixtures tiny-llada build/tiny-llada
+
+clean:
+	rm -rf build runs .pytest_cache
