@@ -1,0 +1,213 @@
+"""Backbone registry and :func:`load_backbone`.
+
+Backbones are native modules (no ``trust_remote_code``) selected by the ``model_type`` of the
+checkpoint's ``config.json``. Adding a backbone means writing one module that defines ``MODEL_TYPE``,
+``DEFAULT_HUB_ID``, ``build_model``, ``load_tokenizer`` and ``make_spec`` (see :mod:`.dream`,
+:mod:`.llada`) and adding one line to :data:`BACKBONES`.
+
+Registry keys are the exact (case-sensitive) ``model_type`` strings (``"Dream"``, ``"llada"``);
+:func:`get_family` also accepts them in any letter case when the exact key is absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import nn
+
+from . import dream, llada
+from .adapters import (
+    AdapterError,
+    AdapterInfo,
+    attach_and_merge,
+    default_base_model,
+    is_adapter_dir,
+    read_adapter,
+)
+from .base import Backbone, BackboneSpec, LoadedBackbone
+from .loading import (
+    BackboneLoadError,
+    BackboneNotFoundError,
+    CheckpointFormatError,
+    CheckpointMismatchError,
+    read_config,
+    resolve_dtype,
+    resolve_model_dir,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BACKBONES",
+    "AdapterError",
+    "Backbone",
+    "BackboneFamily",
+    "BackboneLoadError",
+    "BackboneNotFoundError",
+    "BackboneSpec",
+    "CheckpointFormatError",
+    "CheckpointMismatchError",
+    "LoadedBackbone",
+    "UnsupportedBackboneError",
+    "get_family",
+    "load_backbone",
+]
+
+
+class UnsupportedBackboneError(BackboneLoadError, ValueError):
+    """``config.json`` names a ``model_type`` that no registered family implements."""
+
+
+@dataclass(frozen=True)
+class BackboneFamily:
+    """How to build, tokenize and describe one ``model_type``."""
+
+    model_type: str
+    default_hub_id: str
+    build_model: Callable[..., nn.Module]  # (model_dir, config, *, dtype, device, attn_implementation)
+    load_tokenizer: Callable[[Path], object]
+    make_spec: Callable[
+        ..., BackboneSpec
+    ]  # (model, config, tokenizer, *, name_or_path, revision, adapter, extra)
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> BackboneFamily:
+        return cls(
+            module.MODEL_TYPE,
+            module.DEFAULT_HUB_ID,
+            module.build_model,
+            module.load_tokenizer,
+            module.make_spec,
+        )
+
+
+BACKBONES: dict[str, BackboneFamily] = {
+    dream.MODEL_TYPE: BackboneFamily.from_module(dream),
+    llada.MODEL_TYPE: BackboneFamily.from_module(llada),
+}
+
+
+def get_family(model_type: str | None) -> BackboneFamily:
+    """Registry lookup: exact ``model_type`` first, then a case-insensitive match."""
+    if model_type in BACKBONES:
+        return BACKBONES[model_type]
+    lowered = {key.lower(): fam for key, fam in BACKBONES.items()}
+    if isinstance(model_type, str) and model_type.lower() in lowered:
+        return lowered[model_type.lower()]
+    raise UnsupportedBackboneError(
+        f"unsupported backbone model_type {model_type!r}; supported: {sorted(BACKBONES)}"
+    )
+
+
+def load_backbone(
+    name_or_path: str | os.PathLike | None,
+    *,
+    dtype: str | torch.dtype = "float32",
+    device: str | torch.device = "cpu",
+    adapter: str | os.PathLike | None = None,
+    revision: str | None = None,
+    adapter_revision: str | None = None,
+    attn_implementation: str = "sdpa",
+) -> LoadedBackbone:
+    """Load a Dream or LLaDA checkpoint natively, optionally merging a LoRA adapter.
+
+    Parameters
+    ----------
+    name_or_path:
+        Local checkpoint directory or Hugging Face Hub id of the base model. It may also be a released
+        adapter folder/id (``adapter_config.json`` and no model weights): that adapter is then loaded
+        onto its base, chosen from ``retriever_config.json``'s ``model_type`` or else the adapter's
+        ``base_model_name_or_path``; ``revision`` then pins the adapter and the base is taken at its
+        default revision. ``None`` requires ``adapter`` and picks the base the same way.
+    dtype:
+        ``"float32"``, ``"bfloat16"``, ``"float16"`` or a ``torch.dtype`` for all floating weights.
+    device:
+        Where the weights are placed (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...).
+    adapter:
+        Optional PEFT LoRA adapter (path or hub id), merged into the weights after loading.
+    revision, adapter_revision:
+        Hub revisions of the base model and of the adapter.
+    attn_implementation:
+        ``"sdpa"`` (default) or ``"eager"``.
+
+    Returns
+    -------
+    LoadedBackbone
+        Frozen module in eval mode on ``device``, left-padding tokenizer, and its :class:`BackboneSpec`.
+
+    Raises
+    ------
+    BackboneNotFoundError, CheckpointFormatError, CheckpointMismatchError, UnsupportedBackboneError,
+    AdapterError
+    """
+    torch_dtype = resolve_dtype(dtype)
+    info: AdapterInfo | None = (
+        read_adapter(adapter, revision=adapter_revision) if adapter is not None else None
+    )
+    if name_or_path is None:
+        if info is None:
+            raise ValueError("load_backbone needs name_or_path, adapter, or both")
+        name_or_path = default_base_model(info)
+        logger.info("adapter %s: using base model %s", info.source, name_or_path)
+    model_dir = resolve_model_dir(name_or_path, revision=revision)
+    if is_adapter_dir(model_dir):
+        if info is not None:
+            raise AdapterError(
+                f"{name_or_path!r} is itself an adapter; pass the base model with adapter={adapter!r}"
+            )
+        info = replace(read_adapter(model_dir), source=os.fspath(name_or_path))
+        adapter_revision, revision = revision, None  # ``revision`` pinned the adapter repo, not its base
+        name_or_path = default_base_model(info)
+        logger.info("adapter %s: using base model %s", info.source, name_or_path)
+        model_dir = resolve_model_dir(name_or_path, revision=revision)
+
+    config = read_config(model_dir)
+    family = get_family(config.get("model_type"))
+    if info is not None and info.backbone_model_type not in (None, family.model_type):
+        raise AdapterError(
+            f"adapter {info.source!r} was trained for a {info.backbone_model_type!r} backbone "
+            f"({info.retriever_model_type!r} in {info.path / 'retriever_config.json'}) "
+            f"but the base model {os.fspath(name_or_path)!r} is {family.model_type!r}"
+        )
+
+    model = family.build_model(
+        model_dir, config, dtype=torch_dtype, device=device, attn_implementation=attn_implementation
+    )
+    tokenizer = family.load_tokenizer(model_dir)
+    extra: dict = {"model_dir": str(model_dir)}
+    if info is not None:
+        model = attach_and_merge(model, info, device=device)
+        extra.update(info.summary(), adapter_revision=adapter_revision)
+    spec = family.make_spec(
+        model,
+        config,
+        tokenizer,
+        name_or_path=os.fspath(name_or_path),
+        revision=revision,
+        adapter=info.source if info is not None else None,
+        extra=extra,
+    )
+    if spec.mask_token_id is not None and spec.pad_token_id == spec.mask_token_id:
+        raise BackboneLoadError(
+            f"{name_or_path}: pad id {spec.pad_token_id} equals the mask id; padding would read as masks"
+        )
+    model.spec = spec
+    model.requires_grad_(False)
+    model.eval()
+    logger.info(
+        "loaded %s backbone %s (%s, %s, H=%d, V=%d%s)",
+        spec.model_type,
+        spec.name_or_path,
+        torch_dtype,
+        device,
+        spec.hidden_size,
+        spec.vocab_size,
+        f", adapter {spec.adapter}" if spec.adapter else "",
+    )
+    return LoadedBackbone(model=model, tokenizer=tokenizer, spec=spec)
