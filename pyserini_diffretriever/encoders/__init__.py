@@ -1,0 +1,27 @@
+"""Pyserini encoder classes for DiffRetriever and the shared model behind them.
+
+Importing this package imports :mod:`pyserini.encode` (which starts the JVM in Pyserini 2.3).
+"""
+from .document import DiffRetrieverDocumentEncoder
+from .model import (
+    DEFAULT_K,
+    REPRESENTATIONS,
+    SHARED_SETTINGS,
+    DiffRetrieverModel,
+    RepresentationBatch,
+    SideEncoder,
+    default_k,
+)
+from .query import DiffRetrieverQueryEncoder
+
+__all__ = [
+    "DEFAULT_K",
+    "REPRESENTATIONS",
+    "SHARED_SETTINGS",
+    "DiffRetrieverDocumentEncoder",
+    "DiffRetrieverModel",
+    "DiffRetrieverQueryEncoder",
+    "RepresentationBatch",
+    "SideEncoder",
+    "default_k",
+]

@@ -1,0 +1,391 @@
+"""The shared DiffRetriever model: one loaded backbone, any number of side encoders.
+
+:class:`DiffRetrieverModel` owns the weights (loaded once) and per-(side, K, prompt, max_length) input
+builders; :meth:`DiffRetrieverModel.encode_side` turns texts into all three representations from one
+forward pass per batch. :class:`SideEncoder` holds the validated settings of one side (query or passage)
+and is what the Pyserini encoder classes delegate to, so a query and a document encoder can share one
+model (pass the same :class:`DiffRetrieverModel` to both).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..backbones.base import LoadedBackbone
+from ..representation.content_words import content_token_ids
+from ..representation.dense import multi_vectors, single_vector
+from ..representation.inputs import InputBuilder
+from ..representation.prompts import PROMPT_VARIANTS, PromptError, PromptTemplate, check_side, load_prompt
+from ..representation.readout import LOGITS_MODES, ReadoutConfig, read_out, stop_token_ids
+from ..representation.sparse import ROUNDING_MODES
+from ..representation.terms import TermVocabulary, term_vocabulary, vocabulary_fingerprint
+
+logger = logging.getLogger(__name__)
+
+REPRESENTATIONS: tuple[str, ...] = ("dense", "multi", "impact")
+SETTINGS_VERSION = 1
+
+#: Keys of :meth:`SideEncoder.settings` that must be equal for an index (passage side) and the queries searched
+#: against it. K, prompt, side and max_length legitimately differ per side; backbone/adapter names are
+#: provenance (a hub id and a local copy of it are the same model) and the dtype may differ.
+SHARED_SETTINGS: tuple[str, ...] = (
+    "model_type", "vocabulary_sha256", "hidden_size", "mask_token_id", "logits", "denoise_steps",
+    "quantization", "rounding",
+)
+
+#: Default number of representative tokens per backbone ``model_type`` (lower case) and side; the paper's
+#: selected (K_q, K_p): Dream (4, 16), LLaDA (4, 4).
+DEFAULT_K: dict[str, dict[str, int]] = {
+    "dream": {"query": 4, "passage": 16},
+    "llada": {"query": 4, "passage": 4},
+}
+
+
+def default_k(model_type: str, side: str) -> int:
+    """The paper's K for ``model_type`` and ``side`` (:data:`DEFAULT_K`)."""
+    check_side(side)
+    try:
+        return DEFAULT_K[model_type.lower()][side]
+    except KeyError:
+        raise ValueError(f"no default K for backbone model_type {model_type!r}; pass k explicitly "
+                         f"(defaults exist for {sorted(DEFAULT_K)})") from None
+
+
+@dataclass
+class RepresentationBatch:
+    """All representations of a list of texts, in input order.
+
+    Attributes
+    ----------
+    multi:
+        Per text a ``[K', H]`` float32 array of L2-normalised slot vectors (truncated slots removed,
+        at least one row).
+    dense:
+        ``[B, H]`` float32 single vectors (masked mean of the normalised slots, not re-normalised).
+    impact:
+        Per text ``{term: weight}`` with plain Python ints (Lucene impact terms).
+    impact_ids:
+        The same vectors keyed by token id.
+    """
+
+    multi: list[np.ndarray] = field(default_factory=list)
+    dense: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    impact: list[dict[str, int]] = field(default_factory=list)
+    impact_ids: list[dict[int, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.dense.shape[0])
+
+
+class DiffRetrieverModel:
+    """A loaded diffusion backbone plus the caches every encoder side needs.
+
+    Parameters
+    ----------
+    model:
+        A local checkpoint folder or hub id (loaded with
+        :func:`pyserini_diffretriever.backbones.load_backbone`), or an already :class:`LoadedBackbone`.
+    dtype, device, adapter:
+        Passed to ``load_backbone`` when ``model`` is a name or path; ignored (must be defaults) otherwise.
+    """
+
+    def __init__(self, model: str | os.PathLike | LoadedBackbone, *, dtype: str | torch.dtype = "float32",
+                 device: str | torch.device = "cpu", adapter: str | os.PathLike | None = None) -> None:
+        if isinstance(model, LoadedBackbone):
+            if adapter is not None:
+                raise ValueError("adapter= applies when loading by name; the given LoadedBackbone is "
+                                 "already built")
+            self.backbone = model
+        else:
+            from ..backbones import load_backbone
+
+            self.backbone = load_backbone(model, dtype=dtype, device=device, adapter=adapter)
+        if self.spec.family != "diffusion" or self.spec.mask_token_id is None:
+            raise ValueError(f"{self.spec.name_or_path!r} ({self.spec.model_type}) is not a diffusion "
+                             "backbone with a mask token; DiffRetriever needs one")
+        self._builders: dict[tuple, InputBuilder] = {}
+        self._stop_ids: frozenset[int] | None = None
+        self._fingerprint: str | None = None
+
+    @classmethod
+    def resolve(cls, model: "str | os.PathLike | LoadedBackbone | DiffRetrieverModel", **load_kwargs
+                ) -> "DiffRetrieverModel":
+        """Return ``model`` itself if it already is a :class:`DiffRetrieverModel`, else build one."""
+        if isinstance(model, DiffRetrieverModel):
+            return model
+        return cls(model, **load_kwargs)
+
+    # -- facts -------------------------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        return self.backbone.tokenizer
+
+    @property
+    def spec(self):
+        return self.backbone.spec
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.spec.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.backbone.dtype
+
+    @property
+    def stop_ids(self) -> frozenset[int]:
+        if self._stop_ids is None:
+            self._stop_ids = stop_token_ids(self.tokenizer, self.spec.mask_token_id)
+        return self._stop_ids
+
+    @property
+    def terms(self) -> TermVocabulary:
+        """The checked id -> Lucene term table (raises ``TermStringError`` for unusable vocabularies)."""
+        return term_vocabulary(self.tokenizer)
+
+    @property
+    def vocabulary_fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = vocabulary_fingerprint(self.tokenizer)
+        return self._fingerprint
+
+    def input_builder(self, side: str, k: int, prompt: str | Path | PromptTemplate, max_length: int,
+                      title_separator: str = ". ") -> InputBuilder:
+        """The (cached) :class:`InputBuilder` for these settings."""
+        prompt_key = prompt if isinstance(prompt, PromptTemplate) else str(prompt)
+        key = (side, k, prompt_key, max_length, title_separator)
+        builder = self._builders.get(key)
+        if builder is None:
+            builder = InputBuilder(self.tokenizer, self.spec, prompt, k, max_length, side,
+                                   title_separator=title_separator)
+            self._builders[key] = builder
+        return builder
+
+    # -- encoding ------------------------------------------------------------------------------------
+    def encode_side(
+        self,
+        texts: Sequence[str],
+        side: str,
+        *,
+        k: int | None = None,
+        prompt: str | Path | PromptTemplate = "few",
+        max_length: int = 512,
+        titles: Sequence[str | None] | None = None,
+        batch_size: int = 16,
+        readout: ReadoutConfig = ReadoutConfig(),
+        title_separator: str = ". ",
+        representations: Iterable[str] = REPRESENTATIONS,
+        fp16: bool = False,
+    ) -> RepresentationBatch:
+        """Encode ``texts`` for one side; every requested representation comes from the same pass.
+
+        Texts are sorted by token length inside the call (less padding per batch) and returned in input
+        order. Representations not requested are left empty (``impact`` skips the content-word filter).
+
+        Parameters
+        ----------
+        texts, titles:
+            Texts and optional titles (joined as ``title + title_separator + text``).
+        side:
+            ``"query"`` or ``"passage"``.
+        k:
+            Mask slots; ``None`` takes :func:`default_k` for this backbone and side.
+        prompt, max_length:
+            Prompt variant/YAML and the prompt + text token budget.
+        batch_size:
+            Texts per forward pass.
+        readout:
+            Logit alignment, denoising steps and sparse settings.
+        representations:
+            Any of ``"dense"``, ``"multi"``, ``"impact"``.
+        fp16:
+            Run the backbone under float16 autocast (CUDA only; the caller warns elsewhere).
+        """
+        wanted = set(representations)
+        unknown = wanted - set(REPRESENTATIONS)
+        if unknown:
+            raise ValueError(f"unknown representations {sorted(unknown)}; expected a subset of "
+                             f"{REPRESENTATIONS}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: expected >= 1")
+        k = default_k(self.spec.model_type, side) if k is None else k
+        builder = self.input_builder(side, k, prompt, max_length, title_separator)
+        texts = builder.join(list(texts), None if titles is None else list(titles))
+        n = len(texts)
+        result = RepresentationBatch(
+            multi=[None] * n if "multi" in wanted else [],  # type: ignore[list-item]
+            dense=np.zeros((n, self.hidden_size), dtype=np.float32),
+            impact=[None] * n if "impact" in wanted else [],  # type: ignore[list-item]
+            impact_ids=[None] * n if "impact" in wanted else [],  # type: ignore[list-item]
+        )
+        if n == 0:
+            return result
+        terms = self.terms if "impact" in wanted else None
+        text_ids = builder.tokenize(texts)
+        order = sorted(range(n), key=lambda i: -min(len(text_ids[i]), builder.text_budget))
+        n_truncated = 0
+        autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
+                    if fp16 and self.device.type == "cuda" else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            for start in range(0, n, batch_size):
+                rows = order[start:start + batch_size]
+                batch = builder.collate([text_ids[i] for i in rows])
+                n_truncated += sum(batch.truncated)
+                content = content_token_ids([texts[i] for i in rows], self.tokenizer) if terms else None
+                out = read_out(self.backbone.model, batch, config=readout, stop_ids=self.stop_ids,
+                               content_ids=content)
+                dense = single_vector(out.dense, out.slot_mask).cpu().numpy()
+                multi = multi_vectors(out.dense, out.slot_mask) if "multi" in wanted else None
+                sparse = out.sparse() if terms else None
+                for j, i in enumerate(rows):
+                    result.dense[i] = dense[j]
+                    if multi is not None:
+                        result.multi[i] = multi[j]
+                    if sparse is not None:
+                        result.impact_ids[i] = sparse[j]
+                        result.impact[i] = terms.to_terms(sparse[j])
+        if n_truncated:
+            logger.debug("%d of %d %s texts were truncated to %d text tokens", n_truncated, n, side,
+                         builder.text_budget)
+        return result
+
+
+def _check_choice(name: str, value, choices: Sequence) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: expected one of {tuple(choices)}")
+
+
+def _check_positive_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}={value!r}: expected an integer >= 1")
+
+
+class SideEncoder:
+    """Validated settings of one encoder side plus its model; shared by the Pyserini encoder classes.
+
+    All choices are checked here, at construction: ``representation``, ``prompt`` (variant or existing
+    YAML), ``logits`` (``"shifted"`` only for backbones with ``spec.logits_shifted``), ``rounding``, positive
+    integers for ``k``, ``max_length`` (which must leave room for text), ``batch_size``, ``denoise_steps``,
+    ``sparse_top_k``; impact encoders also check that the vocabulary yields valid Lucene terms.
+    """
+
+    def __init__(
+        self,
+        model: "str | os.PathLike | LoadedBackbone | DiffRetrieverModel",
+        side: str,
+        *,
+        representation: str = "dense",
+        k: int | None = None,
+        prompt: str | Path | PromptTemplate = "few",
+        max_length: int = 512,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+        adapter: str | os.PathLike | None = None,
+        batch_size: int = 16,
+        logits: str = "unshifted",
+        denoise_steps: int = 1,
+        title_separator: str = ". ",
+        sparse_top_k: int = 128,
+        quantization: float = 100,
+        rounding: str = "truncate",
+    ) -> None:
+        check_side(side)
+        _check_choice("representation", representation, REPRESENTATIONS)
+        _check_choice("logits", logits, LOGITS_MODES)
+        _check_choice("rounding", rounding, ROUNDING_MODES)
+        for name, value in (("max_length", max_length), ("batch_size", batch_size),
+                            ("denoise_steps", denoise_steps), ("sparse_top_k", sparse_top_k)):
+            _check_positive_int(name, value)
+        if k is not None:
+            _check_positive_int("k", k)
+        if not isinstance(title_separator, str):
+            raise ValueError(f"title_separator={title_separator!r}: expected a string")
+        try:
+            load_prompt(prompt, side)
+        except PromptError as error:
+            raise ValueError(f"prompt={str(prompt)!r}: {error} (variants: {PROMPT_VARIANTS})") from error
+        self.readout = ReadoutConfig(logits=logits, denoise_steps=denoise_steps, sparse_top_k=sparse_top_k,
+                                     quantization=float(quantization), rounding=rounding)
+        if isinstance(model, (DiffRetrieverModel, LoadedBackbone)):
+            if str(device) != "cpu" or str(dtype).removeprefix("torch.") != "float32" or adapter is not None:
+                logger.warning("device/dtype/adapter are ignored for an already loaded model")
+            self.model = DiffRetrieverModel.resolve(model)
+        else:
+            self.model = DiffRetrieverModel(model, dtype=dtype, device=device, adapter=adapter)
+        if logits == "shifted" and not self.model.spec.logits_shifted:
+            raise ValueError(f"logits='shifted' needs next-token-aligned logits; backbone "
+                             f"{self.model.spec.model_type!r} has none (use 'unshifted')")
+        self.side = side
+        self.representation = representation
+        self.k = default_k(self.model.spec.model_type, side) if k is None else k
+        self.prompt = prompt
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.title_separator = title_separator
+        self.builder = self.model.input_builder(side, self.k, prompt, max_length, title_separator)
+        if representation == "impact":
+            _ = self.model.terms  # fail now, not at the first batch, if the vocabulary is unusable
+
+    @property
+    def dimension(self) -> int:
+        return self.model.hidden_size
+
+    def encode(self, texts: Sequence[str], titles: Sequence[str | None] | None = None, *,
+               max_length: int | None = None, fp16: bool = False,
+               representations: Iterable[str] | None = None) -> RepresentationBatch:
+        """Encode with this side's settings (``max_length`` overrides the constructor's for one call)."""
+        if max_length is not None:
+            _check_positive_int("max_length", max_length)
+        if fp16 and self.model.device.type != "cuda":
+            logger.warning("fp16=True ignored: float16 autocast is only used on CUDA; keeping %s on %s",
+                           self.model.dtype, self.model.device)
+        return self.model.encode_side(
+            texts, self.side, k=self.k, prompt=self.prompt,
+            max_length=self.max_length if max_length is None else max_length, titles=titles,
+            batch_size=self.batch_size, readout=self.readout, title_separator=self.title_separator,
+            representations=REPRESENTATIONS if representations is None else representations, fp16=fp16,
+        )
+
+    def settings(self) -> dict:
+        """Everything that must match between an index and its queries (plus provenance)."""
+        spec = self.model.spec
+        builder = self.builder
+        return {
+            "settings_version": SETTINGS_VERSION,
+            "backbone": spec.name_or_path,
+            "model_type": spec.model_type,
+            "revision": spec.revision,
+            "adapter": spec.adapter,
+            "vocabulary_sha256": self.model.vocabulary_fingerprint,
+            "tokenizer_size": len(self.model.tokenizer),
+            "vocab_size": int(spec.vocab_size),
+            "hidden_size": int(spec.hidden_size),
+            "mask_token_id": int(spec.mask_token_id),
+            "side": self.side,
+            "representation": self.representation,
+            "k": self.k,
+            "prompt": builder.prompt.name,
+            "prompt_sha256": builder.prompt.sha256(),
+            "prompt_ids_sha256": builder.fingerprint(),
+            "max_length": self.max_length,
+            "title_separator": self.title_separator,
+            "logits": self.readout.logits,
+            "denoise_steps": self.readout.denoise_steps,
+            "sparse_top_k": self.readout.sparse_top_k,
+            "quantization": self.readout.quantization,
+            "rounding": self.readout.rounding,
+            "stop_token_ids": sorted(self.model.stop_ids),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "dense": "per-slot L2 normalisation; single = masked mean, not re-normalised",
+        }

@@ -1,0 +1,275 @@
+"""One-pass read-out of the K mask slots (method §3): hidden states, slot logits, stop-token truncation.
+
+``hidden = backbone.hidden_states(ids, mask)`` gives ``[B, L, H]``; only the K mask rows ``L-K-3 … L-4`` are
+kept (``[B, K, H]``, fp32), and the vocabulary projection is applied to those K rows only, in row chunks of
+bounded size — never to a ``[B, L, V]`` tensor (the reference materialises that; §11.21).
+
+Logit alignment: by default the logits are read at the mask positions themselves (``"unshifted"``), as the
+reference does for both Dream and LLaDA. ``"shifted"`` reads, for each mask position p, the logits of row
+p-1 — Dream's own next-token alignment (``spec.logits_shifted``); an ablation, not the paper's numbers.
+
+Stop-token truncation (§3.4): the decoded id of a slot is the argmax of its logits (at its commit step).
+Stop ids = ``tokenizer.all_special_ids`` minus the mask id (for Dream: ``<|endoftext|>`` and
+``<|beginoftext|>``, exactly the reference's set; ``<|im_end|>`` is an added token but not one of the
+tokenizer's named special tokens). If the first stop id sits at slot c > 0, slots c…K-1 are zeroed (dense
+and sparse); c == 0 ("model confused") keeps every slot.
+
+Multi-step denoising (S > 1, §3.2, off by default): every step runs one forward pass over the current ids;
+among the still-masked slots, the ``n_s`` with the highest confidence (negative entropy
+``sum p log(p + 1e-10)``) are committed to their argmax token, and their hidden state, logits and sparse
+impacts are captured from that step's pass. ``n_s`` follows the reference's timestep schedule
+``t = linspace(1, 1e-3, S+1)``, ``n_s = max(1, int(n_masked * (1 - t_{s+1}/t_s)))``, all remaining at the last
+step. A slot whose argmax is the mask id itself still counts as committed (the reference would leave it
+masked and might re-decode it later; irrelevant for S = 1). Non-finite states or logits raise
+:class:`ReadoutError` instead of being zeroed silently (§11.23).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .inputs import EncodedBatch
+from .sparse import ROUNDING_MODES, pad_content_ids, pool_slots, slot_impacts
+
+LOGITS_MODES = ("unshifted", "shifted")
+SCHEDULE_EPS = 1e-3
+ENTROPY_EPS = 1e-10
+
+
+class ReadoutError(RuntimeError):
+    """The backbone produced something the read-out cannot use (non-finite values, bad shapes)."""
+
+
+@dataclass(frozen=True)
+class ReadoutConfig:
+    """How the K slots are read.
+
+    Attributes
+    ----------
+    logits:
+        ``"unshifted"`` (reference, default) or ``"shifted"`` (row p-1 predicts slot p; Dream only).
+    denoise_steps:
+        S >= 1 forward passes; 1 is the paper's setting.
+    sparse_top_k:
+        Entries kept per slot before pooling (reference: 128).
+    quantization, rounding:
+        Integer impacts ``trunc(quantization * w)`` (reference zero-shot) or ``round(...)``.
+    max_logits_bytes:
+        Memory cap for one chunk of ``[rows, K, V]`` fp32 slot logits; rows are processed in chunks below it.
+    """
+
+    logits: str = "unshifted"
+    denoise_steps: int = 1
+    sparse_top_k: int = 128
+    quantization: float = 100.0
+    rounding: str = "truncate"
+    max_logits_bytes: int = 256 * 2**20
+
+    def __post_init__(self) -> None:
+        if self.logits not in LOGITS_MODES:
+            raise ValueError(f"logits={self.logits!r}: expected one of {LOGITS_MODES}")
+        for name in ("denoise_steps", "sparse_top_k"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r}: expected an integer >= 1")
+        if not self.quantization > 0:
+            raise ValueError(f"quantization={self.quantization!r}: expected a positive scale")
+        if self.rounding not in ROUNDING_MODES:
+            raise ValueError(f"rounding={self.rounding!r}: expected one of {ROUNDING_MODES}")
+        if self.max_logits_bytes < 1:
+            raise ValueError(f"max_logits_bytes={self.max_logits_bytes!r}: expected a positive byte count")
+
+
+@dataclass
+class Readout:
+    """What one batch yields.
+
+    Attributes
+    ----------
+    dense:
+        ``[B, K, H]`` fp32 slot hidden states (post-final-norm), truncated slots zeroed, not normalised.
+    slot_mask:
+        ``[B, K]`` bool, False for slots removed by stop-token truncation.
+    decoded_ids:
+        ``[B, K]`` int64 argmax token of every slot at its commit step (before truncation).
+    sparse_ids, sparse_weights:
+        ``[B, K, T]`` per-slot top-T content ids and int32 impacts (0 on truncated slots), or None when no
+        content ids were given.
+    logits:
+        ``[B, K, V]`` fp32 slot logits (only with ``keep_logits=True``; for inspection and tests).
+    """
+
+    dense: torch.Tensor
+    slot_mask: torch.Tensor
+    decoded_ids: torch.Tensor
+    sparse_ids: torch.Tensor | None = None
+    sparse_weights: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+    def sparse(self) -> list[dict[int, int]]:
+        """Max-pooled ``{token_id: impact}`` per row (empty dicts when no sparse part was computed)."""
+        if self.sparse_ids is None or self.sparse_weights is None:
+            return [{} for _ in range(self.dense.shape[0])]
+        return pool_slots(self.sparse_ids, self.sparse_weights, self.slot_mask)
+
+
+def stop_token_ids(tokenizer, mask_token_id: int | None) -> frozenset[int]:
+    """The stop set of §3.4: the tokenizer's special ids except the mask id."""
+    return frozenset(int(i) for i in tokenizer.all_special_ids) - {mask_token_id}
+
+
+def stop_truncation(decoded_ids: torch.Tensor, stop_ids: Sequence[int] | frozenset[int]) -> torch.Tensor:
+    """``[B, K]`` decoded ids -> ``[B, K]`` bool slot mask (False from the first stop slot c > 0 on)."""
+    batch, k = decoded_ids.shape
+    if not stop_ids:
+        return torch.ones((batch, k), dtype=torch.bool, device=decoded_ids.device)
+    is_stop = torch.isin(decoded_ids, torch.tensor(sorted(stop_ids), device=decoded_ids.device))
+    positions = torch.arange(k, device=decoded_ids.device).expand(batch, k)
+    first = torch.where(is_stop, positions, torch.full_like(positions, k)).amin(dim=1)
+    first = torch.where(first == 0, torch.full_like(first, k), first)  # c == 0: keep everything
+    return positions < first.unsqueeze(1)
+
+
+def commit_schedule(k: int, steps: int) -> list[int]:
+    """How many slots each of the S steps commits (reference's ``1 - t_{s+1}/t_s`` rule, fp32 as there)."""
+    timesteps = torch.linspace(1, SCHEDULE_EPS, steps + 1)
+    remaining, counts = k, []
+    for step in range(steps):
+        if remaining == 0:
+            counts.append(0)
+            continue
+        if step == steps - 1:
+            n = remaining
+        else:
+            n = max(1, int(remaining * (1 - timesteps[step + 1] / timesteps[step])))
+        n = min(n, remaining)
+        counts.append(n)
+        remaining -= n
+    return counts
+
+
+def _device_of(backbone) -> torch.device:
+    try:
+        return next(backbone.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
+def _check_finite(values: torch.Tensor, what: str, row_offset: int = 0) -> None:
+    if bool(torch.isfinite(values.sum())):  # cheap; an overflow merely falls through to the exact check
+        return
+    finite = torch.isfinite(values).reshape(values.shape[0], -1).all(dim=1)
+    if not bool(finite.all()):
+        rows = (torch.nonzero(~finite).flatten() + row_offset).tolist()
+        raise ReadoutError(f"non-finite {what} in batch rows {rows[:10]}; check the backbone dtype/weights")
+
+
+@torch.no_grad()
+def read_out(
+    backbone,
+    batch: EncodedBatch,
+    *,
+    config: ReadoutConfig = ReadoutConfig(),
+    stop_ids: frozenset[int] | Sequence[int] = frozenset(),
+    content_ids: Sequence[Sequence[int]] | None = None,
+    keep_logits: bool = False,
+) -> Readout:
+    """Run the backbone on ``batch`` and read its K mask slots.
+
+    Parameters
+    ----------
+    backbone:
+        An object implementing :class:`~pyserini_diffretriever.backbones.base.Backbone`.
+    batch:
+        From :class:`~pyserini_diffretriever.representation.inputs.InputBuilder`.
+    config:
+        Logit alignment, denoising steps, sparse settings and the logits memory cap.
+    stop_ids:
+        See :func:`stop_token_ids`; empty disables truncation.
+    content_ids:
+        Per-row allowed sparse ids (:func:`~.content_words.content_token_ids`); None skips the sparse part.
+    keep_logits:
+        Also return the ``[B, K, V]`` slot logits.
+    """
+    if config.logits == "shifted" and not getattr(backbone.spec, "logits_shifted", False):
+        raise ValueError(f"logits='shifted' needs a backbone with next-token-aligned logits; "
+                         f"{backbone.spec.model_type!r} has spec.logits_shifted=False")
+    device = _device_of(backbone)
+    ids = batch.input_ids.to(device)
+    mask = batch.attention_mask.to(device)
+    n_rows, k, start = ids.shape[0], batch.k, batch.mask_start
+    shift = 1 if config.logits == "shifted" else 0
+    if content_ids is not None and len(content_ids) != n_rows:
+        raise ValueError(f"got content ids for {len(content_ids)} rows, batch has {n_rows}")
+    vocab = int(backbone.spec.vocab_size)
+    chunk = max(1, config.max_logits_bytes // (k * vocab * 4))
+    schedule = commit_schedule(k, config.denoise_steps)
+    content = pad_content_ids(content_ids, device) if content_ids is not None else None
+
+    committed = torch.zeros((n_rows, k), dtype=torch.bool, device=device)
+    decoded = torch.zeros((n_rows, k), dtype=torch.long, device=device)
+    dense: torch.Tensor | None = None
+    sparse_ids = sparse_weights = kept_logits = None
+    current = ids.clone()
+    remaining = k
+    for n_commit in schedule:
+        if n_commit == 0:
+            break
+        hidden = backbone.hidden_states(current, mask)
+        if hidden.shape[:2] != ids.shape:
+            raise ReadoutError(f"backbone returned hidden states {tuple(hidden.shape)} for ids "
+                               f"{tuple(ids.shape)}")
+        slot_hidden = hidden[:, start:start + k]
+        logit_hidden = hidden[:, start - shift:start + k - shift]
+        _check_finite(slot_hidden, "slot hidden states")
+        if dense is None:
+            dense = torch.zeros((n_rows, k, hidden.shape[-1]), dtype=torch.float32, device=device)
+        for lo in range(0, n_rows, chunk):
+            hi = min(lo + chunk, n_rows)
+            logits = backbone.vocab_logits(logit_hidden[lo:hi]).float()
+            _check_finite(logits, "slot logits", lo)
+            argmax = logits.argmax(dim=-1)
+            if n_commit == remaining:  # S = 1 or the last step: every remaining slot, no confidence needed
+                select = ~committed[lo:hi]
+            else:
+                probs = torch.softmax(logits, dim=-1)
+                confidence = (probs * torch.log(probs + ENTROPY_EPS)).sum(dim=-1)
+                del probs
+                select = torch.zeros((hi - lo, k), dtype=torch.bool, device=device)
+                for row in range(hi - lo):
+                    masked = torch.nonzero(~committed[lo + row]).flatten()
+                    take = min(n_commit, masked.numel())
+                    if take:
+                        best = confidence[row, masked].topk(take).indices
+                        select[row, masked[best]] = True
+            dense[lo:hi][select] = slot_hidden[lo:hi][select].float()
+            decoded[lo:hi][select] = argmax[select]
+            if content is not None:
+                ids_c, weights_c = slot_impacts(
+                    logits, content[0][lo:hi], content[1][lo:hi], mask_token_id=backbone.spec.mask_token_id,
+                    top_k=config.sparse_top_k, quantization=config.quantization, rounding=config.rounding,
+                )
+                if sparse_ids is None:
+                    width = ids_c.shape[-1]
+                    sparse_ids = torch.zeros((n_rows, k, width), dtype=torch.long, device=device)
+                    sparse_weights = torch.zeros((n_rows, k, width), dtype=torch.int32, device=device)
+                sparse_ids[lo:hi][select] = ids_c[select]
+                sparse_weights[lo:hi][select] = weights_c[select]
+            if keep_logits:
+                if kept_logits is None:
+                    kept_logits = torch.zeros((n_rows, k, logits.shape[-1]), dtype=torch.float32,
+                                              device=device)
+                kept_logits[lo:hi][select] = logits[select]
+            committed[lo:hi] |= select
+            current[lo:hi, start:start + k] = torch.where(select, argmax, current[lo:hi, start:start + k])
+            del logits
+        remaining -= n_commit
+        del hidden, slot_hidden, logit_hidden
+    slot_mask = stop_truncation(decoded, stop_ids)
+    dense = dense * slot_mask.unsqueeze(-1)
+    if sparse_weights is not None:
+        sparse_weights = sparse_weights * slot_mask.unsqueeze(-1).to(torch.int32)
+    return Readout(dense=dense, slot_mask=slot_mask, decoded_ids=decoded, sparse_ids=sparse_ids,
+                   sparse_weights=sparse_weights, logits=kept_logits)
