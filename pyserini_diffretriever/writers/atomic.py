@@ -1,0 +1,71 @@
+"""All-or-nothing output folders.
+
+Why: encoding a corpus can take hours; a run that crashes, is cancelled or is killed (even with SIGKILL) must
+not leave a folder that looks like a finished index. Output is written into a sibling folder named
+``OUT.partial-<pid>-<random>`` and renamed to ``OUT`` only after everything (manifest last) is written. A
+``rename`` within one file system is atomic, so ``OUT`` either does not exist or is complete. After a SIGKILL
+the ``.partial-*`` folder stays behind for inspection; it is never mistaken for output and may be deleted.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class OutputExistsError(FileExistsError):
+    """The output folder already exists and overwriting was not requested."""
+
+
+def check_output_free(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Fail early (before hours of work) if ``path`` exists and ``overwrite`` is false."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; choose another output or pass --overwrite")
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path} exists and is not a folder")
+    return path
+
+
+@contextmanager
+def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary sibling folder; on success rename it to ``path``, on error delete it.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Final output folder. Its parent is created if needed.
+    overwrite : bool
+        Replace an existing ``path`` (only once the new output is complete).
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is false (checked before and after the work).
+    """
+    final = check_output_free(path, overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = final.with_name(f"{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    partial.mkdir()
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if final.exists():
+        if not overwrite:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise OutputExistsError(f"{final} appeared while this run was writing; output left unfinished")
+        old = final.with_name(f"{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+        os.replace(partial, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(partial, final)
+    logger.info("Wrote %s", final)

@@ -1,0 +1,208 @@
+"""Multi-vector documents (K' vectors each) -> a flat matrix plus offsets, written with flat memory use.
+
+Layout::
+
+    DIR/vectors.npy    [total_vectors, H] float32 (or float16), rows of document i are offsets[i]:offsets[i+1]
+    DIR/offsets.npy    int64 [N + 1], offsets[0] == 0, offsets[-1] == total_vectors
+    DIR/docid          one id per line, document order
+    DIR/manifest.json  kind "multi", dimension, dtype, num_vectors
+
+Why this way: the total number of vectors is unknown until the corpus ends, and keeping them in memory does
+not scale. Rows are appended to ``vectors.npy`` after a reserved 128-byte header, and the real ``.npy`` header
+(written with :func:`numpy.lib.format.write_array_header_1_0`) replaces the reservation when the shape is known.
+Memory stays at one batch and disk at one copy. Read with ``np.load(DIR/"vectors.npy", mmap_mode="r")``.
+Candidate-generation (ANN) structures are built by the searcher from these files.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .base import VectorWriter, WriterError
+from .manifest import build_manifest, read_manifest
+
+logger = logging.getLogger(__name__)
+
+VECTORS_NAME = "vectors.npy"
+OFFSETS_NAME = "offsets.npy"
+DOCID_NAME = "docid"
+_HEADER_BYTES = 128  # what numpy writes for any 2-D shape below ~10^40 rows
+
+
+def _npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    )
+    header = buffer.getvalue()
+    if len(header) != _HEADER_BYTES:  # pragma: no cover - needs an absurd shape
+        raise WriterError(f"unexpected .npy header size {len(header)} for shape {shape}")
+    return header
+
+
+class MultiVectorWriter(VectorWriter):
+    """Stream per-document ``[K', H]`` matrices into ``vectors.npy`` + ``offsets.npy`` + ``docid``.
+
+    Parameters
+    ----------
+    directory : str or PathLike
+        Output folder (created; must be empty).
+    encoder_settings : mapping, optional
+        ``encoder.settings()``; stored in the manifest.
+    dtype : {"float32", "float16"}
+        Storage type of ``vectors.npy`` (float16 halves the size; values must fit, else an error).
+    dimension : int, optional
+        Expected vector size; default: from the first document.
+    shard, manifest_extra
+        As for :class:`~pyserini_diffretriever.writers.faiss.FaissFlatWriter`.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> out = os.path.join(tempfile.mkdtemp(), "multi")
+    >>> with MultiVectorWriter(out) as writer:
+    ...     writer.write({"id": ["d1", "d2"], "vector": [np.ones((3, 4), "float32"), np.zeros((1, 4), "float32")]})
+    >>> np.load(os.path.join(out, "offsets.npy")).tolist(), np.load(os.path.join(out, "vectors.npy")).shape
+    ([0, 3, 4], (4, 4))
+    """
+
+    kind = "multi"
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        encoder_settings: Mapping[str, Any] | None = None,
+        dtype: str = "float32",
+        dimension: int | None = None,
+        shard: tuple[int, int] = (0, 1),
+        manifest_extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(directory, encoder_settings, shard, manifest_extra)
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+        self.dimension = dimension
+        self.num_vectors = 0
+        self._offsets: list[int] = [0]
+        self._vectors: BinaryIO | None = None
+        self._docid_file = None
+
+    def _open(self) -> None:
+        self._vectors = open(self.directory / VECTORS_NAME, "wb")
+        self._vectors.write(b"\0" * _HEADER_BYTES)
+        self._docid_file = open(self.directory / DOCID_NAME, "w", encoding="utf-8")
+
+    def write(self, batch_info: Mapping[str, Any], fields: Sequence[str] | None = None) -> None:
+        """Append ``batch_info["vector"]`` (a list of ``[K', H]`` arrays, ``K' >= 1``) for ``batch_info["id"]``."""
+        ids = self._check_ids(batch_info)
+        matrices = list(batch_info["vector"])
+        if len(matrices) != len(ids):
+            raise WriterError(f"multi batch has {len(matrices)} matrices for {len(ids)} ids (first id {ids[0]!r})")
+        for docid, matrix in zip(ids, matrices):
+            matrix = np.asarray(matrix)
+            if matrix.ndim != 2 or matrix.shape[0] < 1:
+                raise WriterError(f"multi-vector of document {docid!r} must have shape [K>=1, H], "
+                                  f"got {list(matrix.shape)}")
+            if self.dimension is None:
+                self.dimension = int(matrix.shape[1])
+            if matrix.shape[1] != self.dimension:
+                raise WriterError(f"multi-vector of document {docid!r} has dimension {matrix.shape[1]}, "
+                                  f"expected {self.dimension}")
+            with np.errstate(over="ignore"):  # float16 overflow becomes inf, reported just below
+                stored = np.ascontiguousarray(matrix, dtype=self.dtype)
+            if not np.isfinite(stored).all():
+                raise WriterError(f"multi-vector of document {docid!r} has NaN or infinite values"
+                                  + (" after conversion to float16" if self.dtype == np.float16 else ""))
+            self._vectors.write(stored.tobytes())
+            self.num_vectors += stored.shape[0]
+            self._offsets.append(self.num_vectors)
+        self._docid_file.writelines(f"{docid}\n" for docid in ids)
+        self.num_docs += len(ids)
+
+    def _close(self, success: bool) -> None:
+        if self._docid_file is not None:
+            self._docid_file.close()
+        if self._vectors is None:
+            return
+        try:
+            if success:
+                if self.num_docs == 0:
+                    raise WriterError(f"{self.directory}: no documents were written")
+                self._vectors.seek(0)
+                self._vectors.write(_npy_header(self.dtype, (self.num_vectors, self.dimension)))
+        finally:
+            self._vectors.close()
+            self._vectors = None
+        if success:
+            np.save(self.directory / OFFSETS_NAME, np.asarray(self._offsets, dtype=np.int64))
+
+    def _manifest(self) -> dict[str, Any]:
+        return build_manifest("multi", self.encoder_settings, self.num_docs, dimension=self.dimension,
+                              shard=self.shard, dtype=self.dtype.name, num_vectors=self.num_vectors,
+                              **self.manifest_extra)
+
+
+class MultiVectorFolder:
+    """Read access to a multi-vector folder (memory-mapped), checking that its files agree.
+
+    Attributes
+    ----------
+    vectors : np.ndarray
+        ``[total_vectors, H]`` memory map.
+    offsets : np.ndarray
+        ``int64 [N + 1]``.
+    docids : list of str
+    manifest : dict
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        self.manifest = read_manifest(self.directory, "multi")
+        self.vectors = np.load(self.directory / VECTORS_NAME, mmap_mode="r")
+        self.offsets = np.load(self.directory / OFFSETS_NAME)
+        with open(self.directory / DOCID_NAME, encoding="utf-8") as handle:
+            self.docids = [line.rstrip("\n") for line in handle]
+        n = len(self.docids)
+        problems = []
+        if self.offsets.shape != (n + 1,) or self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 1):
+            problems.append(f"offsets must be increasing int64 [N+1={n + 1}] from 0")
+        elif self.offsets[-1] != self.vectors.shape[0]:
+            problems.append(f"offsets end at {self.offsets[-1]} but vectors.npy has {self.vectors.shape[0]} rows")
+        if self.manifest["num_docs"] != n:
+            problems.append(f"manifest num_docs {self.manifest['num_docs']} != {n} ids")
+        if self.vectors.ndim != 2 or self.vectors.shape[1] != self.manifest.get("dimension"):
+            problems.append(f"vectors.npy shape {self.vectors.shape} does not match dimension "
+                            f"{self.manifest.get('dimension')}")
+        if problems:
+            raise WriterError(f"{self.directory}: inconsistent multi-vector folder: {'; '.join(problems)}")
+
+    def __len__(self) -> int:
+        return len(self.docids)
+
+    def document(self, i: int) -> np.ndarray:
+        """The ``[K', H]`` vectors of document ``i``."""
+        return np.asarray(self.vectors[self.offsets[i]: self.offsets[i + 1]])
+
+
+def merge_multivector(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
+                      manifest_extra: Mapping[str, Any] | None = None, docs_per_step: int = 4096) -> int:
+    """Concatenate multi-vector shard folders (in order) into ``output``; return the document count."""
+    first = MultiVectorFolder(inputs[0])
+    writer = MultiVectorWriter(output, first.manifest["encoder"], dtype=first.manifest.get("dtype", "float32"),
+                               dimension=first.manifest["dimension"], manifest_extra=manifest_extra)
+    with writer:
+        for folder in inputs:
+            shard = MultiVectorFolder(folder)
+            for begin in range(0, len(shard), docs_per_step):
+                stop = min(begin + docs_per_step, len(shard))
+                block = np.asarray(shard.vectors[shard.offsets[begin]: shard.offsets[stop]])
+                local = shard.offsets[begin: stop + 1] - shard.offsets[begin]
+                writer.write({"id": shard.docids[begin:stop],
+                              "vector": [block[local[i]: local[i + 1]] for i in range(stop - begin)]})
+    return writer.num_docs

@@ -1,0 +1,43 @@
+"""All-or-nothing output folders."""
+from __future__ import annotations
+
+import pytest
+
+from pyserini_diffretriever.writers.atomic import OutputExistsError, atomic_output_dir
+
+
+def test_success_renames_partial_into_place(tmp_path):
+    out = tmp_path / "sub" / "out"
+    with atomic_output_dir(out) as partial:
+        assert partial.parent == out.parent and partial.name.startswith("out.partial-")
+        assert not out.exists()
+        (partial / "file").write_text("done")
+    assert (out / "file").read_text() == "done"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out"]
+
+
+def test_error_removes_partial_and_leaves_no_output(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output_dir(out) as partial:
+            (partial / "half").write_text("x")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_needs_overwrite_and_survives_a_failed_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old").write_text("old")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        with atomic_output_dir(out):
+            pass
+    with pytest.raises(RuntimeError):
+        with atomic_output_dir(out, overwrite=True) as partial:
+            (partial / "new").write_text("new")
+            raise RuntimeError("boom")
+    assert [p.name for p in out.iterdir()] == ["old"]
+    with atomic_output_dir(out, overwrite=True) as partial:
+        (partial / "new").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

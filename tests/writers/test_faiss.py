@@ -1,0 +1,86 @@
+"""Dense FAISS folders: Pyserini's FaissSearcher opens them as is and ranks by exact inner product."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyserini_diffretriever.writers import FaissFlatWriter, WriterError, read_faiss_docids, read_manifest
+
+
+def _vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+
+
+def _write(out, ids, vectors, batch=3, **kwargs):
+    with FaissFlatWriter(out, {"backbone": "fake"}, **kwargs) as writer:
+        for start in range(0, len(ids), batch):
+            writer.write({"id": ids[start:start + batch], "vector": vectors[start:start + batch]})
+    return writer
+
+
+def test_folder_layout_manifest_and_vectors(tmp_path):
+    import faiss
+
+    ids = [f"doc{i}" for i in range(7)]
+    vectors = _vectors(7, 5)
+    _write(tmp_path / "dense", ids, vectors.astype(np.float64), shard=(1, 3))  # float64 input is converted
+    assert read_faiss_docids(tmp_path / "dense") == ids
+    index = faiss.read_index(str(tmp_path / "dense" / "index"))
+    assert isinstance(index, faiss.IndexFlatIP) and index.ntotal == 7 and index.d == 5
+    np.testing.assert_array_equal(index.reconstruct_n(0, 7), vectors)
+    manifest = read_manifest(tmp_path / "dense", "dense")
+    assert (manifest["num_docs"], manifest["dimension"], manifest["shard"]) == (7, 5, {"id": 1, "num": 3})
+    assert manifest["encoder"] == {"backbone": "fake"}
+
+
+@pytest.mark.jvm
+def test_faiss_searcher_opens_folder_and_ranks_by_inner_product(tmp_path):
+    import pyserini_diffretriever  # noqa: F401  (Java first: importing pyserini.search starts the JVM)
+    from pyserini.search.faiss import FaissSearcher
+
+    ids = [f"d{i}" for i in range(12)]
+    vectors = _vectors(12, 6, seed=1)
+    _write(tmp_path / "dense", ids, vectors, batch=5)
+    query = _vectors(1, 6, seed=2)[0]
+
+    class FixedQueryEncoder:
+        def encode(self, text):
+            return query
+
+    searcher = FaissSearcher(str(tmp_path / "dense"), FixedQueryEncoder())
+    hits = searcher.search("any query", k=4)
+    scores = vectors @ query
+    expected = np.argsort(-scores)[:4]
+    assert [h.docid for h in hits] == [ids[i] for i in expected]
+    np.testing.assert_allclose([h.score for h in hits], scores[expected], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        ({"id": ["b"], "vector": np.ones((1, 3), np.float32)}, "dimension 3, expected 4"),
+        ({"id": ["b"], "vector": np.full((1, 4), np.nan, np.float32)}, "document 'b' has NaN"),
+        ({"id": ["a"], "vector": np.ones((1, 4), np.float32)}, "duplicate document id 'a'"),
+        ({"id": ["b", "c"], "vector": np.ones((1, 4), np.float32)}, r"shape \[2, H\]"),
+        ({"id": ["b\nc"], "vector": np.ones((1, 4), np.float32)}, "line break"),
+    ],
+)
+def test_bad_batches_raise_and_leave_no_manifest(tmp_path, second, message):
+    with pytest.raises(WriterError, match=message):
+        with FaissFlatWriter(tmp_path / "dense") as writer:
+            writer.write({"id": ["a"], "vector": np.ones((1, 4), np.float32)})
+            writer.write(second)
+    assert not (tmp_path / "dense" / "manifest.json").exists()
+
+
+def test_empty_output_and_non_empty_folder_are_errors(tmp_path):
+    with pytest.raises(WriterError, match="no documents"):
+        with FaissFlatWriter(tmp_path / "dense"):
+            pass
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        with FaissFlatWriter(tmp_path / "full"):
+            pass
+    with pytest.raises(RuntimeError, match="context manager"):
+        FaissFlatWriter(tmp_path / "unused").write({"id": ["a"], "vector": np.ones((1, 2))})
