@@ -28,6 +28,8 @@ _LAZY = {
     "load_backbone": "pyserini_diffretriever.backbones",
     "MultiVectorSearcher": "pyserini_diffretriever.search",
     "fuse_min_max": "pyserini_diffretriever.search",
+    "MinMaxHybridSearcher": "pyserini_diffretriever.search",
+    "open_searcher": "pyserini_diffretriever.search",
 }
 
 __all__ = sorted(_LAZY) + ["__version__", "require_jvm"]
@@ -47,4 +49,4 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # pragma: no cover
     from .backbones import load_backbone
     from .encoders import DiffRetrieverDocumentEncoder, DiffRetrieverModel, DiffRetrieverQueryEncoder
-    from .search import MultiVectorSearcher, fuse_min_max
+    from .search import MinMaxHybridSearcher, MultiVectorSearcher, fuse_min_max, open_searcher

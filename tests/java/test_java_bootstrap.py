@@ -140,6 +140,7 @@ def test_no_java_anywhere_gives_actionable_error(monkeypatch):
 def test_option_filter_drops_only_the_vector_module(monkeypatch):
     import jnius_config
 
+    monkeypatch.setattr(jnius_config, "vm_running", False)  # other tests may have started this process's JVM
     monkeypatch.setattr(jnius_config, "options", ["--add-modules=jdk.incubator.vector", "-Xmx1g"])
     monkeypatch.setattr(jnius_config, "add_options", jnius_config.add_options)
     _java._install_option_filter()

@@ -1,0 +1,215 @@
+"""``python -m pyserini_diffretriever.search``: search DiffRetriever indexes and write a TREC run.
+
+One index (its kind -- dense, multi or impact -- comes from its manifest)::
+
+    python -m pyserini_diffretriever.search --index indexes/cranfield.multi \\
+        --topics topics.tsv --output runs/multi.trec --hits 1000
+
+Hybrid: a dense or multi-vector index plus an impact index, fused with the paper's min-max fusion (default,
+alpha weighs the dense side) or Pyserini's ``HybridSearcher`` (``--fusion pyserini``, alpha weighs the sparse
+side as in ``python -m pyserini.search.hybrid``)::
+
+    python -m pyserini_diffretriever.search --multi-index indexes/c.multi --impact-index indexes/c.impact \\
+        --fusion minmax --alpha 0.5 --depth 1000 --topics topics.tsv --output runs/hybrid.trec
+
+The query encoder is rebuilt from each index's manifest (backbone, adapter, read-out, quantisation); ``--encoder``
+overrides the checkpoint location and ``--k``/``--prompt`` the query side. Indexes that share a backbone share
+one loaded model. Runs are ``qid Q0 docid rank score tag`` (6 decimals), ordered by (-score, docid); evaluate with
+``python -m pyserini_diffretriever.run pyserini.eval.trec_eval -c -m ndcg_cut.10 QRELS RUN``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..search.fusion import MinMaxHybridSearcher
+from ..search.index_format import IndexFormatError, IndexMismatchError, ManifestError, read_manifest
+from ..search.runs import OUTPUT_FORMATS, RunWriter
+from ..search.topics import TopicsFormatError, read_topics
+from . import configure_logging
+
+logger = logging.getLogger(__name__)
+
+PROGRAM = "python -m pyserini_diffretriever.search"
+SIDES = ("dense", "multi", "impact")
+FUSIONS = ("minmax", "pyserini")
+DEFAULT_ALPHA = {"minmax": 0.5, "pyserini": 0.1}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options named as in ``python -m pyserini.search.faiss`` / ``pyserini.search.hybrid`` where they overlap."""
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description=__doc__.split("\n", 1)[0].split(": ", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 1)[1].replace("``", "").replace("::", ":").strip(),
+    )
+    where = parser.add_argument_group("indexes (--index, or one or two of --dense/--multi/--impact-index)")
+    where.add_argument("--index", help="one index folder written by this package (kind from its manifest)")
+    for side in SIDES:
+        where.add_argument(f"--{side}-index", help=f"{side} index folder (hybrid: give two)")
+    where.add_argument("--fusion", choices=FUSIONS, default="minmax",
+                       help="hybrid fusion: minmax = the paper's (default), pyserini = Pyserini's HybridSearcher")
+    where.add_argument("--alpha", type=float, default=None,
+                       help="fusion weight (minmax: of the dense/multi side, default 0.5; pyserini: of the sparse "
+                            "side, default 0.1)")
+    where.add_argument("--depth", type=int, default=1000, help="hits per side that are fused (default 1000)")
+    where.add_argument("--normalization", action="store_true", help="pyserini fusion: its score normalisation")
+    where.add_argument("--weight-on-dense", action="store_true", help="pyserini fusion: alpha weighs the dense side")
+
+    run = parser.add_argument_group("topics and output")
+    run.add_argument("--topics", required=True, help="local topics: .tsv/.txt (qid<TAB>text), .json or .jsonl")
+    run.add_argument("--output", required=True, help="run file to write")
+    run.add_argument("--output-format", choices=OUTPUT_FORMATS, default="trec", help="trec (default) or msmarco")
+    run.add_argument("--run-tag", default="DiffRetriever", help="TREC run tag (default DiffRetriever)")
+    run.add_argument("--hits", type=int, default=1000, help="hits per query (default 1000)")
+    run.add_argument("--batch-size", type=int, default=16, help="queries per batch_search call (default 16)")
+    run.add_argument("--threads", type=int, default=1, help="search threads (default 1)")
+    run.add_argument("--remove-query", action="store_true", help="drop a hit whose docid equals the qid (BEIR)")
+
+    encoder = parser.add_argument_group("query encoder (defaults from each index's manifest)")
+    encoder.add_argument("--encoder", default=None, help="checkpoint folder or hub id (default: manifest backbone)")
+    encoder.add_argument("--k", type=int, default=None, help="query mask slots K_q (default per backbone)")
+    encoder.add_argument("--prompt", default=None, help="one, few, three or a YAML (default: the documents')")
+    encoder.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    encoder.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                         help="backbone weight dtype (default float32)")
+    encoder.add_argument("--max-length", type=int, default=None, help="query token budget (default 512)")
+    encoder.add_argument("--encoder-batch-size", type=int, default=None, help="queries per forward pass")
+    encoder.add_argument("--ignore-mismatch", nargs="+", default=(), metavar="KEY",
+                         help="encoder settings not to compare with the index (e.g. backbone for a moved folder)")
+
+    multi = parser.add_argument_group("multi-vector and impact search")
+    multi.add_argument("--mode", choices=("default", "exact"), default="default",
+                       help="multi: candidates + exact MaxSim (default) or exhaustive MaxSim")
+    multi.add_argument("--candidates", type=int, default=None, help="multi: documents per candidate source")
+    multi.add_argument("--nprobe", type=int, default=None, help="multi: IVF lists probed per query vector")
+    multi.add_argument("--token-index", choices=("auto", "flat", "ivf", "hnsw"), default="auto",
+                       help="multi: token index kind used or built (default auto)")
+    multi.add_argument("--min-idf", type=float, default=0, help="impact: LuceneImpactSearcher min_idf (default 0)")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def _indexes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[tuple[str, Path]]:
+    """``[(side, folder)]`` in fusion order (dense, multi, impact); sides of ``--index`` come from the manifest."""
+    named = [(side, Path(getattr(args, f"{side}_index"))) for side in SIDES if getattr(args, f"{side}_index")]
+    if args.index and named:
+        parser.error("give --index or --dense/--multi/--impact-index, not both")
+    if args.index:
+        return [("", Path(args.index))]
+    if not named:
+        parser.error("no index: give --index or --dense-index/--multi-index/--impact-index")
+    if len(named) > 2:
+        parser.error("fusion combines two runs: give at most two of --dense-index, --multi-index, --impact-index")
+    return named
+
+
+def _check_values(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    for name in ("hits", "batch_size", "threads", "depth", "k", "max_length", "encoder_batch_size", "candidates",
+                 "nprobe"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
+    if args.alpha is not None and not 0.0 <= args.alpha <= 1.0 and args.fusion == "minmax":
+        parser.error(f"--alpha must be in [0, 1] for minmax fusion (got {args.alpha})")
+
+
+def _open(indexes: list[tuple[str, Path]], args: argparse.Namespace) -> list[Any]:
+    """Open each index; indexes built from the same checkpoint share one loaded model."""
+    from ..search.factory import open_searcher
+
+    searchers: list[Any] = []
+    loaded: dict[tuple[str, str | None], Any] = {}
+    for side, folder in indexes:
+        manifest = read_manifest(folder)
+        expected = {"dense": "dense", "multi": "multi", "impact": "impact-index"}.get(side)
+        if expected and manifest["kind"] != expected:
+            raise IndexFormatError(f"{folder}: given as --{side}-index but its manifest kind is {manifest['kind']!r}")
+        settings = manifest.get("encoder", {})
+        source = args.encoder or settings.get("backbone")
+        key = (str(source), settings.get("adapter"))
+        options: dict[str, Any] = {}
+        if manifest["kind"] == "multi":
+            options = {"mode": args.mode, "candidates": args.candidates, "nprobe": args.nprobe,
+                       "threads": args.threads, "token_index": args.token_index}
+        searcher = open_searcher(
+            folder, model=loaded.get(key, source), k=args.k, prompt=args.prompt, device=args.device,
+            dtype=args.dtype, max_length=args.max_length, batch_size=args.encoder_batch_size,
+            ignore_mismatch=args.ignore_mismatch, min_idf=args.min_idf, **options,
+        )
+        encoder_model = getattr(searcher.query_encoder, "model", None)
+        if encoder_model is not None:
+            loaded.setdefault(key, encoder_model)
+        logger.info("opened %s index %s (%s)", manifest["kind"], folder, type(searcher).__name__)
+        searchers.append(searcher)
+    return searchers
+
+
+class _PyseriniHybrid:
+    """Pyserini's ``HybridSearcher`` behind the ``search(q, k)`` / ``batch_search(..., k, threads)`` shape."""
+
+    def __init__(self, dense: Any, sparse: Any, alpha: float, depth: int, normalization: bool,
+                 weight_on_dense: bool) -> None:
+        from pyserini.search.hybrid import HybridSearcher
+
+        self.searcher = HybridSearcher(dense, sparse)
+        self.options = {"k0": depth, "alpha": alpha, "normalization": normalization,
+                        "weight_on_dense": weight_on_dense}
+
+    def batch_search(self, queries: list[str], q_ids: list[str], k: int, threads: int) -> dict[str, list[Any]]:
+        return self.searcher.batch_search(queries, q_ids, k=k, threads=threads, **self.options)
+
+
+def _searcher(indexes: list[tuple[str, Path]], args: argparse.Namespace) -> Any:
+    searchers = _open(indexes, args)
+    if len(searchers) == 1:
+        return searchers[0]
+    alpha = DEFAULT_ALPHA[args.fusion] if args.alpha is None else args.alpha
+    if args.fusion == "minmax":
+        return MinMaxHybridSearcher(searchers[0], searchers[1], alpha=alpha, depth=args.depth)
+    return _PyseriniHybrid(searchers[0], searchers[1], alpha, args.depth, args.normalization, args.weight_on_dense)
+
+
+def run_search(args: argparse.Namespace, indexes: list[tuple[str, Path]]) -> int:
+    """Search every topic and write the run; returns the number of queries written."""
+    topics = read_topics(args.topics)
+    searcher = _searcher(indexes, args)
+    qids, texts = list(topics), list(topics.values())
+    started, lines = time.perf_counter(), 0
+    with RunWriter(args.output, args.output_format, args.run_tag, args.hits) as writer:
+        for lo in range(0, len(qids), args.batch_size):
+            batch_ids, batch_texts = qids[lo:lo + args.batch_size], texts[lo:lo + args.batch_size]
+            results = searcher.batch_search(batch_texts, batch_ids, k=args.hits, threads=args.threads)
+            for qid in batch_ids:
+                hits = list(results.get(qid, []))
+                if args.remove_query:
+                    hits = [hit for hit in hits if str(hit.docid).strip() != qid]
+                lines += writer.write(qid, hits)
+            logger.info("searched %d/%d queries", min(lo + args.batch_size, len(qids)), len(qids))
+    logger.info("wrote %s: %d queries, %d lines in %.1f s", args.output, len(qids), lines,
+                time.perf_counter() - started)
+    return len(qids)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m pyserini_diffretriever.search``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    indexes = _indexes(args, parser)
+    _check_values(args, parser)
+    configure_logging(args.verbose)
+    try:
+        run_search(args, indexes)
+    except (IndexFormatError, IndexMismatchError, ManifestError, TopicsFormatError) as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
