@@ -67,3 +67,5 @@ def configure_logging(verbose: bool = False) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # third-party chatter (faiss' loader reports every SIMD variant it tries)
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
