@@ -5,33 +5,15 @@ root prepares Java first (:mod:`pyserini_diffretriever._java`).
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Sequence
 
-import torch
 from pyserini.encode import DocumentEncoder
 
-from ..backbones.base import LoadedBackbone
-from ..representation.prompts import PromptTemplate
-from .model import DiffRetrieverModel, RepresentationBatch, SideEncoder
+from ._common import SideEncoderMixin
+from .model import RepresentationBatch
 
 
-def _pop_model_name(model_name_or_path, kwargs: dict, cls_name: str):
-    """Accept Pyserini's ``model_name=`` spelling and reject any other unknown keyword."""
-    alias = kwargs.pop("model_name", None)
-    if alias is not None:
-        if model_name_or_path is not None:
-            raise TypeError(f"{cls_name}: give model_name_or_path or model_name, not both")
-        model_name_or_path = alias
-    if kwargs:
-        raise TypeError(f"{cls_name}: unexpected keyword arguments {sorted(kwargs)}")
-    if model_name_or_path is None:
-        raise TypeError(f"{cls_name}: model_name_or_path is required")
-    return model_name_or_path
-
-
-class DiffRetrieverDocumentEncoder(DocumentEncoder):
+class DiffRetrieverDocumentEncoder(SideEncoderMixin, DocumentEncoder):
     """Encode passages with a diffusion LM's K representative tokens (DiffRetriever).
 
     Parameters
@@ -66,51 +48,6 @@ class DiffRetrieverDocumentEncoder(DocumentEncoder):
 
     side = "passage"
 
-    def __init__(
-        self,
-        model_name_or_path: "str | os.PathLike | LoadedBackbone | DiffRetrieverModel | None" = None,
-        representation: str = "dense",
-        k: int | None = None,
-        prompt: str | Path | PromptTemplate = "few",
-        max_length: int = 512,
-        device: str | torch.device = "cpu",
-        dtype: str | torch.dtype = "float32",
-        adapter: str | os.PathLike | None = None,
-        batch_size: int = 16,
-        logits: str = "unshifted",
-        denoise_steps: int = 1,
-        title_separator: str = ". ",
-        sparse_top_k: int = 128,
-        quantization: float = 100,
-        rounding: str = "truncate",
-        **kwargs,
-    ) -> None:
-        model_name_or_path = _pop_model_name(model_name_or_path, kwargs, type(self).__name__)
-        self._side = SideEncoder(
-            model_name_or_path, self.side, representation=representation, k=k, prompt=prompt,
-            max_length=max_length, device=device, dtype=dtype, adapter=adapter, batch_size=batch_size,
-            logits=logits, denoise_steps=denoise_steps, title_separator=title_separator,
-            sparse_top_k=sparse_top_k, quantization=quantization, rounding=rounding,
-        )
-
-    @property
-    def model(self) -> DiffRetrieverModel:
-        """The shared model (pass it to a query encoder to reuse the weights)."""
-        return self._side.model
-
-    @property
-    def representation(self) -> str:
-        return self._side.representation
-
-    @property
-    def k(self) -> int:
-        return self._side.k
-
-    @property
-    def dimension(self) -> int:
-        """Hidden size H (the FAISS dimension of dense vectors)."""
-        return self._side.dimension
-
     def encode(self, texts: Sequence[str], titles: Sequence[str | None] | None = None,
                max_length: int | None = None, fp16: bool = False, **kwargs):
         """Encode a batch of passages in this encoder's representation.
@@ -133,18 +70,9 @@ class DiffRetrieverDocumentEncoder(DocumentEncoder):
         """
         batch = self._side.encode(texts, titles, max_length=max_length, fp16=fp16,
                                   representations=(self.representation,))
-        if self.representation == "dense":
-            return batch.dense
-        if self.representation == "multi":
-            return batch.multi
-        return batch.impact
+        return self._select(batch)
 
     def encode_all(self, texts: Sequence[str], titles: Sequence[str | None] | None = None,
                    max_length: int | None = None, fp16: bool = False) -> RepresentationBatch:
         """Dense, multi and impact representations of the passages from one forward pass per batch."""
         return self._side.encode(texts, titles, max_length=max_length, fp16=fp16)
-
-    def settings(self) -> dict:
-        """What an index built with this encoder records (backbone, vocabulary hash, K, prompt, …)."""
-        return self._side.settings()
-

@@ -6,20 +6,15 @@
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Sequence
 
-import torch
 from pyserini.encode import QueryEncoder
 
-from ..backbones.base import LoadedBackbone
-from ..representation.prompts import PromptTemplate
-from .document import _pop_model_name
-from .model import DiffRetrieverModel, RepresentationBatch, SideEncoder
+from ._common import SideEncoderMixin
+from .model import RepresentationBatch
 
 
-class DiffRetrieverQueryEncoder(QueryEncoder):
+class DiffRetrieverQueryEncoder(SideEncoderMixin, QueryEncoder):
     """Encode queries with a diffusion LM's K representative tokens (DiffRetriever).
 
     Same constructor as :class:`~pyserini_diffretriever.encoders.document.DiffRetrieverDocumentEncoder`
@@ -28,58 +23,6 @@ class DiffRetrieverQueryEncoder(QueryEncoder):
     """
 
     side = "query"
-
-    def __init__(
-        self,
-        model_name_or_path: "str | os.PathLike | LoadedBackbone | DiffRetrieverModel | None" = None,
-        representation: str = "dense",
-        k: int | None = None,
-        prompt: str | Path | PromptTemplate = "few",
-        max_length: int = 512,
-        device: str | torch.device = "cpu",
-        dtype: str | torch.dtype = "float32",
-        adapter: str | os.PathLike | None = None,
-        batch_size: int = 16,
-        logits: str = "unshifted",
-        denoise_steps: int = 1,
-        title_separator: str = ". ",
-        sparse_top_k: int = 128,
-        quantization: float = 100,
-        rounding: str = "truncate",
-        **kwargs,
-    ) -> None:
-        model_name_or_path = _pop_model_name(model_name_or_path, kwargs, type(self).__name__)
-        super().__init__()
-        self._side = SideEncoder(
-            model_name_or_path, self.side, representation=representation, k=k, prompt=prompt,
-            max_length=max_length, device=device, dtype=dtype, adapter=adapter, batch_size=batch_size,
-            logits=logits, denoise_steps=denoise_steps, title_separator=title_separator,
-            sparse_top_k=sparse_top_k, quantization=quantization, rounding=rounding,
-        )
-        self.has_model = True
-
-    @property
-    def model(self) -> DiffRetrieverModel:
-        return self._side.model
-
-    @property
-    def representation(self) -> str:
-        return self._side.representation
-
-    @property
-    def k(self) -> int:
-        return self._side.k
-
-    @property
-    def dimension(self) -> int:
-        return self._side.dimension
-
-    def _select(self, batch: RepresentationBatch):
-        if self.representation == "dense":
-            return batch.dense
-        if self.representation == "multi":
-            return batch.multi
-        return batch.impact
 
     def encode(self, query: str, **kwargs):
         """Encode one query.
@@ -101,8 +44,3 @@ class DiffRetrieverQueryEncoder(QueryEncoder):
     def encode_all(self, queries: Sequence[str]) -> RepresentationBatch:
         """Dense, multi and impact representations of the queries from one forward pass per batch."""
         return self._side.encode(list(queries))
-
-    def settings(self) -> dict:
-        """The query-side settings (compare with the index's document-side settings)."""
-        return self._side.settings()
-
