@@ -196,7 +196,7 @@ def _raw_lines(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes | None, 
                         if not chunk:
                             break
                         size += len(chunk)
-                    yield line_number, None, size
+                    yield line_number, None, size - chunk.endswith(b"\n")  # bytes of the record, without \n
                     continue
                 yield line_number, chunk, len(chunk)
         except (OSError, EOFError, gzip.BadGzipFile) as error:  # truncated or corrupt .gz, I/O error
@@ -217,7 +217,7 @@ def shard_bounds(total: int, shard_id: int, shard_num: int) -> tuple[int, int]:
 
 def docid_problem(docid: str) -> str | None:
     """Why ``docid`` cannot be an output id (``None`` if it can): empty, whitespace, control or surrogate."""
-    if not docid:
+    if not docid.strip():
         return "empty id"
     if any(ch.isspace() for ch in docid):
         return (f"id {docid!r} contains whitespace (the docid file holds one id per line and TREC run files "

@@ -58,7 +58,7 @@ def test_docid_field_option(tmp_path):
         ('["d1", "text"]', ("text",), r"line 2: expected a JSON object"),
         ('{"text": "no id"}', ("text",), r"line 2: missing id"),
         ('{"id": "  ", "text": "x"}', ("text",), r"line 2: empty id"),
-        ('{"id": "a\\nb", "text": "x"}', ("text",), r"line 2: id 'a\\nb' contains a line break"),
+        ('{"id": "a\\nb", "text": "x"}', ("text",), r"line 2: id 'a\\nb' contains whitespace"),
         ('{"id": "d9", "title": "t"}', ("title", "text"), r"line 2: missing text field\(s\) \['text'\]"),
         ('{"id": "d9", "text": "   "}', ("text",), r"line 2: empty text in document 'd9'"),
         ('{"id": "d9", "text": 5}', ("text",), r"line 2: field 'text' of document 'd9' is int"),
@@ -130,3 +130,54 @@ def test_same_documents_and_shards_as_pyserini_iterator(tmp_path):
         expected = [dict(b) for b in theirs(4, shard, 3)]
         got = list(ours.iter_batches(4, shard, 3, progress=False))
         assert [{k: list(v) for k, v in b.items()} for b in expected] == got
+
+
+def test_skip_mode_reports_bad_records_and_keeps_good_ones(tmp_path):
+    corpus = _write_jsonl(tmp_path / "c.jsonl", [
+        {"id": "a", "text": "fine"}, '{"id": "b", "text": ', {"id": "a", "text": "dup"}, {"id": "c", "text": "ok"}])
+    strict = JsonlCorpusReader(corpus)
+    with pytest.raises(CorpusError, match="line 2: invalid JSON") as info:
+        list(strict)
+    assert info.value.kind == "invalid-json"
+    lenient = JsonlCorpusReader(corpus, on_error="skip")
+    assert [r.docid for r in lenient] == ["a", "c"]
+    assert [(s.line, s.kind, s.docid) for s in lenient.skipped] == [(2, "invalid-json", None), (3, "duplicate-id", "a")]
+    assert lenient.skipped[1].as_dict() == {"file": str(corpus), "line": 3, "id": "a", "kind": "duplicate-id",
+                                            "problem": lenient.skipped[1].problem}
+    seen = []
+    assert [r.docid for r in lenient.iter_records(on_skip=seen.append)] == ["a", "c"] and len(seen) == 2
+    with pytest.raises(ValueError, match="on_error must be one of"):
+        JsonlCorpusReader(corpus, on_error="ignore")
+
+
+def test_entries_digest_covers_the_records_read(tmp_path):
+    import hashlib
+
+    records = [{"id": f"d{i}", "text": f"t{i}"} for i in range(4)]
+    corpus = _write_jsonl(tmp_path / "c.jsonl", [records[0], "", *records[1:]])
+    digest = hashlib.sha256()
+    entries = list(JsonlCorpusReader(corpus).iter_entries(0, 2, digest=digest))
+    assert [e.docid for e in entries] == ["d0", "d1"]
+    assert digest.hexdigest() == hashlib.sha256(
+        (json.dumps(records[0]) + "\n" + json.dumps(records[1]) + "\n").encode()).hexdigest()
+
+
+def test_over_long_records_are_counted_and_reported(tmp_path):
+    corpus = _write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": "x" * 100}, {"id": "b", "text": "y"}])
+    reader = JsonlCorpusReader(corpus, max_record_bytes=50, on_error="skip")
+    assert reader.count() == 2
+    assert [r.docid for r in reader] == ["b"]
+    assert reader.skipped[0].kind == "too-long" and "record is 123 bytes" in reader.skipped[0].problem
+    assert [r.docid for r in JsonlCorpusReader(corpus, max_record_bytes=0)] == ["a", "b"]  # 0: no limit
+
+
+@pytest.mark.parametrize(
+    ("docid", "problem"),
+    [("d1", None), ("ü-7", None), ("", "empty id"), ("a b", "whitespace"), ("a\u2003b", "whitespace"),
+     ("a\x00b", "control character"), ("a\x9bb", "control character"), ("a\ud800", "lone surrogate")],
+)
+def test_docid_problem(docid, problem):
+    from pyserini_diffretriever.corpus import docid_problem
+
+    found = docid_problem(docid)
+    assert (found is None) if problem is None else (problem in found)

@@ -17,14 +17,27 @@ and go to ``OUT/dense``, ``OUT/multi``, ``OUT/impact``:
 * ``impact`` -> ``vectors/part-*.jsonl`` (JsonVectorCollection; index with
   ``python -m pyserini_diffretriever.index lucene --input OUT --index IDX``).
 
-Every folder has a ``manifest.json``. Output is written to ``OUT.partial-*`` and renamed to ``OUT`` only when
-complete. Shards (``--shard-id/--shard-num``, a contiguous split as in Pyserini) are joined with
-``python -m pyserini_diffretriever.index merge --inputs OUT0 OUT1 ... --output OUT``.
+Every folder has a ``manifest.json``. Shards (``--shard-id/--shard-num``, a contiguous split as in Pyserini)
+are joined with ``python -m pyserini_diffretriever.index merge --inputs OUT0 OUT1 ... --output OUT``.
+
+Reliability:
+
+* Bad records (invalid JSON or UTF-8, missing id or text, duplicate ids, ...; see
+  pyserini_diffretriever.corpus) stop the run with file, line and problem (``input --on-error strict``, the
+  default), or are left out, listed in ``OUT/skipped-records.jsonl`` and counted in the manifest
+  (``--on-error skip``).
+* Output is written to ``OUT.partial`` and renamed to ``OUT`` only when complete. Progress is committed every
+  ``--checkpoint-every`` records (at a batch boundary); a run that is killed (SIGKILL included) or fails
+  (a full disk) keeps ``OUT.partial``, and rerunning the same command continues from the last commit with
+  output byte-identical to an uninterrupted run. A rerun with other settings is refused (it names them);
+  ``--restart`` discards the unfinished run. Two runs of the same output at once are refused.
+* With ``SOURCE_DATE_EPOCH`` set, the manifests' ``created`` time stamp is fixed and two runs of the same
+  command give byte-identical folders (CPU, float32).
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
+import hashlib
 import logging
 import os
 import sys
@@ -32,18 +45,31 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..corpus import CorpusError, JsonlCorpusReader, shard_bounds
+from ..corpus import (
+    DEFAULT_MAX_RECORD_BYTES,
+    ON_ERROR_CHOICES,
+    CorpusError,
+    CorpusRecord,
+    JsonlCorpusReader,
+    SkippedRecord,
+    shard_bounds,
+)
 from ..writers import (
+    SKIPPED_REPORT_NAME,
     WRITERS,
     JsonVectorWriter,
     ManifestError,
     MultiVectorWriter,
     OutputExistsError,
+    ResumableOutput,
+    ResumeError,
     VectorWriter,
     WriterError,
-    atomic_output_dir,
     check_output_free,
+    verify_output,
 )
+from ..writers.checkpoint import PROGRESS_NAME
+from ..writers.manifest import package_versions
 from . import configure_logging, parse_groups
 
 logger = logging.getLogger(__name__)
@@ -51,6 +77,8 @@ logger = logging.getLogger(__name__)
 PROGRAM = "python -m pyserini_diffretriever.encode"
 REPRESENTATIONS = tuple(WRITERS)
 ENCODED_FIELDS = ("title", "text")
+DEFAULT_CHECKPOINT_EVERY = 1000
+MAX_SKIP_WARNINGS = 20  # bad records logged one by one; all of them are in skipped-records.jsonl
 
 
 _HELP = __doc__.split("\n", 1)[1].strip().replace("``", "")
@@ -70,6 +98,12 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
                               help="separator of the fields inside 'contents' (default: newline; '\\n' is unescaped)")
     input_parser.add_argument("--shard-id", type=int, default=0, help="0-based shard to encode (default 0)")
     input_parser.add_argument("--shard-num", type=int, default=1, help="number of contiguous shards (default 1)")
+    input_parser.add_argument("--on-error", choices=ON_ERROR_CHOICES, default="strict",
+                              help="bad records: stop at the first with file, line and problem (strict, default), "
+                                   "or leave them out and list them in OUT/skipped-records.jsonl (skip)")
+    input_parser.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES,
+                              help="longest accepted corpus line in bytes; longer records are bad records "
+                                   f"(default {DEFAULT_MAX_RECORD_BYTES}; 0: no limit)")
 
     encoder_parser = argparse.ArgumentParser(prog=f"{PROGRAM} encoder", description="the DiffRetriever encoder")
     encoder_parser.add_argument("--encoder", required=True, help="Dream/LLaDA checkpoint folder or hub id")
@@ -115,6 +149,11 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
                                help="impact: records per vectors/part-*.jsonl file (default 100000)")
     output_parser.add_argument("--overwrite", action="store_true",
                                help="replace an existing output folder once the new one is complete")
+    output_parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY,
+                               help="commit progress (fsync) after at least this many records, at a batch "
+                                    f"boundary; a killed run resumes from there (default {DEFAULT_CHECKPOINT_EVERY})")
+    output_parser.add_argument("--restart", action="store_true",
+                               help="discard an unfinished OUT.partial of an earlier run instead of resuming it")
     output_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return {"input": input_parser, "encoder": encoder_parser, "output": output_parser}
 
@@ -138,6 +177,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             problems.append(f"encoder --{name.replace('_', '-')} must be >= 1 (got {value})")
     if args.output.records_per_file < 1:
         problems.append("output --records-per-file must be >= 1")
+    if args.output.checkpoint_every < 1:
+        problems.append("output --checkpoint-every must be >= 1")
+    if args.input.max_record_bytes < 0:
+        problems.append("input --max-record-bytes must be >= 0")
     if args.encoder.fields is not None and args.encoder.fields != fields:
         problems.append(f"encoder --fields {args.encoder.fields} differs from input --fields {fields}")
     if problems:
@@ -191,6 +234,30 @@ def _encode_batch(encoder: Any, representations: Sequence[str], texts: list[str]
     return {representations[0]: encoder.encode(texts=texts, titles=titles, max_length=max_length, fp16=fp16)}
 
 
+def run_settings(
+    encoder: Any, reader: JsonlCorpusReader, representations: Sequence[str], shard: tuple[int, int],
+    shard_range: tuple[int, int], batch_size: int, max_length: int | None, fp16: bool, multi_dtype: str,
+    allow_empty: bool, records_per_file: int,
+) -> dict[str, Any]:
+    """Everything that changes the bytes of an encode's output; a resumed run must match it exactly.
+
+    Left out on purpose: ``--overwrite``, ``--restart``, ``--checkpoint-every`` and the progress bar (they
+    change how, not what, is written) and the corpus files' sizes and times (records not encoded yet may
+    change; the records already encoded are checked by hash).
+    """
+    return {
+        "corpus": {"files": [str(path.resolve()) for path in reader.files], "num_records": reader.count(),
+                   "fields": list(reader.fields), "docid_field": reader.docid_field, "delimiter": reader.delimiter,
+                   "on_error": reader.on_error, "max_record_bytes": reader.max_record_bytes},
+        "shard": {"id": shard[0], "num": shard[1], "range": list(shard_range)},
+        "representations": list(representations),
+        "encoder": {name: _settings_for(encoder, name) for name in representations},
+        "batch_size": batch_size, "max_length": max_length, "fp16": fp16, "multi_dtype": multi_dtype,
+        "allow_empty": allow_empty, "records_per_file": records_per_file,
+        "versions": package_versions(),
+    }
+
+
 def encode_corpus(
     encoder: Any,
     reader: JsonlCorpusReader,
@@ -206,8 +273,16 @@ def encode_corpus(
     records_per_file: int = 100_000,
     overwrite: bool = False,
     progress: bool = True,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    restart: bool = False,
 ) -> dict[str, Path]:
-    """Encode one shard of a corpus into output folders, atomically; return ``{representation: folder}``.
+    """Encode one shard of a corpus into output folders, resumably and atomically; return ``{representation: folder}``.
+
+    Work happens in ``OUT.partial`` (see :mod:`pyserini_diffretriever.writers.checkpoint`): progress is committed
+    after at least ``checkpoint_every`` records, always at a batch boundary, and calling this again with the same
+    arguments after a crash or kill continues from the last commit; the finished folders are byte-identical to
+    those of an uninterrupted run. Bad corpus records raise (``reader.on_error == "strict"``) or are listed in
+    ``skipped-records.jsonl`` of every output folder (``"skip"``).
 
     Parameters
     ----------
@@ -215,28 +290,35 @@ def encode_corpus(
         Needs ``encode_all(texts, titles=, max_length=, fp16=)`` returning an object with the requested
         ``dense`` / ``multi`` / ``impact`` attributes (or, for one representation, Pyserini's ``encode``).
     reader : JsonlCorpusReader
-        The corpus.
+        The corpus (its ``on_error`` and ``max_record_bytes`` apply).
     output : str or PathLike
         The folder (one representation) or the parent of ``<representation>/`` subfolders (several).
     representations : sequence of {"dense", "multi", "impact"}
     batch_size, shard, max_length, fp16
         As the CLI options of the same names.
-    multi_dtype, allow_empty, records_per_file, overwrite, progress
+    multi_dtype, allow_empty, records_per_file, overwrite, progress, checkpoint_every, restart
         Output options (see the CLI help).
 
     Raises
     ------
     CorpusError
-        A bad record (file, line and problem named), or an empty shard.
+        A bad record in strict mode (file, line and problem named), or an empty shard.
     WriterError
         An encoder output that cannot be written (e.g. an empty impact vector without ``allow_empty``).
     OutputExistsError
         ``output`` exists and ``overwrite`` is false.
+    ResumeError
+        ``OUT.partial`` of an earlier run has other settings or another corpus prefix (use ``restart``), or
+        another process is writing it (:class:`~pyserini_diffretriever.writers.OutputLockedError`).
+    OSError
+        A write failed (e.g. a full disk); ``OUT.partial`` is kept for a rerun when progress was committed.
     """
     representations = list(representations)
     unknown = [name for name in representations if name not in REPRESENTATIONS]
     if unknown or not representations or len(set(representations)) != len(representations):
         raise ValueError(f"representations must be distinct names from {REPRESENTATIONS}, got {representations}")
+    if batch_size < 1 or checkpoint_every < 1:
+        raise ValueError(f"batch_size and checkpoint_every must be >= 1, got {batch_size}, {checkpoint_every}")
     check_output_free(output, overwrite)
     total = reader.count()
     start, end = shard_bounds(total, *shard)
@@ -244,33 +326,133 @@ def encode_corpus(
         raise CorpusError(reader.path, None, f"shard {shard[0]}/{shard[1]} has no documents (corpus has {total})")
     corpus_info = {"path": str(reader.path.resolve()), "fields": list(reader.fields),
                    "docid_field": reader.docid_field, "delimiter": reader.delimiter,
-                   "num_records": total, "shard_range": [start, end]}
-    titles_used = "title" in reader.fields
-    with atomic_output_dir(output, overwrite) as partial:
-        single = len(representations) == 1
-        folders = {name: partial if single else partial / name for name in representations}
+                   "num_records": total, "shard_range": [start, end], "on_error": reader.on_error}
+    settings = run_settings(encoder, reader, representations, shard, (start, end), batch_size, max_length, fp16,
+                            multi_dtype, allow_empty, records_per_file)
+    single = len(representations) == 1
+    with ResumableOutput(output, settings, overwrite=overwrite, restart=restart) as out:
+        folders = {name: out.partial if single else out.partial / name for name in representations}
         writers = {name: _make_writer(name, folders[name], _settings_for(encoder, name), shard,
                                       {"corpus": corpus_info}, multi_dtype, allow_empty, records_per_file)
                    for name in representations}
-        with contextlib.ExitStack() as stack:  # every writer is closed; manifests only if all went well
-            for writer in writers.values():
-                stack.enter_context(writer)
-            for batch in reader.iter_batches(batch_size, *shard, progress=progress):
-                encoded = _encode_batch(encoder, representations, batch["text"],
-                                        batch["title"] if titles_used else None, max_length, fp16)
-                for name, writer in writers.items():
-                    writer.write({"id": batch["id"], "vector": encoded[name]})
+        committed = out.progress or {}
+        if committed.get("stage") != "finished":
+            _encode_into(encoder, reader, writers, out, committed, (start, end), batch_size, max_length, fp16,
+                         checkpoint_every, progress)
+        for writer in writers.values():
+            writer.cleanup()
+        out.finalize()
     final = Path(output)
-    return {name: final if len(representations) == 1 else final / name for name in representations}
+    return {name: final if single else final / name for name in representations}
+
+
+def _encode_into(encoder: Any, reader: JsonlCorpusReader, writers: Mapping[str, VectorWriter],
+                 out: ResumableOutput, committed: Mapping[str, Any], shard_range: tuple[int, int], batch_size: int,
+                 max_length: int | None, fp16: bool, checkpoint_every: int, progress: bool) -> None:
+    """The encode loop: resume the writers, skip committed records, encode batch by batch, commit, finish."""
+    from tqdm import tqdm
+
+    start, end = shard_range
+    done = int(committed.get("records_done", 0))
+    states = committed.get("writers", {})
+    representations = list(writers)
+    titles_used = "title" in reader.fields
+    digest = hashlib.sha256()
+    consumed, last_commit, skipped = 0, done, 0
+    batches = int(committed.get("batches_done", 0))
+    pending: list[CorpusRecord] = []
+
+    def commit(stage: str) -> None:
+        out.commit({"stage": stage, "records_done": consumed, "batches_done": batches,
+                    "corpus_sha256": digest.hexdigest(),
+                    "writers": {name: writer.checkpoint() for name, writer in writers.items()}})
+
+    def flush() -> None:
+        nonlocal batches
+        texts = [record.fields["text"] for record in pending]
+        titles = [record.fields["title"] for record in pending] if titles_used else None
+        encoded = _encode_batch(encoder, representations, texts, titles, max_length, fp16)
+        ids = [record.docid for record in pending]
+        for name, writer in writers.items():
+            writer.write({"id": ids, "vector": encoded[name]})
+        batches += 1
+        bar.update(len(pending))
+        pending.clear()
+
+    opened: list[VectorWriter] = []
+    bar = tqdm(total=end - start, initial=done, unit="doc", desc=f"encode {start}..{end}", disable=not progress)
+    try:
+        for name, writer in writers.items():
+            writer.open(states.get(name) if committed else None, preserve=(PROGRESS_NAME,))
+            opened.append(writer)
+        for entry in reader.iter_entries(start, end, digest=digest):
+            consumed += 1
+            if consumed <= done:  # encoded by the interrupted run: only its bytes are checked
+                if consumed == done and digest.hexdigest() != committed["corpus_sha256"]:
+                    raise ResumeError(f"the first {done} records of {reader.path} (shard {start}..{end}) changed since "
+                                      f"the unfinished run in {out.partial} encoded them; restart it (--restart)")
+                continue
+            if isinstance(entry, SkippedRecord):
+                if reader.on_error == "strict":
+                    raise entry.error()
+                skipped += 1
+                if skipped <= MAX_SKIP_WARNINGS:
+                    logger.warning("skipping %s, line %d: %s", entry.path, entry.line, entry.problem)
+                if skipped == MAX_SKIP_WARNINGS:
+                    logger.warning("further bad records are listed in %s only", SKIPPED_REPORT_NAME)
+                for writer in writers.values():
+                    writer.record_skipped(entry)
+                bar.update(1)
+            else:
+                pending.append(entry)
+                if len(pending) == batch_size:
+                    flush()
+                    if consumed - last_commit >= checkpoint_every:
+                        commit("encoding")
+                        last_commit = consumed
+        if consumed < done:
+            raise ResumeError(f"{reader.path} has fewer records than the unfinished run in {out.partial} already "
+                              "encoded; restart it (--restart)")
+        if pending:
+            flush()
+        commit("encoding")
+        for name, writer in writers.items():
+            writer.finish()
+            verify_output(writer.directory, writer.kind, ignore_temporary=True)
+        commit("finished")
+    except BaseException:
+        for writer in opened:
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+
+
+def _summary(folders: Mapping[str, Path]) -> str:
+    """One line for the log: documents, representations, skipped records and where they are listed."""
+    first = next(iter(folders.values()))
+    manifest = verify_output(first)
+    line = (f"encoded {manifest['num_docs']} documents into {', '.join(str(p) for p in folders.values())} "
+            f"({', '.join(folders)})")
+    skipped = manifest.get("num_skipped_records", 0)
+    if skipped:
+        kinds = ", ".join(f"{kind}: {count}" for kind, count in manifest.get("skipped_by_problem", {}).items())
+        reports = ", ".join(str(folder / SKIPPED_REPORT_NAME) for folder in folders.values())
+        line += f"; skipped {skipped} bad records ({kinds}), listed in {reports}"
+    else:
+        line += "; no bad records"
+    return line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the encode CLI; return the process exit status (0 ok, 1 bad input/output, 2 usage)."""
+    """Run the encode CLI; return the exit status (0 ok, 1 bad input/output or failure, 2 usage, 130 interrupted)."""
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     configure_logging()
+    output = args.output.embeddings
     try:
-        reader = JsonlCorpusReader(args.input.corpus, args.input.fields, args.input.docid_field, args.input.delimiter)
-        check_output_free(args.output.embeddings, args.output.overwrite)
+        reader = JsonlCorpusReader(args.input.corpus, args.input.fields, args.input.docid_field, args.input.delimiter,
+                                   on_error=args.input.on_error, max_record_bytes=args.input.max_record_bytes)
+        check_output_free(output, args.output.overwrite)
         shard = (args.input.shard_id, args.input.shard_num)
         start, end = shard_bounds(reader.count(), *shard)
         if end <= start:
@@ -282,18 +464,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.error("cannot load encoder %r: %s", args.encoder.encoder, error)
             return 1
         folders = encode_corpus(
-            encoder, reader, args.output.embeddings, args.encoder.representation, batch_size=args.encoder.batch_size,
+            encoder, reader, output, args.encoder.representation, batch_size=args.encoder.batch_size,
             shard=shard, max_length=args.encoder.max_length, fp16=args.encoder.fp16,
             multi_dtype=args.output.multi_dtype, allow_empty=args.output.allow_empty,
             records_per_file=args.output.records_per_file, overwrite=args.output.overwrite,
-            progress=not args.output.no_progress,
+            progress=not args.output.no_progress, checkpoint_every=args.output.checkpoint_every,
+            restart=args.output.restart,
         )
-    except (CorpusError, WriterError, ManifestError, OutputExistsError) as error:
+    except (CorpusError, WriterError, ManifestError, OutputExistsError, ResumeError) as error:
         logger.error("%s", error)
         return 1
-    for name, folder in folders.items():
-        logger.info("%s: %s", name, folder)
+    except OSError as error:  # a full disk, a read-only folder, ...
+        logger.error("cannot write %s: %s%s", output, error, _resume_hint(output))
+        return 1
+    except KeyboardInterrupt:
+        logger.error("interrupted%s", _resume_hint(output))
+        return 130
+    except Exception:  # an encoder bug, CUDA out of memory, ...: the traceback follows this line
+        logger.error("encoding failed unexpectedly%s", _resume_hint(output))
+        raise
+    logger.info("%s", _summary(folders))
     return 0
+
+
+def _resume_hint(output: str | os.PathLike) -> str:
+    from ..writers import partial_path
+
+    partial = partial_path(output)
+    if (partial / PROGRESS_NAME).is_file():
+        return f"; the unfinished output is kept in {partial}: rerun the same command to resume"
+    return ""
 
 
 if __name__ == "__main__":  # pragma: no cover

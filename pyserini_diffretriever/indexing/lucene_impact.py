@@ -34,6 +34,7 @@ from ..writers.atomic import atomic_output_dir, check_output_free
 from ..writers.jsonl_vector import VECTORS_DIR, clean_impact_vector, iter_vector_records
 from ..writers.base import WriterError
 from ..writers.manifest import INDEX_MANIFEST_NAME, ManifestError, read_manifest, write_manifest
+from ..writers.verify import verify_output
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,8 @@ def build_impact_index(
     ------
     ManifestError
         If ``input_dir`` is not an impact-vectors folder.
+    CorruptOutputError
+        If its files are truncated or disagree with its manifest (:func:`~..writers.verify.verify_output`).
     ImpactIndexError
         If the indexer fails or indexes a different number of documents than the manifest lists.
     """
@@ -155,6 +158,7 @@ def build_impact_index(
                             f"i.e. {input_dir.parent}")
     manifest = read_manifest(input_dir, "impact-vectors")
     vectors = _check_vectors_dir(input_dir)
+    verify_output(input_dir, "impact-vectors")  # complete, untruncated, counts agree with the manifest
     check_output_free(index_dir, overwrite)
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")

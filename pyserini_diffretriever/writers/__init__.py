@@ -8,12 +8,17 @@ representation         writer                                          folder
 ``impact``             :class:`JsonVectorWriter`                       ``vectors/part-*.jsonl`` (JsonVectorCollection)
 =====================  ==============================================  ===========================================
 
+Every writer appends while documents arrive and can checkpoint and resume (:mod:`.base`);
+:class:`ResumableOutput` (:mod:`.checkpoint`) turns that into ``OUT.partial`` folders that a rerun of the same
+command continues; :func:`verify_output` (:mod:`.verify`) checks a finished folder before it is used.
+
 Importing this package loads numpy only (faiss when a dense folder is written; never the JVM).
 """
 from __future__ import annotations
 
 from .atomic import OutputExistsError, atomic_output_dir, check_output_free
-from .base import VectorWriter, WriterError
+from .base import SKIPPED_REPORT_NAME, CheckpointStateError, VectorWriter, WriterError
+from .checkpoint import OutputLockedError, ResumableOutput, ResumeError, partial_path
 from .faiss import FaissFlatWriter, read_faiss_docids
 from .jsonl_vector import EmptyVectorError, JsonVectorWriter, clean_impact_vector, iter_vector_records, vector_files
 from .manifest import (
@@ -28,6 +33,7 @@ from .manifest import (
 )
 from .merge import check_shards, merge_outputs
 from .multivector import MultiVectorFolder, MultiVectorWriter
+from .verify import CorruptOutputError, verify_output
 
 # representation name (CLI --representation) -> writer class
 WRITERS: dict[str, type[VectorWriter]] = {
@@ -41,7 +47,10 @@ __all__ = [
     "FORMAT_VERSION",
     "INDEX_MANIFEST_NAME",
     "MANIFEST_NAME",
+    "SKIPPED_REPORT_NAME",
     "WRITERS",
+    "CheckpointStateError",
+    "CorruptOutputError",
     "EmptyVectorError",
     "FaissFlatWriter",
     "JsonVectorWriter",
@@ -49,6 +58,9 @@ __all__ = [
     "MultiVectorFolder",
     "MultiVectorWriter",
     "OutputExistsError",
+    "OutputLockedError",
+    "ResumableOutput",
+    "ResumeError",
     "VectorWriter",
     "WriterError",
     "atomic_output_dir",
@@ -58,8 +70,10 @@ __all__ = [
     "clean_impact_vector",
     "iter_vector_records",
     "merge_outputs",
+    "partial_path",
     "read_faiss_docids",
     "read_manifest",
     "vector_files",
+    "verify_output",
     "write_manifest",
 ]

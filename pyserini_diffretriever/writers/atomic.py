@@ -1,10 +1,11 @@
 """All-or-nothing output folders.
 
-Why: encoding a corpus can take hours; a run that crashes, is cancelled or is killed (even with SIGKILL) must
-not leave a folder that looks like a finished index. Output is written into a sibling folder named
-``OUT.partial-<pid>-<random>`` and renamed to ``OUT`` only after everything (manifest last) is written. A
-``rename`` within one file system is atomic, so ``OUT`` either does not exist or is complete. After a SIGKILL
-the ``.partial-*`` folder stays behind for inspection; it is never mistaken for output and may be deleted.
+Why: a run that crashes, is cancelled or is killed (even with SIGKILL) must not leave a folder that looks like
+a finished index. Output is written into a sibling folder named ``OUT.partial-<pid>-<random>`` and renamed to
+``OUT`` only after everything (manifest last) is written. A ``rename`` within one file system is atomic, so
+``OUT`` either does not exist or is complete. After a SIGKILL the ``.partial-*`` folder stays behind for
+inspection; it is never mistaken for output and may be deleted. This is for short jobs (merging shards,
+Lucene indexing); the encoder uses the resumable variant in :mod:`.checkpoint`.
 """
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ def check_output_free(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Fail early (before hours of work) if ``path`` exists and ``overwrite`` is false."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; choose another output or pass --overwrite")
+        stale = path.with_name(f"{path.name}.partial.lock")
+        hint = (f" (the run that wrote it was stopped right after finishing it: {stale.name} is left over and may be "
+                "deleted)" if stale.is_file() and not path.with_name(f"{path.name}.partial").exists() else "")
+        raise OutputExistsError(f"{path} already exists{hint}; choose another output or pass --overwrite")
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"{path} exists and is not a folder")
     return path

@@ -22,9 +22,9 @@ import os
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from .base import VectorWriter, WriterError
+from .base import VectorWriter, WriterError, read_id_lines
 from .manifest import build_manifest, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class JsonVectorWriter(VectorWriter):
     """
 
     kind = "impact-vectors"
+    EMPTY_PROBLEM = "no documents with a non-empty impact vector were written"
 
     def __init__(
         self,
@@ -125,21 +126,45 @@ class JsonVectorWriter(VectorWriter):
         self.num_postings = 0
         self._part = -1
         self._in_part = 0
-        self._file: TextIO | None = None
 
     @property
     def vectors_dir(self) -> Path:
         return self.directory / VECTORS_DIR
 
+    def _part_name(self, part: int) -> str:
+        return f"{VECTORS_DIR}/part-{part:05d}.jsonl"
+
     def _open(self) -> None:
         self.vectors_dir.mkdir()
 
+    def _reopen(self) -> None:
+        self.vectors_dir.mkdir(exist_ok=True)
+        if self._part >= 0:
+            self._reopen_file(self._part_name(self._part))
+        if self.empty_docids:
+            self._reopen_file(EMPTY_REPORT_NAME)
+
+    def _state(self) -> dict[str, Any]:
+        return {"part": self._part, "in_part": self._in_part, "num_postings": self.num_postings,
+                "num_empty": len(self.empty_docids)}
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        self._part, self._in_part = int(state["part"]), int(state["in_part"])
+        self.num_postings = int(state["num_postings"])
+        self.empty_docids = read_id_lines(self.directory / EMPTY_REPORT_NAME)
+        if len(self.empty_docids) != int(state["num_empty"]):
+            raise WriterError(f"{self.directory / EMPTY_REPORT_NAME}: {len(self.empty_docids)} ids, the checkpoint "
+                              f"committed {state['num_empty']}")
+
+    def _committed_ids(self) -> list[str]:
+        return [str(docid) for docid, _ in iter_vector_records(self.directory)] + self.empty_docids
+
     def _next_part(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._part >= 0:
+            self._close_file(self._part_name(self._part))
         self._part += 1
         self._in_part = 0
-        self._file = open(self.vectors_dir / f"part-{self._part:05d}.jsonl", "w", encoding="utf-8")
+        self._append_file(self._part_name(self._part))
 
     def write(self, batch_info: Mapping[str, Any], fields: Sequence[str] | None = None) -> None:
         """Write ``batch_info["vector"]`` (a list of ``dict[str, int]``) for the ids ``batch_info["id"]``."""
@@ -152,6 +177,7 @@ class JsonVectorWriter(VectorWriter):
 
     def write_record(self, docid: str, vector: Mapping[str, Any]) -> bool:
         """Write one record; return ``False`` if it was left out as empty (``strict=False`` only)."""
+        self._require_open()
         cleaned = clean_impact_vector(docid, vector)
         if not cleaned:
             if self.strict:
@@ -160,29 +186,29 @@ class JsonVectorWriter(VectorWriter):
                     "silently skip it. Use a larger k/quantisation, or strict=False (--allow-empty) to leave such "
                     "documents out with a report"
                 )
-            self.empty_docids.append(docid)
+            self.add_empty_docids([docid])
             logger.warning("document %r has an empty impact vector; left out (%d so far)", docid,
                            len(self.empty_docids))
             return False
-        if self._file is None or self._in_part >= self.records_per_file:
+        if self._part < 0 or self._in_part >= self.records_per_file:
             self._next_part()
-        self._file.write(json.dumps({"id": docid, "contents": "", "vector": cleaned}, ensure_ascii=False) + "\n")
+        line = json.dumps({"id": docid, "contents": "", "vector": cleaned}, ensure_ascii=False) + "\n"
+        self._open_files[self._part_name(self._part)].write(line.encode("utf-8"))
         self._in_part += 1
         self.num_docs += 1
         self.num_postings += len(cleaned)
         return True
 
-    def _close(self, success: bool) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if not success:
+    def add_empty_docids(self, docids: Sequence[str]) -> None:
+        """List documents left out for an empty vector in ``empty-vector-docids.txt`` (appended as they come)."""
+        if not docids:
             return
-        if self.num_docs == 0:
-            raise WriterError(f"{self.directory}: no documents with a non-empty impact vector were written")
+        handle = self._open_files.get(EMPTY_REPORT_NAME) or self._append_file(EMPTY_REPORT_NAME)
+        handle.write("".join(f"{docid}\n" for docid in docids).encode("utf-8"))
+        self.empty_docids.extend(docids)
+
+    def _finish(self) -> None:
         if self.empty_docids:
-            (self.directory / EMPTY_REPORT_NAME).write_text("".join(f"{d}\n" for d in self.empty_docids),
-                                                            encoding="utf-8")
             logger.warning("%d document(s) had empty impact vectors and were left out; see %s",
                            len(self.empty_docids), self.directory / EMPTY_REPORT_NAME)
 
@@ -201,16 +227,17 @@ def vector_files(directory: str | os.PathLike) -> list[Path]:
 def iter_vector_records(directory: str | os.PathLike):
     """Yield ``(docid, vector)`` from an impact-vectors folder, naming file and line on a bad record."""
     for path in vector_files(directory):
-        with open(path, encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
+        with open(path, "rb") as handle:
+            for line_number, raw in enumerate(handle, start=1):
+                if not raw.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                    yield record["id"], record["vector"]
-                except (json.JSONDecodeError, KeyError, TypeError) as error:
-                    raise WriterError(f"{path}, line {line_number}: not a JsonVectorCollection record ({error})") \
-                        from None
+                    record = json.loads(raw.decode("utf-8"))
+                    docid, vector = record["id"], record["vector"]
+                except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+                    raise WriterError(f"{path}, line {line_number}: not a JsonVectorCollection record ({error}); "
+                                      "the file is truncated or corrupt") from None
+                yield docid, vector
 
 
 def merge_jsonl_vectors(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
@@ -226,7 +253,6 @@ def merge_jsonl_vectors(inputs: Sequence[str | os.PathLike], output: str | os.Pa
         for folder in inputs:
             for docid, vector in iter_vector_records(folder):
                 writer.write({"id": [docid], "vector": [vector]})
-            report = Path(folder) / EMPTY_REPORT_NAME
-            if report.is_file():
-                writer.empty_docids.extend(report.read_text(encoding="utf-8").splitlines())
+            writer.add_empty_docids(read_id_lines(Path(folder) / EMPTY_REPORT_NAME))
+            writer.copy_skipped_report(folder)
     return writer.num_docs

@@ -15,6 +15,10 @@ Layout (``format_version`` 1)::
      "versions": {"package": ..., "pyserini": ..., "torch": ..., "transformers": ..., "faiss": ...},
      "created": "2025-01-01T00:00:00+00:00", ...extra keys per kind}
 
+``created`` is the only time stamp in an output folder. Set ``SOURCE_DATE_EPOCH`` (seconds since 1970, the
+reproducible-builds convention) to fix it; two encodes of the same input are then byte-identical, manifest
+included.
+
 A Lucene index folder keeps its copy as ``diffretriever-manifest.json`` (Lucene owns the folder's other names).
 """
 from __future__ import annotations
@@ -26,6 +30,8 @@ from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from . import _files
 
 FORMAT = "pyserini-diffretriever"
 FORMAT_VERSION = 1
@@ -43,6 +49,19 @@ _VERSION_DISTRIBUTIONS = {
 
 class ManifestError(ValueError):
     """A manifest that is missing, unreadable, or describes something other than what was expected."""
+
+
+def creation_time() -> str:
+    """ISO time stamp for ``created``: now (UTC, seconds), or ``SOURCE_DATE_EPOCH`` when that is set."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            moment = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        except (ValueError, OverflowError, OSError) as error:
+            raise ManifestError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds ({error})") from None
+    else:
+        moment = _dt.datetime.now(_dt.timezone.utc)
+    return moment.isoformat(timespec="seconds")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -108,7 +127,7 @@ def build_manifest(
         manifest["quantization"] = int(quantization) if float(quantization).is_integer() else float(quantization)
     manifest["shard"] = {"id": int(shard[0]), "num": int(shard[1])}
     manifest["versions"] = package_versions()
-    manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    manifest["created"] = creation_time()
     manifest.update(extra)
     return manifest
 
@@ -124,7 +143,7 @@ def write_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any], na
     data.setdefault("format", FORMAT)
     data.setdefault("format_version", FORMAT_VERSION)
     data.setdefault("versions", package_versions())
-    data.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    data.setdefault("created", creation_time())
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
@@ -133,7 +152,10 @@ def write_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any], na
         text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ManifestError(f"manifest for {directory} is not JSON-serialisable: {error}") from error
-    tmp.write_text(text + "\n", encoding="utf-8")
+    with _files.open_output(tmp, "wb") as handle:
+        handle.write((text + "\n").encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
     return path
 
@@ -167,7 +189,8 @@ def read_manifest(directory: str | os.PathLike, kind: str | tuple[str, ...] | No
         raise ManifestError(f"{directory}: not a folder (expected a pyserini-diffretriever output folder)")
     path = manifest_path(directory)
     if not path.is_file():
-        partial = sorted(p.name for p in directory.parent.glob(directory.name + ".partial-*"))
+        partial = sorted(p.name for p in directory.parent.glob(directory.name + ".partial*")
+                         if not p.name.endswith(".lock"))
         hint = (f"; found unfinished output {partial[0]} (an interrupted run?)" if partial else
                 "; was it written by `python -m pyserini_diffretriever.encode` and did that run finish?")
         raise ManifestError(f"{directory}: no {MANIFEST_NAME} or {INDEX_MANIFEST_NAME}{hint}")

@@ -18,6 +18,7 @@ from .faiss import merge_faiss
 from .jsonl_vector import merge_jsonl_vectors
 from .manifest import ManifestError, read_manifest
 from .multivector import merge_multivector
+from .verify import verify_output
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,12 @@ def check_shards(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, dict[s
     ------
     ManifestError
         If a manifest is missing, the kinds/settings disagree, or the shard ids are not ``0 .. n-1``.
+    CorruptOutputError
+        If a shard folder is truncated or inconsistent (:func:`~.verify.verify_output`).
     """
     if not inputs:
         raise ManifestError("no input folders to merge")
-    shards = [(Path(folder), read_manifest(folder, tuple(_MERGERS))) for folder in inputs]
+    shards = [(Path(folder), verify_output(folder, tuple(_MERGERS))) for folder in inputs]
     reference_path, reference = shards[0]
     for path, manifest in shards[1:]:
         for key in _MUST_AGREE:

@@ -9,8 +9,10 @@ Layout::
 
 Why this way: the total number of vectors is unknown until the corpus ends, and keeping them in memory does
 not scale. Rows are appended to ``vectors.npy`` after a reserved 128-byte header, and the real ``.npy`` header
-(written with :func:`numpy.lib.format.write_array_header_1_0`) replaces the reservation when the shape is known.
-Memory stays at one batch and disk at one copy. Read with ``np.load(DIR/"vectors.npy", mmap_mode="r")``.
+(written with :func:`numpy.lib.format.write_array_header_1_0`) replaces the reservation when the shape is known;
+document end offsets are appended to ``offsets.i64.tmp`` and become ``offsets.npy`` at the end. Memory stays at
+one batch and disk at one copy, and an interrupted run resumes from its last checkpoint (append-only files).
+Read with ``np.load(DIR/"vectors.npy", mmap_mode="r")``.
 Candidate-generation (ANN) structures are built by the searcher from these files.
 """
 from __future__ import annotations
@@ -20,18 +22,20 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
-from .base import VectorWriter, WriterError
-from .manifest import build_manifest, read_manifest
+from . import _files
+from .base import VectorWriter, WriterError, read_id_lines
+from .manifest import build_manifest
 
 logger = logging.getLogger(__name__)
 
 VECTORS_NAME = "vectors.npy"
 OFFSETS_NAME = "offsets.npy"
 DOCID_NAME = "docid"
+RAW_OFFSETS_NAME = "offsets.i64.tmp"  # int64 end offset of each document, while encoding
 _HEADER_BYTES = 128  # what numpy writes for any 2-D shape below ~10^40 rows
 
 
@@ -73,6 +77,7 @@ class MultiVectorWriter(VectorWriter):
     """
 
     kind = "multi"
+    TEMP_FILES = (RAW_OFFSETS_NAME,)
 
     def __init__(
         self,
@@ -89,14 +94,25 @@ class MultiVectorWriter(VectorWriter):
         self.dtype = np.dtype(dtype).newbyteorder("<")
         self.dimension = dimension
         self.num_vectors = 0
-        self._offsets: list[int] = [0]
-        self._vectors: BinaryIO | None = None
-        self._docid_file = None
 
     def _open(self) -> None:
-        self._vectors = open(self.directory / VECTORS_NAME, "wb")
-        self._vectors.write(b"\0" * _HEADER_BYTES)
-        self._docid_file = open(self.directory / DOCID_NAME, "w", encoding="utf-8")
+        self._append_file(VECTORS_NAME).write(b"\0" * _HEADER_BYTES)
+        self._append_file(RAW_OFFSETS_NAME)
+        self._append_file(DOCID_NAME)
+
+    def _reopen(self) -> None:
+        for name in (VECTORS_NAME, RAW_OFFSETS_NAME, DOCID_NAME):
+            self._reopen_file(name)
+
+    def _state(self) -> dict[str, Any]:
+        return {"dimension": self.dimension, "num_vectors": self.num_vectors}
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        self.dimension = state.get("dimension")
+        self.num_vectors = int(state["num_vectors"])
+
+    def _committed_ids(self) -> list[str]:
+        return read_id_lines(self.directory / DOCID_NAME)
 
     def write(self, batch_info: Mapping[str, Any], fields: Sequence[str] | None = None) -> None:
         """Append ``batch_info["vector"]`` (a list of ``[K', H]`` arrays, ``K' >= 1``) for ``batch_info["id"]``."""
@@ -104,43 +120,53 @@ class MultiVectorWriter(VectorWriter):
         matrices = list(batch_info["vector"])
         if len(matrices) != len(ids):
             raise WriterError(f"multi batch has {len(matrices)} matrices for {len(ids)} ids (first id {ids[0]!r})")
-        for docid, matrix in zip(ids, matrices):
+        stored_all, ends = [], []
+        num_vectors, dimension = self.num_vectors, self.dimension
+        for docid, matrix in zip(ids, matrices):  # check the whole batch before appending any of it
             matrix = np.asarray(matrix)
             if matrix.ndim != 2 or matrix.shape[0] < 1:
                 raise WriterError(f"multi-vector of document {docid!r} must have shape [K>=1, H], "
                                   f"got {list(matrix.shape)}")
-            if self.dimension is None:
-                self.dimension = int(matrix.shape[1])
-            if matrix.shape[1] != self.dimension:
+            if dimension is None:
+                dimension = int(matrix.shape[1])
+            if matrix.shape[1] != dimension:
                 raise WriterError(f"multi-vector of document {docid!r} has dimension {matrix.shape[1]}, "
-                                  f"expected {self.dimension}")
+                                  f"expected {dimension}")
             with np.errstate(over="ignore"):  # float16 overflow becomes inf, reported just below
                 stored = np.ascontiguousarray(matrix, dtype=self.dtype)
             if not np.isfinite(stored).all():
                 raise WriterError(f"multi-vector of document {docid!r} has NaN or infinite values"
                                   + (" after conversion to float16" if self.dtype == np.float16 else ""))
-            self._vectors.write(stored.tobytes())
-            self.num_vectors += stored.shape[0]
-            self._offsets.append(self.num_vectors)
-        self._docid_file.writelines(f"{docid}\n" for docid in ids)
+            stored_all.append(stored.tobytes())
+            num_vectors += stored.shape[0]
+            ends.append(num_vectors)
+        self.dimension = dimension
+        self._open_files[VECTORS_NAME].write(b"".join(stored_all))
+        self._open_files[RAW_OFFSETS_NAME].write(np.asarray(ends, dtype="<i8").tobytes())
+        self._open_files[DOCID_NAME].write("".join(f"{docid}\n" for docid in ids).encode("utf-8"))
+        self.num_vectors = num_vectors
         self.num_docs += len(ids)
 
-    def _close(self, success: bool) -> None:
-        if self._docid_file is not None:
-            self._docid_file.close()
-        if self._vectors is None:
-            return
-        try:
-            if success:
-                if self.num_docs == 0:
-                    raise WriterError(f"{self.directory}: no documents were written")
-                self._vectors.seek(0)
-                self._vectors.write(_npy_header(self.dtype, (self.num_vectors, self.dimension)))
-        finally:
-            self._vectors.close()
-            self._vectors = None
-        if success:
-            np.save(self.directory / OFFSETS_NAME, np.asarray(self._offsets, dtype=np.int64))
+    def _finish(self) -> None:
+        vectors = self.directory / VECTORS_NAME
+        expected = _HEADER_BYTES + self.num_vectors * int(self.dimension) * self.dtype.itemsize
+        if vectors.stat().st_size != expected:
+            raise WriterError(f"{vectors}: {vectors.stat().st_size} bytes, expected {expected} for "
+                              f"{self.num_vectors} vectors of dimension {self.dimension}")
+        ends = np.fromfile(self.directory / RAW_OFFSETS_NAME, dtype="<i8")
+        if ends.shape != (self.num_docs,) or (self.num_docs and ends[-1] != self.num_vectors):
+            raise WriterError(f"{self.directory / RAW_OFFSETS_NAME}: {ends.shape[0]} offsets for "
+                              f"{self.num_docs} documents")
+        with _files.open_output(vectors, "r+b") as handle:
+            handle.write(_npy_header(self.dtype, (self.num_vectors, int(self.dimension))))
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp = self.directory / f"{OFFSETS_NAME}.tmp"
+        with _files.open_output(tmp, "wb") as handle:
+            np.save(handle, np.concatenate([np.zeros(1, dtype=np.int64), ends.astype(np.int64)]))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.directory / OFFSETS_NAME)
 
     def _manifest(self) -> dict[str, Any]:
         return build_manifest("multi", self.encoder_settings, self.num_docs, dimension=self.dimension,
@@ -162,8 +188,10 @@ class MultiVectorFolder:
     """
 
     def __init__(self, directory: str | os.PathLike) -> None:
+        from .verify import verify_output  # verify imports this module
+
         self.directory = Path(directory)
-        self.manifest = read_manifest(self.directory, "multi")
+        self.manifest = verify_output(self.directory, "multi")  # sizes and headers before any memory map
         self.vectors = np.load(self.directory / VECTORS_NAME, mmap_mode="r")
         self.offsets = np.load(self.directory / OFFSETS_NAME)
         with open(self.directory / DOCID_NAME, encoding="utf-8") as handle:
@@ -205,4 +233,5 @@ def merge_multivector(inputs: Sequence[str | os.PathLike], output: str | os.Path
                 local = shard.offsets[begin: stop + 1] - shard.offsets[begin]
                 writer.write({"id": shard.docids[begin:stop],
                               "vector": [block[local[i]: local[i + 1]] for i in range(stop - begin)]})
+            writer.copy_skipped_report(folder)
     return writer.num_docs

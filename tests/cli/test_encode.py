@@ -207,14 +207,17 @@ def test_bad_records_fail_with_file_and_line_and_no_output(tmp_path, monkeypatch
         ({"reps": ["dense", "dense"]}, "lists a representation twice"),
         ({"reps": ["sparse"]}, "invalid choice: 'sparse'"),
         ({"drop_output": True}, "missing group(s): output"),
+        ({"input_extra": ["--on-error", "ignore"]}, "invalid choice: 'ignore'"),
+        ({"input_extra": ["--max-record-bytes", "-1"]}, "input --max-record-bytes must be >= 0"),
+        ({"output_extra": ["--checkpoint-every", "0"]}, "output --checkpoint-every must be >= 1"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, capsys, argv_change, message):
     argv = ["input", "--corpus", str(tmp_path), "--fields", *argv_change.get("fields", ["text"]),
-            *argv_change.get("shard", []), "encoder", "--encoder", "m", "--representation",
-            *argv_change.get("reps", ["dense"])]
+            *argv_change.get("shard", []), *argv_change.get("input_extra", []), "encoder", "--encoder", "m",
+            "--representation", *argv_change.get("reps", ["dense"])]
     if not argv_change.get("drop_output"):
-        argv += ["output", "--embeddings", str(tmp_path / "o")]
+        argv += ["output", "--embeddings", str(tmp_path / "o"), *argv_change.get("output_extra", [])]
     with pytest.raises(SystemExit) as info:
         encode_cli.main(argv)
     assert info.value.code == 2
@@ -296,8 +299,9 @@ def test_sigkill_mid_run_leaves_no_finished_output(tmp_path):
             process.wait()
     assert process.returncode == -signal.SIGKILL
     assert not out.exists()
-    leftovers = list(tmp_path.glob("out.partial-*"))
-    assert len(leftovers) == 1 and not list(leftovers[0].rglob("manifest.json"))
+    leftovers = sorted(p.name for p in tmp_path.glob("out.*"))
+    assert leftovers == ["out.partial", "out.partial.lock"]  # the lock file is free again (flock died with the pid)
+    assert not list((tmp_path / "out.partial").rglob("manifest.json"))
 
 
 # --- the real tiny Dream encoder --------------------------------------------------------------------------

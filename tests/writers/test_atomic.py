@@ -41,3 +41,14 @@ def test_existing_output_needs_overwrite_and_survives_a_failed_overwrite(tmp_pat
         (partial / "new").write_text("new")
     assert [p.name for p in out.iterdir()] == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_stale_encode_lock_is_explained(tmp_path):
+    from pyserini_diffretriever.writers.atomic import check_output_free
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OutputExistsError, match=r"out already exists; choose"):
+        check_output_free(tmp_path / "out")
+    (tmp_path / "out.partial.lock").write_text("123 host\n")
+    with pytest.raises(OutputExistsError, match=r"stopped right after finishing it: out\.partial\.lock is left over"):
+        check_output_free(tmp_path / "out")

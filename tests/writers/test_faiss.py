@@ -84,3 +84,21 @@ def test_empty_output_and_non_empty_folder_are_errors(tmp_path):
             pass
     with pytest.raises(RuntimeError, match="context manager"):
         FaissFlatWriter(tmp_path / "unused").write({"id": ["a"], "vector": np.ones((1, 2))})
+
+
+@pytest.mark.parametrize(("n", "d"), [(1, 3), (9, 16), (1000, 64)])
+def test_streamed_index_file_is_byte_identical_to_faiss_write_index(tmp_path, n, d):
+    import faiss
+
+    from pyserini_diffretriever.writers.faiss import flat_index_header, write_flat_ip_index
+
+    vectors = np.random.default_rng(n).standard_normal((n, d)).astype("<f4")
+    vectors.tofile(tmp_path / "raw")
+    write_flat_ip_index(tmp_path / "raw", n, d, tmp_path / "ours", chunk_bytes=1000)
+    index = faiss.IndexFlatIP(d)
+    index.add(vectors)
+    faiss.write_index(index, str(tmp_path / "theirs"))
+    assert (tmp_path / "ours").read_bytes() == (tmp_path / "theirs").read_bytes()
+    l2 = faiss.IndexFlatL2(d)
+    l2.add(vectors)
+    assert faiss.serialize_index(l2).tobytes().startswith(flat_index_header(n, d, "l2"))

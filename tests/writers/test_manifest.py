@@ -74,3 +74,13 @@ def test_kind_check_and_write_validation(tmp_path):
     with pytest.raises(ManifestError, match="not JSON-serialisable"):
         write_manifest(tmp_path, {"kind": "dense", "num_docs": 1, "encoder": {"x": object()}})
     assert read_manifest(tmp_path)["dimension"] == 8  # the failed write left the old manifest intact
+
+
+def test_source_date_epoch_fixes_the_creation_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert build_manifest("dense", {}, 1, dimension=2)["created"] == "2023-11-14T22:13:20+00:00"
+    write_manifest(tmp_path, {"kind": "dense", "num_docs": 1})
+    assert read_manifest(tmp_path)["created"] == "2023-11-14T22:13:20+00:00"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(ManifestError, match="SOURCE_DATE_EPOCH='yesterday' is not a number of seconds"):
+        build_manifest("dense", {}, 1)

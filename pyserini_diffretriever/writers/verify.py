@@ -1,0 +1,249 @@
+"""Check that an output folder is complete and self-consistent before it is merged, indexed or searched.
+
+Why: a folder copied half-way, a truncated ``vectors.npy``, a ``docid`` file from another run or a hand-edited
+manifest would otherwise surface as a numpy reshape error, a FAISS ``RuntimeError``, or, worst, wrong docids
+attached to the right scores. :func:`verify_output` reads sizes and headers only (fast even for large
+folders); ``deep=True`` also parses every record.
+
+Checks per kind
+---------------
+* every kind: a readable manifest (:func:`~.manifest.read_manifest`), no leftover temporary files, and a
+  ``skipped-records.jsonl`` with exactly ``num_skipped_records`` lines.
+* ``dense``: ``index`` is a flat FAISS index (``IxFI``/``IxF2`` header) of ``num_docs`` vectors of the manifest's
+  ``dimension`` and exactly the size that implies; ``docid`` has ``num_docs`` lines. Other FAISS index types are
+  read with FAISS.
+* ``multi``: ``vectors.npy`` has a valid header, shape ``[num_vectors, dimension]``, the manifest's dtype, and
+  the size that implies; ``offsets.npy`` is ``int64 [num_docs + 1]``, increasing from 0 to ``num_vectors``;
+  ``docid`` has ``num_docs`` lines.
+* ``impact-vectors``: ``vectors/`` holds only ``.jsonl`` parts with ``num_docs`` records in all;
+  ``empty-vector-docids.txt`` has ``num_skipped_empty`` lines; ``deep`` parses every record and checks unique
+  ids and ``num_postings``.
+* ``impact-index``: a Lucene ``segments_N`` file exists.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import SKIPPED_REPORT_NAME, WriterError
+from .faiss import DOCID_NAME, INDEX_NAME, RAW_VECTORS_NAME
+from .jsonl_vector import EMPTY_REPORT_NAME, VECTORS_DIR, iter_vector_records
+from .manifest import ManifestError, read_manifest
+from .multivector import OFFSETS_NAME, RAW_OFFSETS_NAME, VECTORS_NAME
+
+_TEMP_NAMES = (RAW_VECTORS_NAME, RAW_OFFSETS_NAME, f"{INDEX_NAME}.tmp", f"{OFFSETS_NAME}.tmp")
+_FLAT_FOURCC = {b"IxFI": "inner product", b"IxF2": "L2"}
+_FLAT_HEADER = struct.Struct("<4siqqqbi")  # fourcc, d, ntotal, dummy, dummy, is_trained, metric_type
+_FLAT_HEADER_BYTES = _FLAT_HEADER.size + 8  # + uint64 element count of the vector data
+
+
+class CorruptOutputError(WriterError, ManifestError):
+    """An output folder whose files are missing, truncated, or disagree with each other or the manifest.
+
+    Both a :class:`WriterError` and a :class:`ManifestError`, so code that catches either (the index and search
+    command lines) reports it as a clean error.
+    """
+
+
+def _fail(folder: Path, problem: str) -> CorruptOutputError:
+    return CorruptOutputError(f"{folder}: {problem}; the folder is damaged or incomplete (re-encode it, or copy it "
+                              "again if it was copied)")
+
+
+def count_lines(path: Path) -> int:
+    """Number of ``\\n``-terminated lines (plus a final unterminated one) without decoding the file."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """Whether a non-empty line file ends with ``\n`` (every line file a writer writes does; a cut one does not)."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def _require_file(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise _fail(folder, f"{name} is missing")
+    return path
+
+
+def _check_docids(folder: Path, manifest: dict[str, Any]) -> None:
+    path = _require_file(folder, DOCID_NAME)
+    if not _ends_with_newline(path):
+        raise _fail(folder, f"{DOCID_NAME} does not end with a newline (truncated)")
+    lines = count_lines(path)
+    if lines != manifest["num_docs"]:
+        raise _fail(folder, f"{DOCID_NAME} lists {lines} ids but the manifest says num_docs={manifest['num_docs']}")
+
+
+def _check_dense(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
+    path = _require_file(folder, INDEX_NAME)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(_FLAT_HEADER_BYTES)
+    if head[:4] in _FLAT_FOURCC:
+        if len(head) < _FLAT_HEADER_BYTES:
+            raise _fail(folder, f"{INDEX_NAME} is truncated ({size} bytes, shorter than a FAISS header)")
+        _, dimension, ntotal, _, _, _, metric = _FLAT_HEADER.unpack(head[:_FLAT_HEADER.size])
+        (elements,) = struct.unpack("<Q", head[_FLAT_HEADER.size:])
+        expected = _FLAT_HEADER_BYTES + 4 * elements
+        if elements != ntotal * dimension or size != expected:
+            raise _fail(folder, f"{INDEX_NAME} is {size} bytes, expected {expected} for {ntotal} vectors of "
+                                f"dimension {dimension} (truncated or corrupt)")
+    else:
+        import faiss
+
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as error:
+            raise _fail(folder, f"{INDEX_NAME} is not a readable FAISS index ({str(error).splitlines()[0]})") \
+                from None
+        dimension, ntotal = index.d, index.ntotal
+    if dimension != manifest.get("dimension"):
+        raise _fail(folder, f"{INDEX_NAME} has dimension {dimension}, the manifest says {manifest.get('dimension')}")
+    if ntotal != manifest["num_docs"]:
+        raise _fail(folder, f"{INDEX_NAME} holds {ntotal} vectors, the manifest says num_docs={manifest['num_docs']}")
+    _check_docids(folder, manifest)
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    with open(path, "rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        except (ValueError, OSError, SyntaxError) as error:
+            raise ValueError(f"not a .npy file ({error})") from None
+        if fortran:
+            raise ValueError("Fortran order is not supported")
+        return tuple(shape), dtype, handle.tell()
+
+
+def _check_multi(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
+    vectors = _require_file(folder, VECTORS_NAME)
+    try:
+        shape, dtype, offset = _npy_header(vectors)
+    except ValueError as error:
+        raise _fail(folder, f"{VECTORS_NAME}: {error}") from None
+    expected_shape = (manifest.get("num_vectors"), manifest.get("dimension"))
+    if shape != expected_shape:
+        raise _fail(folder, f"{VECTORS_NAME} has shape {list(shape)}, the manifest says {list(expected_shape)}")
+    if dtype.name != manifest.get("dtype", "float32"):
+        raise _fail(folder, f"{VECTORS_NAME} holds {dtype.name}, the manifest says {manifest.get('dtype')}")
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    if vectors.stat().st_size != expected:
+        raise _fail(folder, f"{VECTORS_NAME} is {vectors.stat().st_size} bytes, expected {expected} for shape "
+                            f"{list(shape)} (truncated or corrupt)")
+    try:
+        offsets = np.load(_require_file(folder, OFFSETS_NAME), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise _fail(folder, f"{OFFSETS_NAME} is not readable ({error})") from None
+    n = manifest["num_docs"]
+    if offsets.dtype != np.int64 or offsets.shape != (n + 1,):
+        raise _fail(folder, f"{OFFSETS_NAME} is {offsets.dtype} {list(offsets.shape)}, expected int64 [{n + 1}]")
+    if offsets[0] != 0 or offsets[-1] != shape[0] or (n and np.any(np.diff(offsets) < 1)):
+        raise _fail(folder, f"{OFFSETS_NAME} must increase from 0 to {shape[0]} (one or more rows per document)")
+    _check_docids(folder, manifest)
+
+
+def _check_impact_vectors(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
+    vectors_dir = folder / VECTORS_DIR
+    if not vectors_dir.is_dir():
+        raise _fail(folder, f"{VECTORS_DIR}/ is missing")
+    entries = sorted(vectors_dir.iterdir())
+    others = [entry.name for entry in entries if not (entry.is_file() and entry.name.endswith(".jsonl"))]
+    if others:
+        raise _fail(folder, f"{VECTORS_DIR}/ holds non-.jsonl entries {others[:5]} (Anserini would parse them)")
+    cut = [entry.name for entry in entries if not _ends_with_newline(entry)]
+    if cut:
+        raise _fail(folder, f"{VECTORS_DIR}/{cut[0]} does not end with a newline (truncated)")
+    if deep:
+        seen: set[str] = set()
+        postings = 0
+        for docid, vector in iter_vector_records(folder):
+            if docid in seen:
+                raise _fail(folder, f"document id {docid!r} appears twice in {VECTORS_DIR}/")
+            seen.add(docid)
+            postings += len(vector)
+        records = len(seen)
+        if "num_postings" in manifest and postings != manifest["num_postings"]:
+            raise _fail(folder, f"{VECTORS_DIR}/ holds {postings} postings, the manifest says "
+                                f"{manifest['num_postings']}")
+    else:
+        records = sum(count_lines(entry) for entry in entries)
+    if records != manifest["num_docs"]:
+        raise _fail(folder, f"{VECTORS_DIR}/ holds {records} records, the manifest says "
+                            f"num_docs={manifest['num_docs']}")
+    empty = folder / EMPTY_REPORT_NAME
+    listed = count_lines(empty) if empty.is_file() else 0
+    if listed != manifest.get("num_skipped_empty", 0):
+        raise _fail(folder, f"{EMPTY_REPORT_NAME} lists {listed} ids, the manifest says "
+                            f"num_skipped_empty={manifest.get('num_skipped_empty', 0)}")
+
+
+def _check_impact_index(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
+    if not any(folder.glob("segments_*")):
+        raise _fail(folder, "no Lucene segments_N file")
+
+
+_CHECKS = {"dense": _check_dense, "multi": _check_multi, "impact-vectors": _check_impact_vectors,
+           "impact-index": _check_impact_index}
+
+
+def verify_output(folder: str | os.PathLike, kind: str | tuple[str, ...] | None = None,
+                  deep: bool = False, ignore_temporary: bool = False) -> dict[str, Any]:
+    """Check an output folder (see the module docstring) and return its manifest.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        A folder written by the encoder, a merge, or the Lucene indexer.
+    kind : str or tuple of str, optional
+        Accepted manifest kind(s).
+    deep : bool
+        Also parse every record (impact vectors); the default reads sizes and headers only.
+    ignore_temporary : bool
+        Accept the writers' temporary files (checking a folder that is being finished).
+
+    Raises
+    ------
+    ManifestError
+        Missing, corrupt or foreign manifest, or another kind.
+    CorruptOutputError
+        Files missing, truncated, or inconsistent with each other or with the manifest.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder, kind)
+    leftovers = [] if ignore_temporary else [name for name in _TEMP_NAMES if (folder / name).exists()]
+    if leftovers:
+        raise _fail(folder, f"temporary files {leftovers} are still there (an unfinished write)")
+    _CHECKS[manifest["kind"]](folder, manifest, deep)
+    report = folder / SKIPPED_REPORT_NAME
+    listed = count_lines(report) if report.is_file() else 0
+    if listed != manifest.get("num_skipped_records", 0):
+        raise _fail(folder, f"{SKIPPED_REPORT_NAME} lists {listed} records, the manifest says "
+                            f"num_skipped_records={manifest.get('num_skipped_records', 0)}")
+    if deep and listed:
+        with open(report, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    json.loads(line)
+                except ValueError:
+                    raise _fail(folder, f"{SKIPPED_REPORT_NAME}, line {number} is not JSON") from None
+    return manifest
