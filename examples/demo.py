@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "--device", args.device, "--dtype", args.dtype,
         "output", "--embeddings", enc, "--allow-empty", "--no-progress",
     )
+    skipped = json.loads((enc / "dense" / "manifest.json").read_text()).get("num_skipped_records", 0)
+    if skipped:
+        print(f"[encode corpus] skipped {skipped} record(s) with no text, listed in {enc / 'dense' / 'skipped-records.jsonl'}")
     demo.run("impact index", "-m", "pyserini_diffretriever.index", "lucene",
              "--input", enc / "impact", "--index", work / "indexes" / "impact", "--threads", str(args.threads))
 

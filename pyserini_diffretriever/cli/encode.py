@@ -17,7 +17,11 @@ and go to ``OUT/dense``, ``OUT/multi``, ``OUT/impact``:
 * ``impact`` -> ``vectors/part-*.jsonl`` (JsonVectorCollection; index with
   ``python -m pyserini_diffretriever.index lucene --input OUT --index IDX``).
 
-Every folder has a ``manifest.json``. Shards (``--shard-id/--shard-num``, a contiguous split as in Pyserini)
+Every folder has a ``manifest.json``. Besides the document encoder's settings it records what the index expects
+of its queries (``"query": {"k", "prompt", "prompt_sha256", "max_length"}``): by default the backbone's query K
+(Dream 4) and the documents' prompt variant; ``encoder --query-k/--query-prompt/--query-max-length`` declare
+others. Searchers build their query encoder from that record and refuse one that differs in K or prompt.
+Shards (``--shard-id/--shard-num``, a contiguous split as in Pyserini)
 are joined with ``python -m pyserini_diffretriever.index merge --inputs OUT0 OUT1 ... --output OUT``.
 
 Reliability:
@@ -120,6 +124,14 @@ def build_parsers() -> dict[str, argparse.ArgumentParser]:
                                 help="weight dtype of the backbone (default: the encoder's, float32)")
     encoder_parser.add_argument("--k", type=int, default=None, help="mask slots per passage (default per backbone)")
     encoder_parser.add_argument("--prompt", default=None, help="one, few (default), three, or a prompt YAML path")
+    encoder_parser.add_argument("--query-k", type=int, default=None,
+                                help="query mask slots K_q the index expects, recorded in the manifest "
+                                     "(default per backbone: 4 for Dream and LLaDA)")
+    encoder_parser.add_argument("--query-prompt", default=None,
+                                help="query prompt the index expects: one, few, three or a query prompt YAML "
+                                     "(default: the documents' variant, few for a custom passage YAML)")
+    encoder_parser.add_argument("--query-max-length", type=int, default=None,
+                                help="query token budget recorded in the manifest (default 512)")
     encoder_parser.add_argument("--adapter", default=None, help="LoRA adapter folder merged into the backbone")
     encoder_parser.add_argument("--logits", default=None, choices=("unshifted", "shifted"),
                                 help="vocabulary read-out alignment (default unshifted)")
@@ -171,7 +183,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         problems.append(f"encoder --representation lists a representation twice: {args.encoder.representation}")
     if args.input.shard_num < 1 or not 0 <= args.input.shard_id < args.input.shard_num:
         problems.append(f"need 0 <= --shard-id < --shard-num (got {args.input.shard_id}, {args.input.shard_num})")
-    for name in ("batch_size", "max_length", "k", "denoise_steps", "sparse_top_k"):
+    for name in ("batch_size", "max_length", "k", "denoise_steps", "sparse_top_k", "query_k", "query_max_length"):
         value = getattr(args.encoder, name)
         if value is not None and value < 1:
             problems.append(f"encoder --{name.replace('_', '-')} must be >= 1 (got {value})")
@@ -203,6 +215,61 @@ def load_encoder(args: argparse.Namespace) -> Any:
         args.encoder, representation=args.representation[0], max_length=args.max_length,
         device=resolve_device(args.device, backend="torch"), batch_size=args.batch_size, **kwargs,
     )
+
+
+def expected_query_settings(encoder: Any, k: int | None = None, prompt: str | os.PathLike | None = None,
+                            max_length: int | None = None) -> dict[str, Any] | None:
+    """What an index written by ``encoder`` expects of its queries: the manifest's ``query`` record.
+
+    Why a record at all: the query K and prompt legitimately differ from the documents' (Dream: K_q=4, K_p=16),
+    so a searcher cannot compare them with the document settings; it compares them with this record instead.
+    The values are those of a ``DiffRetrieverQueryEncoder`` built on the same loaded model, so a searcher's query
+    encoder reports exactly the same ``k`` and ``prompt_sha256`` when it uses the defaults.
+
+    Parameters
+    ----------
+    encoder : DiffRetrieverDocumentEncoder or compatible
+        The document encoder; without a DiffRetriever ``model`` (test doubles) there is no record.
+    k : int, optional
+        Query K (default: :func:`~pyserini_diffretriever.encoders.model.default_k` of the backbone, ``"query"``).
+    prompt : str or PathLike, optional
+        Query prompt variant or query prompt YAML (default: the documents' variant, ``few`` for a custom YAML).
+    max_length : int, optional
+        Query token budget (default: the query encoder's, 512).
+
+    Returns
+    -------
+    dict or None
+        ``{"k": int, "prompt": variant | "sha256:<YAML content hash>", "prompt_sha256": hex (the K-adapted
+        prompt, as the query encoder's ``settings()``), "max_length": int}``, plus ``"prompt_file"`` (absolute
+        path) for a custom YAML; ``None`` when ``encoder`` has no DiffRetriever model.
+
+    Raises
+    ------
+    ValueError
+        An invalid K, prompt or max_length (checked by the query encoder), or query options for an encoder
+        without a DiffRetriever model.
+    """
+    model = getattr(encoder, "model", None)
+    if model is not None:  # imported only then: the encoders pull in torch and transformers
+        from ..encoders import DiffRetrieverModel, DiffRetrieverQueryEncoder
+        from ..representation.prompts import PROMPT_VARIANTS, load_prompt
+    if model is None or not isinstance(model, DiffRetrieverModel):
+        if (k, prompt, max_length) != (None, None, None):
+            raise ValueError(f"{type(encoder).__name__} is not a DiffRetriever encoder: the query K, prompt and "
+                             "max_length cannot be checked or recorded")
+        return None
+    if prompt is None:
+        documents = encoder.settings().get("prompt") if hasattr(encoder, "settings") else None
+        prompt = documents if documents in PROMPT_VARIANTS else "few"
+    options = {key: value for key, value in (("k", k), ("max_length", max_length)) if value is not None}
+    settings = DiffRetrieverQueryEncoder(model, prompt=prompt, **options).settings()
+    record: dict[str, Any] = {"k": settings["k"], "prompt": settings["prompt"],
+                              "prompt_sha256": settings["prompt_sha256"], "max_length": settings["max_length"]}
+    if settings["prompt"] not in PROMPT_VARIANTS:  # a YAML: its path may not exist where the index is searched
+        record["prompt"] = "sha256:" + load_prompt(prompt, "query").sha256()
+        record["prompt_file"] = str(Path(prompt).resolve())
+    return record
 
 
 def _settings_for(encoder: Any, representation: str) -> dict[str, Any]:
@@ -237,7 +304,7 @@ def _encode_batch(encoder: Any, representations: Sequence[str], texts: list[str]
 def run_settings(
     encoder: Any, reader: JsonlCorpusReader, representations: Sequence[str], shard: tuple[int, int],
     shard_range: tuple[int, int], batch_size: int, max_length: int | None, fp16: bool, multi_dtype: str,
-    allow_empty: bool, records_per_file: int,
+    allow_empty: bool, records_per_file: int, query: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything that changes the bytes of an encode's output; a resumed run must match it exactly.
 
@@ -252,6 +319,7 @@ def run_settings(
         "shard": {"id": shard[0], "num": shard[1], "range": list(shard_range)},
         "representations": list(representations),
         "encoder": {name: _settings_for(encoder, name) for name in representations},
+        "query": None if query is None else dict(query),
         "batch_size": batch_size, "max_length": max_length, "fp16": fp16, "multi_dtype": multi_dtype,
         "allow_empty": allow_empty, "records_per_file": records_per_file,
         "versions": package_versions(),
@@ -275,6 +343,7 @@ def encode_corpus(
     progress: bool = True,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     restart: bool = False,
+    query: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Encode one shard of a corpus into output folders, resumably and atomically; return ``{representation: folder}``.
 
@@ -298,6 +367,9 @@ def encode_corpus(
         As the CLI options of the same names.
     multi_dtype, allow_empty, records_per_file, overwrite, progress, checkpoint_every, restart
         Output options (see the CLI help).
+    query : mapping, optional
+        The manifests' ``query`` record (:func:`expected_query_settings`); default: that function's defaults
+        for ``encoder`` (no record for an encoder without a DiffRetriever model).
 
     Raises
     ------
@@ -327,13 +399,18 @@ def encode_corpus(
     corpus_info = {"path": str(reader.path.resolve()), "fields": list(reader.fields),
                    "docid_field": reader.docid_field, "delimiter": reader.delimiter,
                    "num_records": total, "shard_range": [start, end], "on_error": reader.on_error}
+    if query is None:
+        query = expected_query_settings(encoder)
+    extra: dict[str, Any] = {"corpus": corpus_info}
+    if query is not None:
+        extra["query"] = dict(query)
     settings = run_settings(encoder, reader, representations, shard, (start, end), batch_size, max_length, fp16,
-                            multi_dtype, allow_empty, records_per_file)
+                            multi_dtype, allow_empty, records_per_file, query)
     single = len(representations) == 1
     with ResumableOutput(output, settings, overwrite=overwrite, restart=restart) as out:
         folders = {name: out.partial if single else out.partial / name for name in representations}
         writers = {name: _make_writer(name, folders[name], _settings_for(encoder, name), shard,
-                                      {"corpus": corpus_info}, multi_dtype, allow_empty, records_per_file)
+                                      extra, multi_dtype, allow_empty, records_per_file)
                    for name in representations}
         committed = out.progress or {}
         if committed.get("stage") != "finished":
@@ -460,6 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                  f"(corpus has {reader.count()})")
         try:
             encoder = load_encoder(args.encoder)
+            query = expected_query_settings(encoder, args.encoder.query_k, args.encoder.query_prompt,
+                                            args.encoder.query_max_length)
         except (ValueError, TypeError, OSError) as error:  # bad checkpoint path, prompt, k, dtype, ...
             logger.error("cannot load encoder %r: %s", args.encoder.encoder, error)
             return 1
@@ -469,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             multi_dtype=args.output.multi_dtype, allow_empty=args.output.allow_empty,
             records_per_file=args.output.records_per_file, overwrite=args.output.overwrite,
             progress=not args.output.no_progress, checkpoint_every=args.output.checkpoint_every,
-            restart=args.output.restart,
+            restart=args.output.restart, query=query,
         )
     except (CorpusError, WriterError, ManifestError, OutputExistsError, ResumeError) as error:
         logger.error("%s", error)

@@ -12,9 +12,11 @@ side as in ``python -m pyserini.search.hybrid``)::
     python -m pyserini_diffretriever.search --multi-index indexes/c.multi --impact-index indexes/c.impact \\
         --fusion minmax --alpha 0.5 --depth 1000 --topics topics.tsv --output runs/hybrid.trec
 
-The query encoder is rebuilt from each index's manifest (backbone, adapter, read-out, quantisation); ``--encoder``
-overrides the checkpoint location and ``--k``/``--prompt`` the query side. Indexes that share a backbone share
-one loaded model. Runs are ``qid Q0 docid rank score tag`` (6 decimals), ordered by (-score, docid); evaluate with
+The query encoder is rebuilt from each index's manifest (backbone, adapter, read-out, quantisation, and the
+query K, prompt and max length the index expects); ``--encoder`` overrides the checkpoint location. A query K or
+prompt other than the index expects (``--k``/``--prompt``) is refused unless ``--ignore-mismatch k prompt``.
+Indexes that share a backbone share one loaded model. Runs are ``qid Q0 docid rank score tag`` (6 decimals),
+ordered by (-score, docid); evaluate with
 ``python -m pyserini_diffretriever.run pyserini.eval.trec_eval -c -m ndcg_cut.10 QRELS RUN``.
 """
 from __future__ import annotations
@@ -27,9 +29,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..search.factory import MISMATCH_KEYS
 from ..search.fusion import MinMaxHybridSearcher
 from ..search.index_format import IndexFormatError, IndexMismatchError, ManifestError, read_manifest
 from ..search.runs import OUTPUT_FORMATS, RunWriter
+from ..search.topics import ON_ERROR_CHOICES as TOPICS_ON_ERROR
 from ..search.topics import TopicsFormatError, read_topics
 from . import configure_logging
 
@@ -63,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = parser.add_argument_group("topics and output")
     run.add_argument("--topics", required=True, help="local topics: .tsv/.txt (qid<TAB>text), .json or .jsonl")
+    run.add_argument("--topics-on-error", choices=TOPICS_ON_ERROR, default="strict",
+                     help="bad topic records: stop with file, line and problem (strict, default) or leave them out "
+                          "with a warning each (skip)")
     run.add_argument("--output", required=True, help="run file to write")
     run.add_argument("--output-format", choices=OUTPUT_FORMATS, default="trec", help="trec (default) or msmarco")
     run.add_argument("--run-tag", default="DiffRetriever", help="TREC run tag (default DiffRetriever)")
@@ -73,15 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     encoder = parser.add_argument_group("query encoder (defaults from each index's manifest)")
     encoder.add_argument("--encoder", default=None, help="checkpoint folder or hub id (default: manifest backbone)")
-    encoder.add_argument("--k", type=int, default=None, help="query mask slots K_q (default per backbone)")
-    encoder.add_argument("--prompt", default=None, help="one, few, three or a YAML (default: the documents')")
+    encoder.add_argument("--k", type=int, default=None,
+                         help="query mask slots K_q (default: the index's expected query K, else per backbone)")
+    encoder.add_argument("--prompt", default=None,
+                         help="one, few, three or a query YAML (default: the index's expected query prompt)")
     encoder.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     encoder.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
                          help="backbone weight dtype (default float32)")
-    encoder.add_argument("--max-length", type=int, default=None, help="query token budget (default 512)")
+    encoder.add_argument("--max-length", type=int, default=None,
+                         help="query token budget (default: the index's expected one, else 512)")
     encoder.add_argument("--encoder-batch-size", type=int, default=None, help="queries per forward pass")
-    encoder.add_argument("--ignore-mismatch", nargs="+", default=(), metavar="KEY",
-                         help="encoder settings not to compare with the index (e.g. backbone for a moved folder)")
+    encoder.add_argument("--ignore-mismatch", nargs="+", default=(), metavar="KEY", choices=MISMATCH_KEYS,
+                         help="settings not to compare with the index (e.g. backbone for a moved folder, k prompt "
+                              f"for other query settings on purpose); any of: {', '.join(MISMATCH_KEYS)}")
 
     multi = parser.add_argument_group("multi-vector and impact search")
     multi.add_argument("--mode", choices=("default", "exact"), default="default",
@@ -177,7 +188,7 @@ def _searcher(indexes: list[tuple[str, Path]], args: argparse.Namespace) -> Any:
 
 def run_search(args: argparse.Namespace, indexes: list[tuple[str, Path]]) -> int:
     """Search every topic and write the run; returns the number of queries written."""
-    topics = read_topics(args.topics)
+    topics = read_topics(args.topics, on_error=args.topics_on_error)
     searcher = _searcher(indexes, args)
     qids, texts = list(topics), list(topics.values())
     started, lines = time.perf_counter(), 0

@@ -6,10 +6,22 @@ settings produced it. From that this module builds Pyserini's ``FaissSearcher`` 
 :class:`~pyserini_diffretriever.encoders.DiffRetrieverQueryEncoder` with the document side's settings unless
 one is given, and refuses a query encoder whose vectors cannot be compared with the documents'.
 
-What must match (:data:`COMPATIBILITY_KEYS`): only settings that do not depend on the side -- the backbone and
+What must match (:data:`COMPATIBILITY_KEYS`): the settings that do not depend on the side -- the backbone and
 its revision, adapter, tokenizer (vocabulary fingerprint and size), hidden size, mask token and read-out
-alignment, plus the impact quantisation for impact indexes. ``k``, prompt, ``max_length`` and ``dtype`` may
-legitimately differ between queries and documents and are not compared.
+alignment, plus the impact quantisation for impact indexes -- compared with the manifest's ``encoder``.
+
+The query K and prompt legitimately differ from the documents' (Dream pairs K_q=4 with K_p=16, and the query
+prompt YAMLs differ from the passage ones), so they are compared with what the index *expects of its queries*:
+the manifest's ``query`` record, written at encode time (:data:`QUERY_KEYS`; see
+:func:`pyserini_diffretriever.cli.encode.expected_query_settings`)::
+
+    "query": {"k": 4, "prompt": "few", "prompt_sha256": "<hex>", "max_length": 512}
+
+``prompt`` is the variant name, or ``"sha256:<hex>"`` (the YAML's content hash, independent of K) for a custom
+YAML, whose path at encode time is kept as ``prompt_file``; ``prompt_sha256`` is the digest of the K-adapted
+prompt the query encoder reports in ``settings()``. The query encoder built from a manifest takes K, prompt and
+``max_length`` from that record, so the normal path always matches. Manifests written before the record existed
+have no ``query`` key: nothing more is compared for them. ``max_length`` and ``dtype`` are never compared.
 
 Pyserini's searchers start the JVM on import; they are imported only when such an index is opened.
 """
@@ -20,12 +32,16 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..writers.manifest import ManifestError
+from ..writers.verify import verify_output
 from .index_format import IndexFormatError, IndexMismatchError, read_manifest
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "COMPATIBILITY_KEYS",
+    "MISMATCH_KEYS",
+    "QUERY_KEYS",
     "REPRESENTATION_OF_KIND",
     "check_encoder_compatibility",
     "open_searcher",
@@ -55,7 +71,61 @@ IMPACT_COMPATIBILITY_KEYS = ("quantization",)
 DOCUMENT_SETTINGS_FOR_QUERIES = ("adapter", "logits", "denoise_steps", "sparse_top_k", "quantization", "rounding")
 """Document-side settings a query encoder built from a manifest inherits (the side-specific ones do not)."""
 
-PROMPT_VARIANTS = ("one", "few", "three")
+QUERY_KEYS = ("k", "prompt")
+"""Query-side settings compared with the manifest's ``query`` record (when the manifest has one)."""
+
+MISMATCH_KEYS = COMPATIBILITY_KEYS + IMPACT_COMPATIBILITY_KEYS + ("representation",) + QUERY_KEYS
+"""Every key :func:`check_encoder_compatibility` may report (and ``ignore`` may name)."""
+
+PROMPT_VARIANTS = ("one", "few", "three")  # as representation.prompts (not imported: it pulls in torch)
+
+PROMPT_HASH_PREFIX = "sha256:"
+"""``query.prompt`` of a custom YAML: this prefix + the YAML's content hash (:meth:`PromptTemplate.sha256`)."""
+
+
+def prompt_source_sha256(prompt: Any) -> str | None:
+    """Content hash of a query prompt given by variant name, YAML path or ``"sha256:<hex>"`` (``None``: unknown).
+
+    Why the unadapted content: the K-adapted prompt text changes with K, so two encoders with the same YAML and
+    different K would otherwise also differ in prompt; comparing the source keeps the two findings apart.
+    """
+    if not isinstance(prompt, str) or not prompt:
+        return None
+    if prompt.startswith(PROMPT_HASH_PREFIX):
+        return prompt[len(PROMPT_HASH_PREFIX):]
+    from ..representation.prompts import PromptError, load_prompt  # the package imports torch: only when needed
+
+    try:
+        return load_prompt(prompt, "query").sha256()
+    except (PromptError, OSError, ValueError):
+        return None
+
+
+def _same_query_prompt(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """Whether a query encoder's prompt is the one the index expects (see the module docstring)."""
+    want, have = expected.get("prompt_sha256"), actual.get("prompt_sha256")
+    if want and have:
+        if want == have:
+            return True
+        if expected.get("k") == actual.get("k"):
+            return False  # same K, yet another adapted prompt: the text differs
+    want_source, have_source = prompt_source_sha256(expected.get("prompt")), prompt_source_sha256(actual.get("prompt"))
+    if want_source is None or have_source is None:
+        return expected.get("prompt") == actual.get("prompt")
+    return want_source == have_source
+
+
+def _query_differences(expected: Mapping[str, Any], actual: Mapping[str, Any],
+                       skipped: set[str]) -> dict[str, tuple[Any, Any]]:
+    """``{key: (index expects, query encoder has)}`` for the query K and prompt."""
+    differences: dict[str, tuple[Any, Any]] = {}
+    if ("k" not in skipped and expected.get("k") is not None and actual.get("k") is not None
+            and expected["k"] != actual["k"]):
+        differences["k"] = (expected["k"], actual["k"])
+    if ("prompt" not in skipped and expected.get("prompt") is not None and actual.get("prompt") is not None
+            and not _same_query_prompt(expected, actual)):
+        differences["prompt"] = (expected["prompt"], actual["prompt"])
+    return differences
 
 
 def check_encoder_compatibility(
@@ -64,6 +134,7 @@ def check_encoder_compatibility(
     kind: str,
     where: str | os.PathLike = "index",
     ignore: Iterable[str] = (),
+    query: Mapping[str, Any] | None = None,
 ) -> None:
     """Raise if a query encoder's settings cannot search an index built with ``index_settings``.
 
@@ -78,14 +149,23 @@ def check_encoder_compatibility(
     where : str or PathLike
         Named in the message (the index folder).
     ignore : iterable of str
-        Keys not to compare (e.g. ``backbone`` after moving a checkpoint to another folder).
+        Keys not to compare (e.g. ``backbone`` after moving a checkpoint to another folder, ``k``/``prompt`` to
+        search with other query settings on purpose); names outside :data:`MISMATCH_KEYS` raise ``ValueError``.
+    query : mapping, optional
+        The manifest's ``query`` record (what the index expects of its queries); ``None`` (older manifests):
+        the query K and prompt are not compared.
 
     Raises
     ------
     IndexMismatchError
         Listing every differing key with both values.
+    ValueError
+        ``ignore`` names an unknown key (a typo would silently ignore nothing).
     """
     skipped = set(ignore)
+    unknown = sorted(skipped - set(MISMATCH_KEYS))
+    if unknown:
+        raise ValueError(f"cannot ignore unknown settings {unknown}; known: {', '.join(MISMATCH_KEYS)}")
     keys = COMPATIBILITY_KEYS + (IMPACT_COMPATIBILITY_KEYS if kind.startswith("impact") else ())
     differences = {
         key: (index_settings[key], encoder_settings[key])
@@ -97,13 +177,27 @@ def check_encoder_compatibility(
     actual = encoder_settings.get("representation")
     if expected and actual is not None and actual != expected and "representation" not in skipped:
         differences["representation"] = (expected, actual)
+    if query is not None:
+        differences.update(_query_differences(query, encoder_settings, skipped))
     if differences:
-        listed = "; ".join(f"{key}: index {a!r} vs query encoder {b!r}" for key, (a, b) in differences.items())
+        listed = "; ".join(
+            f"{key}: index expects queries with {a!r} vs query encoder {b!r}" if key in QUERY_KEYS
+            else f"{key}: index {a!r} vs query encoder {b!r}"
+            for key, (a, b) in differences.items()
+        )
+        advice = []
+        if set(differences) - set(QUERY_KEYS):
+            advice.append("use the same backbone/adapter/tokenizer settings as for the documents"
+                          + (" (or ignore keys that differ only in name, e.g. a moved checkpoint folder)"
+                             if "backbone" in differences else ""))
+        if set(differences) & set(QUERY_KEYS):
+            named = " ".join(key for key in QUERY_KEYS if key in differences)
+            advice.append("leave the query K and prompt at the index's defaults (its manifest 'query' record), or "
+                          f"search with other query settings on purpose with --ignore-mismatch {named}")
+        hint = "; ".join(advice)
         raise IndexMismatchError(
             f"{where}: the query encoder does not match the encoder that built this {kind} index ({listed}). "
-            "Use the same backbone/adapter/tokenizer settings as for the documents"
-            + (" (or ignore keys that differ only in name, e.g. a moved checkpoint folder)" if "backbone" in
-               differences else ""),
+            f"{hint[:1].upper()}{hint[1:]}",
             differences,
         )
 
@@ -119,6 +213,21 @@ def _check_dimension(where: Path, index_dimension: int | None, encoder: Any, lab
         )
 
 
+def _default_query_prompt(expected: Mapping[str, Any], where: str | os.PathLike) -> str | None:
+    """The prompt a query encoder gets from the manifest's ``query`` record (a variant, or the YAML if still there)."""
+    prompt = expected.get("prompt")
+    if not isinstance(prompt, str) or not prompt.startswith(PROMPT_HASH_PREFIX):
+        return prompt
+    source = expected.get("prompt_file")
+    if source and prompt_source_sha256(source) == prompt[len(PROMPT_HASH_PREFIX):]:
+        return source
+    raise IndexFormatError(
+        f"{where}: the index expects queries encoded with a custom prompt YAML (content {prompt}"
+        + (f", encoded from {source}, which is missing or has changed" if source else "")
+        + "); give that YAML as the query prompt (--prompt PATH)"
+    )
+
+
 def query_encoder_for(
     manifest: Mapping[str, Any],
     *,
@@ -129,21 +238,31 @@ def query_encoder_for(
     dtype: str | None = None,
     max_length: int | None = None,
     batch_size: int | None = None,
+    where: str | os.PathLike = "index",
 ) -> Any:
     """A ``DiffRetrieverQueryEncoder`` for the index described by ``manifest``.
 
     Parameters
     ----------
     manifest : mapping
-        The index manifest (its ``kind`` picks the representation, its ``encoder`` the settings).
+        The index manifest (its ``kind`` picks the representation, its ``encoder`` the settings, its ``query``
+        record the query K, prompt and ``max_length``).
     model : str, PathLike or DiffRetrieverModel, optional
         Checkpoint to load (default: the manifest's ``encoder.backbone``), or an already loaded model to share.
     k : int, optional
-        Query K (default: the backbone's query default).
+        Query K (default: the manifest's ``query.k``; without that record, the backbone's query default).
     prompt : str, optional
-        Query prompt variant or YAML (default: the document side's variant name, else ``few``).
+        Query prompt variant or YAML (default: the manifest's ``query.prompt``; without that record, the document
+        side's variant name, else ``few``).
     device, dtype, max_length, batch_size
-        Query-side runtime settings (encoder defaults when ``None``).
+        Query-side runtime settings (``max_length`` defaults to ``query.max_length``; others to the encoder's).
+    where : str or PathLike
+        Named in error messages (the index folder).
+
+    Raises
+    ------
+    IndexFormatError
+        Not a searchable kind, no backbone recorded, or a custom query prompt YAML that cannot be found.
     """
     from ..encoders import DiffRetrieverQueryEncoder
 
@@ -158,7 +277,12 @@ def query_encoder_for(
     options: dict[str, Any] = {
         key: settings[key] for key in DOCUMENT_SETTINGS_FOR_QUERIES if settings.get(key) is not None
     }
-    if prompt is None and settings.get("prompt") in PROMPT_VARIANTS:
+    expected = manifest.get("query")
+    if isinstance(expected, Mapping):
+        k = expected.get("k") if k is None else k
+        prompt = _default_query_prompt(expected, where) if prompt is None else prompt
+        max_length = expected.get("max_length") if max_length is None else max_length
+    elif prompt is None and settings.get("prompt") in PROMPT_VARIANTS:
         prompt = settings["prompt"]
     for key, value in (("k", k), ("prompt", prompt), ("dtype", dtype), ("max_length", max_length),
                        ("batch_size", batch_size)):
@@ -194,9 +318,10 @@ def open_searcher(
         Used as is (after the compatibility check when it has ``settings()``); default: built by
         :func:`query_encoder_for` from the manifest and the options below.
     model, k, prompt, device, dtype, max_length, batch_size
-        See :func:`query_encoder_for` (ignored when ``query_encoder`` is given).
+        See :func:`query_encoder_for` (ignored when ``query_encoder`` is given); K, prompt and ``max_length``
+        default to the manifest's ``query`` record.
     ignore_mismatch : iterable of str
-        Settings keys not to compare (see :func:`check_encoder_compatibility`).
+        Settings keys not to compare, from :data:`MISMATCH_KEYS` (see :func:`check_encoder_compatibility`).
     min_idf : float
         ``LuceneImpactSearcher``'s ``min_idf`` (query terms with ``idf <= min_idf`` are dropped; note that with
         the default 0 a term occurring in every document is dropped too).
@@ -212,9 +337,14 @@ def open_searcher(
     Raises
     ------
     IndexFormatError
-        Not a searchable index of this package (e.g. an ``impact-vectors`` folder that still needs indexing).
+        Not a searchable index of this package (e.g. an ``impact-vectors`` folder that still needs indexing), or
+        a damaged one: files missing, truncated or disagreeing with the manifest (checked by
+        :func:`~pyserini_diffretriever.writers.verify.verify_output` before anything is loaded; the message
+        names the folder and the file).
     IndexMismatchError
-        The query encoder does not match the documents (settings or dimension).
+        The query encoder does not match the documents (settings, query K/prompt, or dimension).
+    ValueError
+        ``ignore_mismatch`` names an unknown key.
     """
     folder = Path(index_dir)
     manifest = read_manifest(folder)
@@ -226,11 +356,23 @@ def open_searcher(
         )
     if multi_options and kind != "multi":
         raise TypeError(f"{folder}: options {sorted(multi_options)} apply to multi-vector indexes only")
+    ignore_mismatch = tuple(ignore_mismatch)
+    unknown = sorted(set(ignore_mismatch) - set(MISMATCH_KEYS))
+    if unknown:
+        raise ValueError(f"ignore_mismatch: unknown settings {unknown}; known: {', '.join(MISMATCH_KEYS)}")
+    try:  # sizes and headers: a truncated FAISS index or vectors.npy is named here, not by a FAISS traceback
+        verify_output(folder, kind)
+    except IndexFormatError:
+        raise
+    except ManifestError as error:
+        raise IndexFormatError(str(error)) from error
     if query_encoder is None:
         query_encoder = query_encoder_for(manifest, model=model, k=k, prompt=prompt, device=device, dtype=dtype,
-                                          max_length=max_length, batch_size=batch_size)
+                                          max_length=max_length, batch_size=batch_size, where=folder)
     if hasattr(query_encoder, "settings"):
-        check_encoder_compatibility(manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch)
+        query = manifest.get("query") if isinstance(manifest.get("query"), Mapping) else None
+        check_encoder_compatibility(manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch,
+                                    query=query)
     if kind == "dense":
         from pyserini.search.faiss import FaissSearcher
 

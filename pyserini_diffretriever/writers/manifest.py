@@ -15,6 +15,11 @@ Layout (``format_version`` 1)::
      "versions": {"package": ..., "pyserini": ..., "torch": ..., "transformers": ..., "faiss": ...},
      "created": "2025-01-01T00:00:00+00:00", ...extra keys per kind}
 
+Folders written by the encode CLI (and merges and Lucene indexes of them) also carry what the index expects of
+its queries, ``"query": {"k": 4, "prompt": "few", "prompt_sha256": "<hex>", "max_length": 512}`` (``prompt``: a
+variant, or ``"sha256:<YAML content hash>"`` plus ``"prompt_file"``); searchers default their query encoder to it
+and refuse another K or prompt (:mod:`pyserini_diffretriever.search.factory`). Older folders have no ``query``.
+
 ``created`` is the only time stamp in an output folder. Set ``SOURCE_DATE_EPOCH`` (seconds since 1970, the
 reproducible-builds convention) to fix it; two encodes of the same input are then byte-identical, manifest
 included.

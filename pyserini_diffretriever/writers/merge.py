@@ -2,8 +2,9 @@
 
 Why checks first: concatenating shards written with different encoders, prompts, ``k`` or quantisation would
 give an index whose scores are silently inconsistent. All manifests must agree on kind, encoder settings,
-dimension / dtype / quantisation and shard count, and the shard ids must be exactly ``0 .. n-1``. Shards are
-concatenated in shard-id order, so the merged folder equals an unsharded run.
+dimension / dtype / quantisation, the query settings the index expects (``query``) and shard count, and the
+shard ids must be exactly ``0 .. n-1``. Shards are concatenated in shard-id order, so the merged folder equals
+an unsharded run.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ _MERGERS: dict[str, Callable[..., int]] = {
     "multi": merge_multivector,
     "impact-vectors": merge_jsonl_vectors,
 }
-_MUST_AGREE = ("kind", "encoder", "dimension", "dtype", "quantization")
+_MUST_AGREE = ("kind", "encoder", "dimension", "dtype", "quantization", "query")
 
 
 def check_shards(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, dict[str, Any]]]:
@@ -63,6 +64,8 @@ def merge_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     kind = shards[0][1]["kind"]
     corpus = shards[0][1].get("corpus")
     extra = {"merged_from": [str(path.resolve()) for path, _ in shards]}
+    if shards[0][1].get("query") is not None:
+        extra["query"] = shards[0][1]["query"]
     if corpus is not None:
         extra["corpus"] = {key: value for key, value in corpus.items() if key not in ("shard_range",)}
     with atomic_output_dir(output, overwrite) as partial:

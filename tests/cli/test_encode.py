@@ -210,12 +210,14 @@ def test_bad_records_fail_with_file_and_line_and_no_output(tmp_path, monkeypatch
         ({"input_extra": ["--on-error", "ignore"]}, "invalid choice: 'ignore'"),
         ({"input_extra": ["--max-record-bytes", "-1"]}, "input --max-record-bytes must be >= 0"),
         ({"output_extra": ["--checkpoint-every", "0"]}, "output --checkpoint-every must be >= 1"),
+        ({"encoder_extra": ["--query-k", "0"]}, "encoder --query-k must be >= 1"),
+        ({"encoder_extra": ["--query-max-length", "0"]}, "encoder --query-max-length must be >= 1"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, capsys, argv_change, message):
     argv = ["input", "--corpus", str(tmp_path), "--fields", *argv_change.get("fields", ["text"]),
             *argv_change.get("shard", []), *argv_change.get("input_extra", []), "encoder", "--encoder", "m",
-            "--representation", *argv_change.get("reps", ["dense"])]
+            "--representation", *argv_change.get("reps", ["dense"]), *argv_change.get("encoder_extra", [])]
     if not argv_change.get("drop_output"):
         argv += ["output", "--embeddings", str(tmp_path / "o"), *argv_change.get("output_extra", [])]
     with pytest.raises(SystemExit) as info:
@@ -256,6 +258,21 @@ def test_exception_mid_corpus_leaves_nothing(tmp_path):
         encode_cli.encode_corpus(FakeEncoder(fail_after=3), reader, tmp_path / "out", ["dense", "multi", "impact"],
                                  batch_size=3, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
+
+
+def test_resuming_with_other_expected_query_settings_is_refused(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(20))
+    reader = JsonlCorpusReader(corpus, fields=("title", "text"))
+    query = {"k": 4, "prompt": "few", "prompt_sha256": "a" * 64, "max_length": 512}
+    with pytest.raises(RuntimeError, match="encoder exploded"):  # progress committed after each batch
+        encode_cli.encode_corpus(FakeEncoder(fail_after=3), reader, tmp_path / "out", ["dense"], batch_size=3,
+                                 progress=False, checkpoint_every=1, query=query)
+    with pytest.raises(encode_cli.ResumeError, match=r"query\.k"):
+        encode_cli.encode_corpus(FakeEncoder(), reader, tmp_path / "out", ["dense"], batch_size=3, progress=False,
+                                 checkpoint_every=1, query={**query, "k": 2})
+    encode_cli.encode_corpus(FakeEncoder(), reader, tmp_path / "out", ["dense"], batch_size=3, progress=False,
+                             checkpoint_every=1, query=query)
+    assert read_manifest(tmp_path / "out")["query"] == query
 
 
 KILL_SCRIPT = textwrap.dedent(
@@ -363,3 +380,21 @@ def test_unloadable_encoder_is_a_clean_error(tmp_path, caplog):
             "--device", "cpu", "output", "--embeddings", str(tmp_path / "out"), "--no-progress"]
     assert encode_cli.main(argv) == 1
     assert "cannot load encoder" in caplog.text and not (tmp_path / "out").exists()
+
+
+def test_query_settings_need_a_diffretriever_encoder(tmp_path, monkeypatch, caplog):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(4))
+    assert run_main(monkeypatch, argv_for(corpus, tmp_path / "plain", "dense")) == 0
+    assert "query" not in read_manifest(tmp_path / "plain")  # a test double has no query side to record
+    argv = argv_for(corpus, tmp_path / "out", "dense", extra_encoder=["--query-k", "2"])
+    assert run_main(monkeypatch, argv) == 1
+    assert "not a DiffRetriever encoder" in caplog.text and not (tmp_path / "out").exists()
+
+
+def test_bad_query_prompt_is_refused_before_encoding(tmp_path, tiny_dream_dir, caplog):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(3))
+    argv = ["input", "--corpus", str(corpus), "encoder", "--encoder", str(tiny_dream_dir), "--device", "cpu",
+            "--max-length", "64", "--query-prompt", str(tmp_path / "missing.yaml"),
+            "output", "--embeddings", str(tmp_path / "out"), "--no-progress"]
+    assert encode_cli.main(argv) == 1
+    assert "missing.yaml" in caplog.text and "does not exist" in caplog.text and not (tmp_path / "out").exists()

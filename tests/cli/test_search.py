@@ -107,6 +107,17 @@ def test_data_errors_are_reported_with_status_1(fake_multi, tmp_path, capsys):
     assert "manifest" in capsys.readouterr().err
 
 
+def test_bad_topic_records_can_be_skipped(fake_multi, tmp_path, capsys, caplog):
+    topics = tmp_path / "topics.tsv"
+    topics.write_bytes(b"1\tfirst query\n2 missing tab\n3\tbell\x07\n2\tsecond query\n")
+    out = tmp_path / "run.trec"
+    base = ["--index", str(fake_multi["folder"]), "--topics", str(topics), "--output", str(out), "--hits", "2"]
+    assert search_cli.main(base) == 1 and "topics.tsv:2: expected 'qid<TAB>query text'" in capsys.readouterr().err
+    assert search_cli.main([*base, "--topics-on-error", "skip"]) == 0
+    assert list(parse_trec(out)) == ["1", "2"]
+    assert "topics.tsv:3: query '3' text contains a control character U+0007" in caplog.text
+
+
 # --- the real tiny Dream encoder, Lucene and trec_eval ------------------------------------------------------
 @pytest.mark.jvm
 @pytest.mark.slow

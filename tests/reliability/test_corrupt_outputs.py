@@ -1,5 +1,6 @@
 """Truncated, corrupted and inconsistent output folders are detected with an error naming the folder, the file
-and the problem, wherever a folder is opened: verify_output, MultiVectorFolder, merge and Lucene indexing."""
+and the problem, wherever a folder is opened: verify_output, MultiVectorFolder, merge, Lucene indexing, and the
+searchers (open_searcher and the search CLI check a folder before FAISS or numpy read it)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,9 @@ import pytest
 
 from pyserini_diffretriever.cli import encode as encode_cli
 from pyserini_diffretriever.cli import index as index_cli
+from pyserini_diffretriever.cli import search as search_cli
+from pyserini_diffretriever.search import open_searcher
+from pyserini_diffretriever.search.index_format import IndexFormatError
 from pyserini_diffretriever.writers import (
     CorruptOutputError,
     ManifestError,
@@ -185,3 +189,28 @@ def test_lucene_indexing_refuses_a_truncated_impact_folder(folders, tmp_path, ca
     assert index_cli.main(["lucene", "--input", str(folder), "--index", str(tmp_path / "idx")]) == 1
     assert "part-00000.jsonl does not end with a newline (truncated)" in caplog.text
     assert not (tmp_path / "idx").exists()
+
+
+SEARCH_DAMAGE = [
+    ("dense", "index-cut-end", lambda f: _truncate(f / "index", -10),
+     r"index is \d+ bytes, expected \d+ for 10 vectors of dimension 8 \(truncated or corrupt\)"),
+    ("dense", "index-cut-header", lambda f: _truncate(f / "index", 20), r"index is truncated \(20 bytes"),
+    ("multi", "vectors-cut", lambda f: _truncate(f / "vectors.npy", -4), r"vectors\.npy is \d+ bytes, expected"),
+]
+
+
+@pytest.mark.parametrize(("rep", "case", "damage", "message"), SEARCH_DAMAGE, ids=[c[1] for c in SEARCH_DAMAGE])
+def test_searching_a_damaged_folder_names_folder_and_file(folders, tmp_path, capsys, rep, case, damage, message):
+    folder = _copy(folders, tmp_path, rep)
+    damage(folder)
+    with pytest.raises(IndexFormatError, match=message) as info:
+        open_searcher(folder)  # refused before a query encoder is built or FAISS reads the file
+    assert str(info.value).startswith(f"{folder}: ")
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("1\tshock waves\n")
+    capsys.readouterr()
+    status = search_cli.main(["--index", str(folder), "--topics", str(topics), "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err and not (tmp_path / "run").exists()
+    assert err.count("\n") == 1 and err.startswith(f"{search_cli.PROGRAM}: error: {folder}: ")
+    assert re.search(message, err), err

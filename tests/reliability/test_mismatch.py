@@ -3,9 +3,9 @@ opened by ``search.factory.open_searcher`` with query encoders that do or do not
 factory is specified to detect is refused with an IndexMismatchError naming the key and both values; a FAISS
 dimension mismatch is reported the same way.
 
-Not refused, by the factory's design (reported to the lead): the query K and prompt may differ from the
-documents' (the paper pairs K_q=4 with K_p=16, and the query prompt text differs from the passage prompt), and
-the manifest records no query-side expectation to compare them with.
+The query K and prompt differ from the documents' by design (Dream: K_q=4, K_p=16), so they are compared with
+the manifest's ``query`` record (what the index expects of its queries, written at encode time), not with the
+document settings; the default query encoder takes them from that record.
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 
 from pyserini_diffretriever.cli import encode as encode_cli
+from pyserini_diffretriever.cli import search as search_cli
+from pyserini_diffretriever.encoders.model import default_k
+from pyserini_diffretriever.representation.prompts import load_prompt
 from pyserini_diffretriever.search.factory import check_encoder_compatibility, open_searcher
 from pyserini_diffretriever.search.index_format import IndexFormatError, IndexMismatchError
 from pyserini_diffretriever.writers import FaissFlatWriter, read_manifest
@@ -67,10 +70,156 @@ def edited_copy(index, tmp_path, name, **encoder_changes):
 
 @pytest.mark.parametrize("name", ["dense", "multi"])
 def test_matching_query_encoder_opens_and_searches(index, dream, name):
-    encoder = query_encoder(dream, representation=name, k=2, prompt="one", dtype="float32", max_length=96)
-    searcher = open_searcher(index / name, encoder)  # side-specific K, prompt and max_length may differ
+    encoder = query_encoder(dream, representation=name, dtype="float32", max_length=96)
+    searcher = open_searcher(index / name, encoder)  # the query max_length and dtype are not compared
     hits = searcher.search("shock wave boundary layer", k=3)
     assert len(hits) == 3 and all(h.docid.startswith("cran") for h in hits)
+
+
+# --- the query K and prompt the index expects (manifest "query") ----------------------------------------------
+def test_every_folder_records_the_query_settings_it_expects(index, dream):
+    direct = query_encoder(dream, prompt="few").settings()  # what a default query encoder reports
+    expected = {"k": default_k("Dream", "query"), "prompt": "few", "prompt_sha256": direct["prompt_sha256"],
+                "max_length": 512}
+    assert expected["k"] == 4 != read_manifest(index / "dense")["encoder"]["k"]  # K_q differs from K_p
+    for name in ("dense", "multi", "impact"):
+        assert read_manifest(index / name)["query"] == expected
+
+
+@pytest.mark.parametrize("name", ["dense", "multi"])
+def test_default_query_encoder_follows_the_manifest_and_searches(index, dream, name):
+    searcher = open_searcher(index / name, model=dream)
+    settings = searcher.query_encoder.settings()
+    assert (settings["k"], settings["prompt"]) == (4, "few")
+    assert settings["max_length"] == read_manifest(index / name)["query"]["max_length"]
+    assert len(searcher.search("shock wave boundary layer", k=3)) == 3
+
+
+@pytest.mark.parametrize("how", ["encoder", "open_searcher-k"])
+def test_other_query_k_is_refused_naming_k_and_both_values(index, dream, how):
+    with pytest.raises(IndexMismatchError) as info:
+        if how == "encoder":
+            open_searcher(index / "dense", query_encoder(dream, k=2))
+        else:
+            open_searcher(index / "dense", model=dream, k=2)
+    assert info.value.differences == {"k": (4, 2)}
+    assert "k: index expects queries with 4 vs query encoder 2" in str(info.value)
+    assert "--ignore-mismatch k" in str(info.value) and str(index / "dense") in str(info.value)
+
+
+def test_other_query_prompt_is_refused(index, dream):
+    with pytest.raises(IndexMismatchError) as info:
+        open_searcher(index / "multi", query_encoder(dream, representation="multi", prompt="three"))
+    assert info.value.differences == {"prompt": ("few", "three")}
+    assert "prompt: index expects queries with 'few' vs query encoder 'three'" in str(info.value)
+
+
+def test_ignored_query_keys_are_accepted(index, dream):
+    encoder = query_encoder(dream, representation="multi", k=2, prompt="one")
+    with pytest.raises(IndexMismatchError) as info:
+        open_searcher(index / "multi", encoder)
+    assert set(info.value.differences) == {"k", "prompt"}
+    searcher = open_searcher(index / "multi", encoder, ignore_mismatch=("k", "prompt"))
+    assert len(searcher.search("shock wave boundary layer", k=3)) == 3
+    with pytest.raises(ValueError, match=r"unknown settings \['kk'\]"):
+        open_searcher(index / "multi", encoder, ignore_mismatch=("kk",))
+
+
+def test_a_k_difference_is_not_also_reported_as_a_prompt_difference(dream):
+    """The 'one' prompt's wording follows K ('four words'), so its K-adapted digest differs with K."""
+    at_four, at_two = (query_encoder(dream, prompt="one", k=k).settings() for k in (4, 2))
+    assert at_four["prompt_sha256"] != at_two["prompt_sha256"]
+    expected = {key: at_four[key] for key in ("k", "prompt", "prompt_sha256", "max_length")}
+    with pytest.raises(IndexMismatchError) as info:
+        check_encoder_compatibility({}, at_two, "dense", query=expected)
+    assert info.value.differences == {"k": (4, 2)}
+    check_encoder_compatibility({}, at_two, "dense", query=expected, ignore=("k",))
+
+
+def test_manifest_without_query_record_compares_no_query_settings(index, dream, tmp_path):
+    folder = tmp_path / "old"
+    shutil.copytree(index / "dense", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["query"]  # written before the record existed
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    open_searcher(folder, query_encoder(dream, k=2, prompt="one"))
+    assert open_searcher(folder, model=dream).query_encoder.k == default_k("Dream", "query")
+
+
+QUERY_YAML = """system: "You answer search queries."
+user_prefix: 'Query: "'
+user_suffix: '". Give one word that represents this query.'
+assistant_prefix: 'The word is: "'
+"""
+
+
+@pytest.fixture(scope="module")
+def yaml_index(tmp_path_factory, tiny_dream_dir, dream):
+    """A multi folder whose queries are declared at encode time: a custom query prompt YAML and K_q = 3."""
+    from pyserini_diffretriever.encoders import DiffRetrieverDocumentEncoder
+
+    root = tmp_path_factory.mktemp("yaml-query")
+    (root / "query.yaml").write_text(QUERY_YAML)
+    corpus = write_corpus(root / "corpus.jsonl", cranfield_like(6))
+    encoder = DiffRetrieverDocumentEncoder(dream, max_length=64, batch_size=4)
+    original = encode_cli.load_encoder
+    encode_cli.load_encoder = lambda args: encoder
+    try:
+        argv = encode_argv(corpus, root / "out", encoder=str(tiny_dream_dir), representations=("multi",),
+                           batch_size=4, checkpoint_every=1000,
+                           extra_encoder=["--max-length", "64", "--device", "cpu", "--query-prompt",
+                                          str(root / "query.yaml"), "--query-k", "3", "--query-max-length", "48"])
+        assert encode_cli.main(argv) == 0
+    finally:
+        encode_cli.load_encoder = original
+    return root
+
+
+def test_custom_query_prompt_is_recorded_by_content_and_found_again(yaml_index, dream, tmp_path):
+    folder = yaml_index / "out"
+    record = read_manifest(folder)["query"]
+    content = load_prompt(yaml_index / "query.yaml", "query").sha256()
+    assert record["prompt"] == f"sha256:{content}" and record["prompt_file"] == str(yaml_index / "query.yaml")
+    assert (record["k"], record["max_length"]) == (3, 48)
+    searcher = open_searcher(folder, model=dream)  # default: the YAML recorded at encode time
+    settings = searcher.query_encoder.settings()
+    assert (settings["k"], settings["prompt"]) == (3, str(yaml_index / "query.yaml"))
+    copy = tmp_path / "moved.yaml"
+    copy.write_text(QUERY_YAML)  # the same content elsewhere is the same prompt
+    open_searcher(folder, query_encoder(dream, representation="multi", k=3, prompt=str(copy)))
+    other = tmp_path / "other.yaml"
+    other.write_text(QUERY_YAML.replace("search queries", "questions"))
+    with pytest.raises(IndexMismatchError) as info:
+        open_searcher(folder, query_encoder(dream, representation="multi", k=3, prompt=str(other)))
+    assert info.value.differences == {"prompt": (f"sha256:{content}", str(other))}
+
+
+def test_missing_custom_query_prompt_asks_for_it(yaml_index, dream, tmp_path):
+    folder = tmp_path / "copied"
+    shutil.copytree(yaml_index / "out", folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["query"]["prompt_file"] = str(tmp_path / "gone.yaml")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match=r"custom prompt YAML .*gone\.yaml, which is missing or has changed.*"
+                                               r"--prompt PATH"):
+        open_searcher(folder, model=dream)
+
+
+def test_search_cli_defaults_refuses_and_ignores(index, tmp_path, capsys):
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("1\tshock wave boundary layer\n2\theat transfer\n")
+    base = ["--index", str(index / "multi"), "--topics", str(topics), "--hits", "3", "--device", "cpu"]
+    assert search_cli.main([*base, "--output", str(tmp_path / "default.trec")]) == 0
+    assert (tmp_path / "default.trec").read_text().count("\n") == 6
+    assert search_cli.main([*base, "--output", str(tmp_path / "k2.trec"), "--k", "2", "--prompt", "one"]) == 1
+    err = capsys.readouterr().err
+    assert "k: index expects queries with 4 vs query encoder 2" in err and "prompt: index expects" in err
+    assert "Traceback" not in err and not (tmp_path / "k2.trec").exists()
+    assert search_cli.main([*base, "--output", str(tmp_path / "k2.trec"), "--k", "2", "--prompt", "one",
+                            "--ignore-mismatch", "k", "prompt"]) == 0
+    with pytest.raises(SystemExit) as usage:
+        search_cli.main([*base, "--output", str(tmp_path / "x.trec"), "--ignore-mismatch", "kq"])
+    assert usage.value.code == 2
 
 
 # (case, folder, manifest encoder changes, query encoder options, keys that must be named)

@@ -51,7 +51,8 @@ def write_multi_index(folder: Path, docs: Sequence[np.ndarray], docids: Sequence
     np.save(folder / "vectors.npy", vectors.astype(dtype))
     np.save(folder / "offsets.npy", offsets)
     write_docids(folder, docids)
-    write_manifest(folder, "multi", encoder, num_docs=len(docs), dimension=int(dim))
+    write_manifest(folder, "multi", encoder, num_docs=len(docs), dimension=int(dim), num_vectors=int(offsets[-1]),
+                   dtype=np.dtype(dtype).name)
     return folder
 
 

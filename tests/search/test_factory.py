@@ -47,6 +47,56 @@ def test_keys_recorded_on_one_side_only_are_not_compared():
     check_encoder_compatibility({"backbone": "m"}, {"backbone": "m", "adapter": "lora", "hidden_size": 3}, "dense")
 
 
+EXPECTED_QUERY = {"k": 4, "prompt": "few", "prompt_sha256": "a" * 64, "max_length": 512}
+
+
+@pytest.mark.parametrize(
+    ("changes", "differences"),
+    [
+        ({}, {}),
+        ({"max_length": 64, "dtype": "bfloat16"}, {}),  # runtime settings are not compared
+        ({"k": 2}, {"k": (4, 2)}),
+        ({"prompt": "one", "prompt_sha256": "b" * 64}, {"prompt": ("few", "one")}),
+        ({"prompt_sha256": "b" * 64}, {"prompt": ("few", "few")}),  # same name, same K, other text
+        ({"k": 2, "prompt": "one", "prompt_sha256": "b" * 64}, {"k": (4, 2), "prompt": ("few", "one")}),
+    ],
+    ids=["same", "runtime", "k", "prompt", "prompt-text", "both"],
+)
+def test_query_k_and_prompt_are_compared_with_the_manifest_query_record(changes, differences):
+    query = {**ENCODER_SETTINGS, **EXPECTED_QUERY, "side": "query", "representation": "multi", **changes}
+    if not differences:
+        check_encoder_compatibility(ENCODER_SETTINGS, query, "multi", query=EXPECTED_QUERY)
+        return
+    with pytest.raises(IndexMismatchError) as error:
+        check_encoder_compatibility(ENCODER_SETTINGS, query, "multi", where="idx", query=EXPECTED_QUERY)
+    assert error.value.differences == differences
+    for key, (expected, actual) in differences.items():
+        assert f"{key}: index expects queries with {expected!r} vs query encoder {actual!r}" in str(error.value)
+    check_encoder_compatibility(ENCODER_SETTINGS, query, "multi", ignore=tuple(differences), query=EXPECTED_QUERY)
+    check_encoder_compatibility(ENCODER_SETTINGS, query, "multi")  # no record (older manifest): not compared
+
+
+def test_a_custom_prompt_is_matched_by_content(tmp_path):
+    yaml_text = "system: s\nuser_prefix: 'Q: '\nuser_suffix: ' in one word.'\nassistant_prefix: 'Word: '\n"
+    first, second, other = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    first.write_text(yaml_text)
+    second.write_text(yaml_text)
+    other.write_text(yaml_text.replace("one word", "a word"))
+    from pyserini_diffretriever.representation.prompts import load_prompt
+
+    expected = {"k": 4, "prompt": "sha256:" + load_prompt(first, "query").sha256(), "prompt_sha256": "a" * 64}
+    query = {"k": 2, "prompt": str(second), "prompt_sha256": "b" * 64}  # other K: the adapted text differs
+    check_encoder_compatibility({}, query, "dense", query=expected, ignore=("k",))
+    with pytest.raises(IndexMismatchError) as error:
+        check_encoder_compatibility({}, {**query, "prompt": str(other)}, "dense", query=expected, ignore=("k",))
+    assert error.value.differences == {"prompt": (expected["prompt"], str(other))}
+
+
+def test_unknown_ignored_keys_are_refused():
+    with pytest.raises(ValueError, match=r"unknown settings \['backbon'\]"):
+        check_encoder_compatibility(ENCODER_SETTINGS, ENCODER_SETTINGS, "dense", ignore=("backbon",))
+
+
 def test_open_searcher_returns_a_multivector_searcher_with_the_given_encoder(multi_folder):
     folder, docs = multi_folder
     encoder = FakeQueryEncoder({"q": docs[4][:2]}, "multi")

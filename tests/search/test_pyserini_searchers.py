@@ -125,7 +125,8 @@ def test_dense_dimension_mismatches_are_reported(collection, tmp_path):
                                {**ENCODER, "hidden_size": DIM})
     manifest = (broken / "manifest.json").read_text().replace('"dimension": 8', f'"dimension": {DIM}')
     (broken / "manifest.json").write_text(manifest)
-    with pytest.raises(IndexFormatError, match="FAISS index has dimension 8"):
+    # found by verify_output before FAISS loads the file
+    with pytest.raises(IndexFormatError, match=rf"{broken}: index has dimension 8, the manifest says {DIM}"):
         open_searcher(broken, fake({}, "dense"))
 
 

@@ -9,10 +9,10 @@ import pytest
 from pyserini_diffretriever.search.topics import TopicsFormatError, read_topics
 
 
-def test_tsv_keeps_file_order_string_ids_and_tabs_inside_text(tmp_path):
+def test_tsv_keeps_file_order_string_ids_and_the_first_two_columns(tmp_path):
     path = tmp_path / "topics.tsv"
-    path.write_text("10\tfirst query\n\n2\tsecond\tquery with a tab\r\nq-3\tthird\n", encoding="utf-8")
-    assert read_topics(path) == {"10": "first query", "2": "second\tquery with a tab", "q-3": "third"}
+    path.write_text("10\tfirst query\n\n2\tsecond\tthird column\r\nq-3\tthird\n", encoding="utf-8")
+    assert read_topics(path) == {"10": "first query", "2": "second", "q-3": "third"}  # as Pyserini's TSV readers
     assert list(read_topics(path)) == ["10", "2", "q-3"]
 
 
@@ -51,6 +51,7 @@ def test_jsonl_beir_queries(tmp_path):
         ("t.json", '{"1": {"body": "x"}}', "has no text"),
         ("t.csv", "1,x\n", "unknown topics type .csv"),
         ("t.tsv", "\n\n", "no topics found"),
+        ("t.tsv", "1\tok\n2\tnul\x00\n", "t.tsv:2: query '2' text contains a control character U.0000"),
     ],
 )
 def test_malformed_files_name_the_file_and_line(tmp_path, name, content, message):

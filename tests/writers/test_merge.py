@@ -89,3 +89,28 @@ def test_kinds_must_agree(tmp_path):
     with pytest.raises(ManifestError, match="not a pyserini-diffretriever manifest"):
         merge_outputs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "all")
     assert read_manifest(tmp_path / "s0")["kind"] == "dense"
+
+
+def _dense_with_query(path, ids, shard, query):
+    with FaissFlatWriter(path, ENCODER, shard=shard, manifest_extra={"query": query}) as writer:
+        writer.write({"id": ids, "vector": np.ones((len(ids), 4), np.float32)})
+
+
+QUERY = {"k": 4, "prompt": "few", "prompt_sha256": "ab" * 32, "max_length": 512}
+
+
+def test_merged_folder_keeps_the_expected_query_settings(tmp_path):
+    _dense_with_query(tmp_path / "s0", ["a"], (0, 2), QUERY)
+    _dense_with_query(tmp_path / "s1", ["b"], (1, 2), QUERY)
+    assert merge_outputs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "all")["query"] == QUERY
+
+
+@pytest.mark.parametrize("other", [{**QUERY, "k": 2}, {**QUERY, "prompt": "one"}, None], ids=["k", "prompt", "none"])
+def test_shards_expecting_other_query_settings_are_refused(tmp_path, other):
+    _dense_with_query(tmp_path / "s0", ["a"], (0, 2), QUERY)
+    if other is None:
+        _dense(tmp_path / "s1", ["b"], (1, 2))  # a shard from before the record existed
+    else:
+        _dense_with_query(tmp_path / "s1", ["b"], (1, 2), other)
+    with pytest.raises(ManifestError, match=r"'query' differs"):
+        merge_outputs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "all")
