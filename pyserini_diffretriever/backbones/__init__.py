@@ -3,9 +3,13 @@
 Backbones are native modules (no ``trust_remote_code``) selected by the ``model_type`` of the
 checkpoint's ``config.json``. Adding a backbone means writing one module that defines ``MODEL_TYPE``,
 ``DEFAULT_HUB_ID``, ``build_model``, ``load_tokenizer`` and ``make_spec`` (see :mod:`.dream`,
-:mod:`.llada`) and adding one line to :data:`BACKBONES`.
+:mod:`.llada`; :mod:`.autoregressive` defines two such namespaces) and adding one line to :data:`BACKBONES`.
 
-Registry keys are the exact (case-sensitive) ``model_type`` strings (``"Dream"``, ``"llada"``);
+Diffusion families (``spec.family == "diffusion"``): Dream, LLaDA. Autoregressive families
+(``spec.family == "autoregressive"``, the PromptReps baseline of method.md §9): ``qwen2``, ``llama``.
+
+Registry keys are the exact (case-sensitive) ``model_type`` strings (``"Dream"``, ``"llada"``, ``"qwen2"``,
+``"llama"``);
 :func:`get_family` also accepts them in any letter case when the exact key is absent.
 """
 
@@ -16,12 +20,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import torch
 from torch import nn
 
-from . import dream, llada
+from . import autoregressive, dream, llada
 from .adapters import (
     AdapterError,
     AdapterInfo,
@@ -77,7 +81,7 @@ class BackboneFamily:
     ]  # (model, config, tokenizer, *, name_or_path, revision, adapter, extra)
 
     @classmethod
-    def from_module(cls, module: ModuleType) -> BackboneFamily:
+    def from_module(cls, module: ModuleType | SimpleNamespace) -> BackboneFamily:
         return cls(
             module.MODEL_TYPE,
             module.DEFAULT_HUB_ID,
@@ -90,6 +94,8 @@ class BackboneFamily:
 BACKBONES: dict[str, BackboneFamily] = {
     dream.MODEL_TYPE: BackboneFamily.from_module(dream),
     llada.MODEL_TYPE: BackboneFamily.from_module(llada),
+    autoregressive.QWEN2.MODEL_TYPE: BackboneFamily.from_module(autoregressive.QWEN2),
+    autoregressive.LLAMA.MODEL_TYPE: BackboneFamily.from_module(autoregressive.LLAMA),
 }
 
 
@@ -115,7 +121,7 @@ def load_backbone(
     adapter_revision: str | None = None,
     attn_implementation: str = "sdpa",
 ) -> LoadedBackbone:
-    """Load a Dream or LLaDA checkpoint natively, optionally merging a LoRA adapter.
+    """Load a Dream, LLaDA, Qwen2 or Llama checkpoint natively, optionally merging a LoRA adapter.
 
     Parameters
     ----------

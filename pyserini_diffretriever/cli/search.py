@@ -21,9 +21,15 @@ ordered by (-score, docid); evaluate with
 """
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
+import os
+
+# torch and faiss-cpu each bring an OpenMP runtime; with the default spinning wait policy a FAISS search in a
+# process that also runs torch pays ~10 ms per call (benchmarks/REPORT.md). Set before either is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
 import time
 from collections.abc import Sequence
 from pathlib import Path

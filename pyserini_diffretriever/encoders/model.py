@@ -5,6 +5,12 @@ builders; :meth:`DiffRetrieverModel.encode_side` turns texts into all three repr
 forward pass per batch. :class:`SideEncoder` holds the validated settings of one side (query or passage)
 and is what the Pyserini encoder classes delegate to, so a query and a document encoder can share one
 model (pass the same :class:`DiffRetrieverModel` to both).
+
+An autoregressive backbone (``spec.family == "autoregressive"``: Qwen2 / Llama causal LMs) runs the
+PromptReps baseline through the same classes (method.md §9): the same prompts without masks, tail or
+K-adaptation, and the K slots generated one by one with a KV cache
+(:func:`~pyserini_diffretriever.representation.generation.generate_representatives`); the dense, multi and
+impact outputs are built by the same code. K is then PromptReps' N (default 4 on both sides).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import torch
 from ..backbones.base import LoadedBackbone
 from ..representation.content_words import content_token_ids
 from ..representation.dense import multi_vectors, single_vector
+from ..representation.generation import ar_stop_token_ids, generate_representatives
 from ..representation.inputs import InputBuilder
 from ..representation.prompts import PROMPT_VARIANTS, PromptError, PromptTemplate, check_side, load_prompt
 from ..representation.readout import LOGITS_MODES, ReadoutConfig, read_out, stop_token_ids
@@ -41,11 +48,15 @@ SHARED_SETTINGS: tuple[str, ...] = (
 )
 
 #: Default number of representative tokens per backbone ``model_type`` (lower case) and side; the paper's
-#: selected (K_q, K_p): Dream (4, 16), LLaDA (4, 4).
+#: selected (K_q, K_p): Dream (4, 16), LLaDA (4, 4); autoregressive PromptReps (Qwen2, Llama): N = 4 on both
+#: sides, the fine-tuned PromptReps cap (README: "AR uses K=4").
 DEFAULT_K: dict[str, dict[str, int]] = {
     "dream": {"query": 4, "passage": 16},
     "llada": {"query": 4, "passage": 4},
+    "qwen2": {"query": 4, "passage": 4},
+    "llama": {"query": 4, "passage": 4},
 }
+FAMILIES: tuple[str, ...] = ("diffusion", "autoregressive")
 
 
 def default_k(model_type: str, side: str) -> int:
@@ -85,7 +96,7 @@ class RepresentationBatch:
 
 
 class DiffRetrieverModel:
-    """A loaded diffusion backbone plus the caches every encoder side needs.
+    """A loaded backbone (diffusion, or autoregressive for the PromptReps baseline) plus per-side caches.
 
     Parameters
     ----------
@@ -107,9 +118,12 @@ class DiffRetrieverModel:
             from ..backbones import load_backbone
 
             self.backbone = load_backbone(model, dtype=dtype, device=device, adapter=adapter)
-        if self.spec.family != "diffusion" or self.spec.mask_token_id is None:
-            raise ValueError(f"{self.spec.name_or_path!r} ({self.spec.model_type}) is not a diffusion "
-                             "backbone with a mask token; DiffRetriever needs one")
+        if self.spec.family not in FAMILIES:
+            raise ValueError(f"{self.spec.name_or_path!r} ({self.spec.model_type}) has backbone family "
+                             f"{self.spec.family!r}; expected one of {FAMILIES}")
+        if self.spec.family == "diffusion" and self.spec.mask_token_id is None:
+            raise ValueError(f"{self.spec.name_or_path!r} ({self.spec.model_type}) is a diffusion backbone "
+                             "without a mask token; DiffRetriever needs one")
         self._builders: dict[tuple, InputBuilder] = {}
         self._stop_ids: frozenset[int] | None = None
         self._fingerprint: str | None = None
@@ -132,6 +146,11 @@ class DiffRetrieverModel:
         return self.backbone.spec
 
     @property
+    def autoregressive(self) -> bool:
+        """True for the PromptReps baseline (slots generated one by one), False for DiffRetriever."""
+        return self.spec.family == "autoregressive"
+
+    @property
     def hidden_size(self) -> int:
         return int(self.spec.hidden_size)
 
@@ -146,7 +165,8 @@ class DiffRetrieverModel:
     @property
     def stop_ids(self) -> frozenset[int]:
         if self._stop_ids is None:
-            self._stop_ids = stop_token_ids(self.tokenizer, self.spec.mask_token_id)
+            self._stop_ids = (ar_stop_token_ids(self.tokenizer) if self.autoregressive
+                              else stop_token_ids(self.tokenizer, self.spec.mask_token_id))
         return self._stop_ids
 
     @property
@@ -168,7 +188,7 @@ class DiffRetrieverModel:
         builder = self._builders.get(key)
         if builder is None:
             builder = InputBuilder(self.tokenizer, self.spec, prompt, k, max_length, side,
-                                   title_separator=title_separator)
+                                   title_separator=title_separator, autoregressive=self.autoregressive)
             self._builders[key] = builder
         return builder
 
@@ -200,7 +220,8 @@ class DiffRetrieverModel:
         side:
             ``"query"`` or ``"passage"``.
         k:
-            Mask slots; ``None`` takes :func:`default_k` for this backbone and side.
+            Mask slots (autoregressive backbones: slots generated, PromptReps' N); ``None`` takes
+            :func:`default_k` for this backbone and side.
         prompt, max_length:
             Prompt variant/YAML and the prompt + text token budget.
         batch_size:
@@ -243,8 +264,12 @@ class DiffRetrieverModel:
                 batch = builder.collate([text_ids[i] for i in rows])
                 n_truncated += sum(batch.truncated)
                 content = content_token_ids([texts[i] for i in rows], self.tokenizer) if terms else None
-                out = read_out(self.backbone.model, batch, config=readout, stop_ids=self.stop_ids,
-                               content_ids=content)
+                if self.autoregressive:
+                    out = generate_representatives(self.backbone.model, batch, k, config=readout,
+                                                   stop_ids=self.stop_ids, content_ids=content)
+                else:
+                    out = read_out(self.backbone.model, batch, config=readout, stop_ids=self.stop_ids,
+                                   content_ids=content)
                 dense = single_vector(out.dense, out.slot_mask).cpu().numpy()
                 multi = multi_vectors(out.dense, out.slot_mask) if "multi" in wanted else None
                 sparse = out.sparse() if terms else None
@@ -323,6 +348,10 @@ class SideEncoder:
             self.model = DiffRetrieverModel.resolve(model)
         else:
             self.model = DiffRetrieverModel(model, dtype=dtype, device=device, adapter=adapter)
+        if self.model.autoregressive and (logits != "unshifted" or denoise_steps != 1):
+            raise ValueError(f"backbone {self.model.spec.model_type!r} is autoregressive (PromptReps): its slots "
+                             f"are generated one by one, so logits must be 'unshifted' and denoise_steps 1 "
+                             f"(got {logits!r}, {denoise_steps})")
         if logits == "shifted" and not self.model.spec.logits_shifted:
             raise ValueError(f"logits='shifted' needs next-token-aligned logits; backbone "
                              f"{self.model.spec.model_type!r} has none (use 'unshifted')")
@@ -365,13 +394,14 @@ class SideEncoder:
             "settings_version": SETTINGS_VERSION,
             "backbone": spec.name_or_path,
             "model_type": spec.model_type,
+            "family": spec.family,
             "revision": spec.revision,
             "adapter": spec.adapter,
             "vocabulary_sha256": self.model.vocabulary_fingerprint,
             "tokenizer_size": len(self.model.tokenizer),
             "vocab_size": int(spec.vocab_size),
             "hidden_size": int(spec.hidden_size),
-            "mask_token_id": int(spec.mask_token_id),
+            "mask_token_id": None if spec.mask_token_id is None else int(spec.mask_token_id),
             "side": self.side,
             "representation": self.representation,
             "k": self.k,

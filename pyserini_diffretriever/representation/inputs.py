@@ -9,6 +9,11 @@ the reference's zero-shot encoders. Rows are left padded, so the K mask slots si
 
 Special-token strings written inside a text (e.g. ``<|im_end|>``) are parsed as special tokens, as the
 reference's tokenizer call does.
+
+Autoregressive layout (``InputBuilder(..., autoregressive=True)``, the PromptReps baseline of method §9):
+``[pad…][prefix][text][suffix]`` -- the same prompts, chat template and sentinel split, the same text budget,
+but no masks, no tail and no K-adaptation of the wording (the reference's zero-shot PromptReps does not
+adapt it); the N representative tokens are generated after the suffix (:mod:`.generation`).
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from typing import Sequence
 import torch
 
 from ..backbones.base import BackboneSpec
-from .prompts import PromptTemplate, check_side, prompt_for
+from .prompts import PromptTemplate, check_side, load_prompt, prompt_for
 
 SENTINEL = "XSENTINELX"
 N_TAIL = 3
@@ -104,6 +109,9 @@ class EncodedBatch:
         Text tokens kept per row (after truncation).
     truncated:
         Whether the text of each row was cut to fit ``max_length``.
+    autoregressive:
+        True for the PromptReps layout (rows end with the suffix; the ``k`` slots are generated, so the
+        batch has no mask positions).
     """
 
     input_ids: torch.Tensor
@@ -111,10 +119,13 @@ class EncodedBatch:
     k: int
     n_text_tokens: tuple[int, ...]
     truncated: tuple[bool, ...]
+    autoregressive: bool = False
 
     @property
     def mask_start(self) -> int:
         """Index of the first mask slot (identical for every row thanks to left padding)."""
+        if self.autoregressive:
+            raise InputError("an autoregressive batch has no mask slots (its slots are generated)")
         return self.input_ids.shape[1] - self.k - N_TAIL
 
     @property
@@ -143,11 +154,15 @@ class InputBuilder:
         ``"query"`` or ``"passage"`` (selects the shipped YAML).
     title_separator:
         Used by :meth:`build` when titles are given.
+    autoregressive:
+        Build the PromptReps layout (no masks, no tail, wording not adapted to ``k``) for an autoregressive
+        backbone; ``k`` is then the number of slots to generate.
 
     Raises
     ------
     InputError
-        ``k < 1``, a backbone without mask token, or a ``max_length`` that leaves no room for text.
+        ``k < 1``, a diffusion layout for a backbone without mask token, or a ``max_length`` that leaves no
+        room for text.
     """
 
     def __init__(
@@ -160,13 +175,14 @@ class InputBuilder:
         side: str,
         *,
         title_separator: str = ". ",
+        autoregressive: bool = False,
     ) -> None:
         check_side(side)
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InputError(f"k={k!r}: the number of representative tokens must be an integer >= 1")
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
             raise InputError(f"max_length={max_length!r}: expected a positive integer")
-        if spec.mask_token_id is None:
+        if spec.mask_token_id is None and not autoregressive:
             raise InputError(f"backbone {spec.name_or_path!r} ({spec.model_type}) has no mask token; "
                              "DiffRetriever inputs need a diffusion backbone")
         self.tokenizer = tokenizer
@@ -175,10 +191,12 @@ class InputBuilder:
         self.k = k
         self.max_length = max_length
         self.title_separator = title_separator
-        self.prompt = prompt_for(prompt, side, k)
+        self.autoregressive = bool(autoregressive)
+        # PromptReps (zero-shot) keeps the YAML wording as written; DiffRetriever adapts it to K (§2.2).
+        self.prompt = load_prompt(prompt, side) if self.autoregressive else prompt_for(prompt, side, k)
         self.prefix_ids, self.suffix_ids = render_prompt_ids(tokenizer, self.prompt)
-        self.tail_ids = tail_ids(tokenizer, spec)
-        self.mask_token_id = int(spec.mask_token_id)
+        self.tail_ids = [] if self.autoregressive else tail_ids(tokenizer, spec)
+        self.mask_token_id = None if self.autoregressive else int(spec.mask_token_id)
         self.pad_token_id = int(spec.pad_token_id)
         prompt_tokens = len(self.prefix_ids) + len(self.suffix_ids)
         self.text_budget = max_length - prompt_tokens
@@ -207,8 +225,10 @@ class InputBuilder:
 
     def row(self, text_ids: Sequence[int]) -> list[int]:
         """The full unpadded id row for one (already tokenised, possibly long) text."""
-        return (self.prefix_ids + list(text_ids[: self.text_budget]) + self.suffix_ids
-                + [self.mask_token_id] * self.k + self.tail_ids)
+        row = self.prefix_ids + list(text_ids[: self.text_budget]) + self.suffix_ids
+        if self.autoregressive:
+            return row
+        return row + [self.mask_token_id] * self.k + self.tail_ids
 
     def collate(self, texts_ids: Sequence[Sequence[int]]) -> EncodedBatch:
         """Truncate, wrap and left-pad pre-tokenised texts into one batch."""
@@ -227,6 +247,7 @@ class InputBuilder:
             k=self.k,
             n_text_tokens=tuple(min(len(ids), self.text_budget) for ids in texts_ids),
             truncated=tuple(len(ids) > self.text_budget for ids in texts_ids),
+            autoregressive=self.autoregressive,
         )
 
     def build(self, texts: Sequence[str], titles: Sequence[str | None] | None = None) -> EncodedBatch:
@@ -235,9 +256,12 @@ class InputBuilder:
 
     # -- provenance ----------------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """sha256 of everything around the text (prefix, suffix, mask, K, tail, budget)."""
-        payload = json.dumps({
+        """sha256 of everything around the text (prefix, suffix, mask, K, tail, budget, layout)."""
+        fields = {
             "prefix": self.prefix_ids, "suffix": self.suffix_ids, "mask": self.mask_token_id, "k": self.k,
             "tail": self.tail_ids, "max_length": self.max_length,
-        })
+        }
+        if self.autoregressive:  # the diffusion payload (and hence existing fingerprints) stays unchanged
+            fields["layout"] = "autoregressive"
+        payload = json.dumps(fields)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -19,7 +19,7 @@ from pyserini_diffretriever.backbones import (
 
 
 def test_registry_is_keyed_by_config_model_type(tiny_dream_dir, tiny_llada_dir):
-    assert set(BACKBONES) == {"Dream", "llada"}
+    assert set(BACKBONES) == {"Dream", "llada", "qwen2", "llama"}
     for model_dir in (tiny_dream_dir, tiny_llada_dir):
         model_type = json.loads((model_dir / "config.json").read_text())["model_type"]
         assert get_family(model_type) is BACKBONES[model_type]
@@ -30,7 +30,7 @@ def test_case_insensitive_lookup(name, want):
     assert get_family(name).model_type == want
 
 
-@pytest.mark.parametrize("name", ["qwen2", None, "dreamx"])
+@pytest.mark.parametrize("name", ["mistral", None, "dreamx"])
 def test_unknown_model_type_lists_supported(name):
     with pytest.raises(UnsupportedBackboneError) as err:
         get_family(name)
@@ -40,9 +40,9 @@ def test_unknown_model_type_lists_supported(name):
 def test_unknown_model_type_in_checkpoint(tmp_path, tiny_llada_dir):
     model_dir = shutil.copytree(tiny_llada_dir, tmp_path / "m")
     cfg = json.loads((model_dir / "config.json").read_text())
-    cfg["model_type"] = "llama"
+    cfg["model_type"] = "mistral"
     (model_dir / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(UnsupportedBackboneError, match="'llama'"):
+    with pytest.raises(UnsupportedBackboneError, match="'mistral'"):
         load_backbone(model_dir)
 
 
