@@ -19,6 +19,7 @@ multi-vector outputs only (the sparse filter needs the real vocabulary), and has
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import gc
 import json
@@ -26,6 +27,7 @@ import os
 import platform
 import resource
 import statistics
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -374,3 +376,19 @@ class PeakRSS:
 def write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def bench_main(run: Callable[[bool, Path], dict], doc: str, prefix: str, argv: list[str] | None = None) -> int:
+    """The command line every benchmark shares: ``--out FILE [--quick] [--workdir DIR]``.
+
+    ``run(quick, workdir)`` returns the result written to ``--out``; without ``--workdir`` it works in a
+    temporary folder named ``prefix*`` that is removed afterwards.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        write_json(args.out, run(args.quick, args.workdir or Path(tmp)))
+    return 0

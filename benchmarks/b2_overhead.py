@@ -20,9 +20,7 @@ Usage: ``python benchmarks/b2_overhead.py --out results.json [--quick] [--workdi
 """
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -100,14 +98,7 @@ def run(quick: bool, workdir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="pdr-b2-") as tmp:
-        C.write_json(args.out, run(args.quick, args.workdir or Path(tmp)))
-    return 0
+    return C.bench_main(run, __doc__, "pdr-b2-", argv)
 
 
 if __name__ == "__main__":

@@ -32,11 +32,9 @@ import os
 # flat search). Passive waiting removes that cross-library artefact; it must be set before either library loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -306,14 +304,7 @@ def run(quick: bool, workdir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="pdr-b3-") as tmp:
-        C.write_json(args.out, run(args.quick, args.workdir or Path(tmp)))
-    return 0
+    return C.bench_main(run, __doc__, "pdr-b3-", argv)
 
 
 if __name__ == "__main__":

@@ -37,22 +37,18 @@ from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
 
 from .base import BackboneSpec
-from .loading import BackboneLoadError, assert_materialised, load_safetensors_into
+from .loading import (
+    BackboneLoadError,
+    assert_materialised,
+    known_token_id,
+    load_safetensors_into,
+    network_config_kwargs,
+)
 
 logger = logging.getLogger(__name__)
 
 FAMILY = "autoregressive"
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
-# config.json keys that describe packaging rather than the network.
-_PACKAGING_KEYS = (
-    "auto_map",
-    "architectures",
-    "model_type",
-    "_name_or_path",
-    "transformers_version",
-    "torch_dtype",
-    "dtype",
-)
 
 
 class CausalBackboneMixin:
@@ -156,9 +152,7 @@ def hf_config(config: dict, config_class: type[PretrainedConfig], attn_implement
         raise BackboneLoadError(
             f"{config.get('model_type')} config with use_sliding_window=true is not supported"
         )
-    kwargs = {k: v for k, v in config.items() if k not in _PACKAGING_KEYS}
-    kwargs["use_cache"] = True
-    hcfg = config_class(**kwargs)
+    hcfg = config_class(**network_config_kwargs(config, use_cache=True))
     hcfg._attn_implementation = attn_implementation
     return hcfg
 
@@ -224,12 +218,6 @@ def load_tokenizer(model_dir: Path):
     return tokenizer
 
 
-def _token_id(tokenizer, token: str) -> int | None:
-    """Id of ``token`` or None when the tokenizer does not know it."""
-    tid = tokenizer.convert_tokens_to_ids(token)
-    return None if tid is None or tid == tokenizer.unk_token_id else int(tid)
-
-
 def _spec_maker(model_type: str, chat_end_token: str):
     def make_spec(
         model: nn.Module,
@@ -256,7 +244,7 @@ def _spec_maker(model_type: str, chat_end_token: str):
             mask_token_id=None,
             pad_token_id=int(tokenizer.pad_token_id),
             eos_token_id=int(eos),
-            chat_end_token_id=_token_id(tokenizer, chat_end_token),
+            chat_end_token_id=known_token_id(tokenizer, chat_end_token),
             hidden_size=int(model.config.hidden_size),
             vocab_size=int(model.lm_head.out_features),
             logits_shifted=True,

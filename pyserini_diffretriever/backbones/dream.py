@@ -18,7 +18,13 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
 
 from .base import BackboneSpec
 from .masking import positions_and_key_mask
-from .loading import BackboneLoadError, assert_materialised, load_safetensors_into
+from .loading import (
+    BackboneLoadError,
+    assert_materialised,
+    known_token_id,
+    load_safetensors_into,
+    network_config_kwargs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,16 +32,6 @@ MODEL_TYPE = "Dream"
 DEFAULT_HUB_ID = "Dream-org/Dream-v0-Instruct-7B"
 CHAT_END_TOKEN = "<|im_end|>"
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
-# config.json keys that describe the remote-code packaging rather than the network.
-_PACKAGING_KEYS = (
-    "auto_map",
-    "architectures",
-    "model_type",
-    "_name_or_path",
-    "transformers_version",
-    "torch_dtype",
-    "dtype",
-)
 
 
 def qwen2_config(config: dict, attn_implementation: str = "sdpa") -> Qwen2Config:
@@ -53,9 +49,7 @@ def qwen2_config(config: dict, attn_implementation: str = "sdpa") -> Qwen2Config
         raise BackboneLoadError(
             "Dream config with tie_word_embeddings=true is not supported (released Dream is untied)"
         )
-    kwargs = {k: v for k, v in config.items() if k not in _PACKAGING_KEYS}
-    kwargs["use_cache"] = False
-    qcfg = Qwen2Config(**kwargs)
+    qcfg = Qwen2Config(**network_config_kwargs(config, use_cache=False))
     qcfg._attn_implementation = attn_implementation
     return qcfg
 
@@ -122,12 +116,6 @@ def load_tokenizer(model_dir: Path):
     return tokenizer
 
 
-def _token_id(tokenizer, token: str) -> int | None:
-    """Id of ``token`` or None when the tokenizer does not know it (maps to unk or nothing)."""
-    tid = tokenizer.convert_tokens_to_ids(token)
-    return None if tid is None or tid == tokenizer.unk_token_id else int(tid)
-
-
 def make_spec(
     model: DreamBackbone,
     config: dict,
@@ -152,7 +140,7 @@ def make_spec(
         mask_token_id=int(mask_id),
         pad_token_id=int(tokenizer.pad_token_id),
         eos_token_id=int(eos_id),
-        chat_end_token_id=_token_id(tokenizer, CHAT_END_TOKEN),
+        chat_end_token_id=known_token_id(tokenizer, CHAT_END_TOKEN),
         hidden_size=int(model.config.hidden_size),
         vocab_size=int(model.lm_head.out_features),
         logits_shifted=True,

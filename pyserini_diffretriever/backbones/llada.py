@@ -23,7 +23,7 @@ from transformers import PreTrainedTokenizerFast
 
 from .masking import positions_and_key_mask
 from .base import BackboneSpec
-from .loading import BackboneLoadError, assert_materialised, load_safetensors_into
+from .loading import BackboneLoadError, assert_materialised, known_token_id, load_safetensors_into
 
 logger = logging.getLogger(__name__)
 
@@ -279,9 +279,7 @@ def make_spec(
     if tokenizer.pad_token_id is None:
         pad = cfg.pad_token_id if cfg.pad_token_id is not None else eos_id
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad)
-    chat_end = tokenizer.convert_tokens_to_ids(CHAT_END_TOKEN)
-    if chat_end is not None and chat_end == tokenizer.unk_token_id:
-        chat_end = None
+    chat_end = known_token_id(tokenizer, CHAT_END_TOKEN)
     if chat_end is None and CHAT_END_FALLBACK_ID < cfg.embedding_size:
         logger.warning(
             "%s: tokenizer has no %s; using id %d as the reference does",

@@ -130,6 +130,34 @@ def read_config(model_dir: Path) -> dict:
     return read_json(Path(model_dir) / "config.json")
 
 
+#: config.json keys that describe (remote-code) packaging rather than the network.
+PACKAGING_KEYS = (
+    "auto_map",
+    "architectures",
+    "model_type",
+    "_name_or_path",
+    "transformers_version",
+    "torch_dtype",
+    "dtype",
+)
+
+
+def network_config_kwargs(config: dict, *, use_cache: bool) -> dict:
+    """Keyword arguments for a transformers config class: ``config`` minus :data:`PACKAGING_KEYS`.
+
+    Shared by the families hosted in transformers' own modules, so they drop the same keys.
+    """
+    kwargs = {k: v for k, v in config.items() if k not in PACKAGING_KEYS}
+    kwargs["use_cache"] = use_cache
+    return kwargs
+
+
+def known_token_id(tokenizer, token: str) -> int | None:
+    """Id of ``token`` or None when the tokenizer does not know it (maps to unk or nothing)."""
+    tid = tokenizer.convert_tokens_to_ids(token)
+    return None if tid is None or tid == tokenizer.unk_token_id else int(tid)
+
+
 def safetensors_files(model_dir: Path) -> dict[Path, list[str] | None]:
     """List the safetensors files of a checkpoint and, for sharded ones, the names the index assigns.
 
