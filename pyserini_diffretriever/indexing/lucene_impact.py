@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -31,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from ..writers.atomic import atomic_output_dir, check_output_free
-from ..writers.jsonl_vector import VECTORS_DIR, clean_impact_vector, iter_vector_records
-from ..writers.base import WriterError
+from ..writers.base import SKIPPED_REPORT_NAME, WriterError
+from ..writers.jsonl_vector import EMPTY_REPORT_NAME, VECTORS_DIR, clean_impact_vector, iter_vector_records
 from ..writers.manifest import INDEX_MANIFEST_NAME, ManifestError, read_manifest, write_manifest
 from ..writers.verify import verify_output
 
@@ -183,6 +184,10 @@ def build_impact_index(
         )
         index_manifest.pop("created", None)
         index_manifest.pop("versions", None)
+        # The index inherits the input's counts of skipped records, so it carries their lists too.
+        for report in (SKIPPED_REPORT_NAME, EMPTY_REPORT_NAME):
+            if (input_dir / report).is_file():
+                shutil.copyfile(input_dir / report, Path(partial) / report)
         write_manifest(partial, index_manifest, name=INDEX_MANIFEST_NAME)
     logger.info("Impact index %s: %d documents", index_dir, indexed)
     return read_manifest(index_dir, "impact-index")

@@ -49,6 +49,21 @@ def test_index_is_searchable_with_integer_dot_product_scores(tmp_path):
         assert hits == [(d, float(s)) for d, s in expected], qid
 
 
+def test_index_carries_the_skipped_record_list_of_its_input(tmp_path):
+    from pyserini_diffretriever.writers.verify import verify_output
+
+    folder = _impact_folder(tmp_path / "impact")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["num_skipped_records"] = 1
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    skipped = json.dumps({"file": "c.jsonl", "line": 7, "id": "d9", "kind": "empty-text", "problem": "empty text"})
+    (folder / "skipped-records.jsonl").write_text(skipped + "\n")
+
+    build_impact_index(folder, tmp_path / "idx")
+    assert (tmp_path / "idx" / "skipped-records.jsonl").read_text() == skipped + "\n"
+    verify_output(tmp_path / "idx", "impact-index")  # counts agree: the search side opens it
+
+
 def test_count_mismatch_names_the_skipped_record_and_leaves_no_index(tmp_path):
     folder = _impact_folder(tmp_path / "impact")
     # a hand-edited part file with a record Anserini silently skips (all weights truncate to 0)
