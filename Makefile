@@ -5,12 +5,20 @@ PY := .venv/bin/python
 MODEL ?=
 DEMO_ARGS ?=
 
-.PHONY: env test test-fast demo bench fixtures clean
+.PHONY: env lint format test test-fast demo bench fixtures clean
 
 env:
 	@scripts/ensure-env >/dev/null
 
-test: env
+lint: env
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: env
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+test: env lint
 	$(PY) -m pytest
 
 test-fast: env

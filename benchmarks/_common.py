@@ -17,6 +17,7 @@ trunk and keeps only the first V rows of the embedding and head, V chosen so tha
 Dream-7B's; token ids are mapped into [0, V) (costs do not depend on which ids run). It can produce dense and
 multi-vector outputs only (the sparse filter needs the real vocabulary), and has no stop ids.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pyserini_diffretriever  # noqa: F401  (selects a Java >= 21 before anything imports pyserini)
 
@@ -39,8 +40,13 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 # The benchmark network (forward-dominated, CPU-friendly): Qwen2 shape, hidden 512, 8 layers.
-NET = {"hidden_size": 512, "intermediate_size": 1536, "num_layers": 8, "num_attention_heads": 8,
-       "num_key_value_heads": 2}
+NET = {
+    "hidden_size": 512,
+    "intermediate_size": 1536,
+    "num_layers": 8,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+}
 SEED = 7
 
 
@@ -56,8 +62,13 @@ def machine() -> dict:
     """What the numbers were measured on (CPU, threads, load)."""
     import torch
 
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
     info["contention"] = contention_summary()
     try:
         info["loadavg_1m"] = round(os.getloadavg()[0], 2)
@@ -100,8 +111,13 @@ def _cpu_clock() -> tuple[float, float, float]:
     import psutil
 
     times = psutil.cpu_times()
-    busy = sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "guest", 0.0) \
+    busy = (
+        sum(times)
+        - times.idle
+        - getattr(times, "iowait", 0.0)
+        - getattr(times, "guest", 0.0)
         - getattr(times, "guest_nice", 0.0)
+    )
     own = psutil.Process().cpu_times()
     return time.perf_counter(), busy, own.user + own.system + own.children_user + own.children_system
 
@@ -168,9 +184,14 @@ def contention_summary() -> dict:
     shares = sorted(_SHARES)
     if not shares:
         return {"samples": 0}
-    return {"samples": len(shares), "threshold": QUIET_THRESHOLD, "waited_seconds": round(_WAITED[0], 1),
-            "above_threshold": sum(share > QUIET_THRESHOLD for share in shares),
-            "median_others_share": shares[len(shares) // 2], "max_others_share": shares[-1]}
+    return {
+        "samples": len(shares),
+        "threshold": QUIET_THRESHOLD,
+        "waited_seconds": round(_WAITED[0], 1),
+        "above_threshold": sum(share > QUIET_THRESHOLD for share in shares),
+        "median_others_share": shares[len(shares) // 2],
+        "max_others_share": shares[-1],
+    }
 
 
 def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
@@ -192,6 +213,7 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int, warmup: in
 
 # -- texts ----------------------------------------------------------------------------------------------------
 
+
 def cranfield_words() -> list[str]:
     """Words of the Cranfield abstracts shipped in examples/ (real English, aeronautics)."""
     words: list[str] = []
@@ -211,7 +233,7 @@ def long_texts(count: int, words: int, seed: int = 0) -> list[str]:
     out = []
     for _ in range(count):
         start = rng.randrange(0, len(pool) - words)
-        out.append(" ".join(pool[start:start + words]))
+        out.append(" ".join(pool[start : start + words]))
     return out
 
 
@@ -225,6 +247,7 @@ def texts_with_tokens(tokenizer, n_tokens: int, count: int, seed: int = 0) -> li
 
 
 # -- models ---------------------------------------------------------------------------------------------------
+
 
 def write_pair(root: Path) -> tuple[Path, Path]:
     """Dream and Qwen2.5 checkpoints of :data:`NET` with identical weights (same writer seeds)."""
@@ -277,9 +300,13 @@ def dream7b_head_over_trunk() -> float:
 
 def proportional_vocab() -> int:
     """Vocabulary rows that give the benchmark network Dream-7B's head/trunk cost ratio."""
-    config = {"hidden_size": NET["hidden_size"], "intermediate_size": NET["intermediate_size"],
-              "num_hidden_layers": NET["num_layers"], "num_attention_heads": NET["num_attention_heads"],
-              "num_key_value_heads": NET["num_key_value_heads"]}
+    config = {
+        "hidden_size": NET["hidden_size"],
+        "intermediate_size": NET["intermediate_size"],
+        "num_hidden_layers": NET["num_layers"],
+        "num_attention_heads": NET["num_attention_heads"],
+        "num_key_value_heads": NET["num_key_value_heads"],
+    }
     return int(round(dream7b_head_over_trunk() * trunk_parameters(config) / NET["hidden_size"]))
 
 
@@ -306,8 +333,9 @@ def head_proportioned(model, vocab: int):
             self.head = nn.Linear(inner.config.hidden_size, vocab, bias=False)
             self.head.weight = nn.Parameter(inner.lm_head.weight[:vocab].detach().clone(), requires_grad=False)
             self.embed = nn.Embedding(vocab, inner.config.hidden_size)
-            self.embed.weight = nn.Parameter(inner.model.embed_tokens.weight[:vocab].detach().clone(),
-                                             requires_grad=False)
+            self.embed.weight = nn.Parameter(
+                inner.model.embed_tokens.weight[:vocab].detach().clone(), requires_grad=False
+            )
 
         def _ids(self, ids: torch.Tensor) -> torch.Tensor:
             return ids % vocab
@@ -338,6 +366,7 @@ def head_proportioned(model, vocab: int):
 
 # -- memory ---------------------------------------------------------------------------------------------------
 
+
 class PeakRSS:
     """Peak resident memory of this process while the block runs (psutil sampling + ``ru_maxrss``)."""
 
@@ -346,7 +375,7 @@ class PeakRSS:
         self.peak = 0
         self.baseline = 0
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         import psutil
 
         gc.collect()

@@ -18,6 +18,7 @@ encoder builds) for K=1 and K=16, which separates the cost of K extra positions 
 
 Usage: ``python benchmarks/b1_cost_vs_k.py --out results.json [--quick] [--workdir DIR]``
 """
+
 from __future__ import annotations
 
 import sys
@@ -45,8 +46,9 @@ def count_forward_passes(model, texts, k, max_length, representations) -> int:
     for name, original in originals.items():
         setattr(net, name, lambda *a, _o=original, **kw: calls.append(1) or _o(*a, **kw))
     try:
-        model.encode_side(texts, "passage", k=k, prompt="few", max_length=max_length, batch_size=1,
-                          representations=representations)
+        model.encode_side(
+            texts, "passage", k=k, prompt="few", max_length=max_length, batch_size=1, representations=representations
+        )
     finally:
         for name in names:
             delattr(net, name)
@@ -66,20 +68,42 @@ def time_series(name, models, lengths, ks, *, batch_size, n_texts, repeats, repr
         for k in ks:
             for family in FAMILIES:
                 model = models[family]
-                cases[(family, k)] = (lambda m=model, kk=k: m.encode_side(
-                    texts, "passage", k=kk, prompt="few", max_length=max_length, batch_size=batch_size,
-                    representations=representations))
+                cases[(family, k)] = lambda m=model, kk=k, texts=texts, max_length=max_length: m.encode_side(
+                    texts,
+                    "passage",
+                    k=kk,
+                    prompt="few",
+                    max_length=max_length,
+                    batch_size=batch_size,
+                    representations=representations,
+                )
         times = C.interleaved(cases, repeats)
         for (family, k), values in times.items():
             per_text = [v / n_texts for v in values]
-            points.append({"length": length, "family": family, "k": k,
-                           "seconds_per_text": C.median(per_text), "samples": per_text})
-        print(f"  {name} length {length}: " + ", ".join(
-            f"{f[0]}K{k}={C.median(times[(f, k)]) / n_texts * 1000:.0f}ms" for k in ks for f in FAMILIES),
-            flush=True)
-    return {"name": name, "batch_size": batch_size, "n_texts": n_texts, "repeats": repeats,
-            "representations": list(representations), "vocab_size": vocab, "prompt_tokens": prompt,
-            "points": points}
+            points.append(
+                {
+                    "length": length,
+                    "family": family,
+                    "k": k,
+                    "seconds_per_text": C.median(per_text),
+                    "samples": per_text,
+                }
+            )
+        print(
+            f"  {name} length {length}: "
+            + ", ".join(f"{f[0]}K{k}={C.median(times[(f, k)]) / n_texts * 1000:.0f}ms" for k in ks for f in FAMILIES),
+            flush=True,
+        )
+    return {
+        "name": name,
+        "batch_size": batch_size,
+        "n_texts": n_texts,
+        "repeats": repeats,
+        "representations": list(representations),
+        "vocab_size": vocab,
+        "prompt_tokens": prompt,
+        "points": points,
+    }
 
 
 def trunk_only(model, length: int, repeats: int) -> dict:
@@ -100,10 +124,19 @@ def trunk_only(model, length: int, repeats: int) -> dict:
         with torch.inference_mode():
             net.vocab_logits(rows[k])
 
-    times = C.interleaved({"trunk_k1": lambda: forward(1), "trunk_k16": lambda: forward(16),
-                           "head_k1": lambda: head(1), "head_k16": lambda: head(16)}, repeats)
+    times = C.interleaved(
+        {
+            "trunk_k1": lambda: forward(1),
+            "trunk_k16": lambda: forward(16),
+            "head_k1": lambda: head(1),
+            "head_k16": lambda: head(16),
+        },
+        repeats,
+    )
     return {name: C.median(values) for name, values in times.items()} | {
-        "tokens_k1": int(batches[1].input_ids.shape[1]), "tokens_k16": int(batches[16].input_ids.shape[1])}
+        "tokens_k1": int(batches[1].input_ids.shape[1]),
+        "tokens_k16": int(batches[16].input_ids.shape[1]),
+    }
 
 
 def run(quick: bool, workdir: Path) -> dict:
@@ -112,30 +145,71 @@ def run(quick: bool, workdir: Path) -> dict:
     models = {"diffusion": diffusion, "autoregressive": autoregressive}
     vocab = diffusion.spec.vocab_size
     lengths = (32, 128) if quick else (32, 128, 512)
-    result = {"benchmark": "b1_cost_vs_k", "quick": quick, "network": C.NET, "dtype": "float32", "threads": 2,
-              "prompt": "few (passage side)", "series": []}
-    result["series"].append(time_series(
-        "latency", models, lengths, KS, batch_size=1, n_texts=1 if quick else 2, repeats=2 if quick else 5,
-        representations=ALL, vocab=vocab))
-    result["series"].append(time_series(
-        "throughput", models, (128,), KS, batch_size=8, n_texts=8, repeats=1 if quick else 3,
-        representations=ALL, vocab=vocab))
+    result = {
+        "benchmark": "b1_cost_vs_k",
+        "quick": quick,
+        "network": C.NET,
+        "dtype": "float32",
+        "threads": 2,
+        "prompt": "few (passage side)",
+        "series": [],
+    }
+    result["series"].append(
+        time_series(
+            "latency",
+            models,
+            lengths,
+            KS,
+            batch_size=1,
+            n_texts=1 if quick else 2,
+            repeats=2 if quick else 5,
+            representations=ALL,
+            vocab=vocab,
+        )
+    )
+    result["series"].append(
+        time_series(
+            "throughput",
+            models,
+            (128,),
+            KS,
+            batch_size=8,
+            n_texts=8,
+            repeats=1 if quick else 3,
+            representations=ALL,
+            vocab=vocab,
+        )
+    )
     proportional_v = C.proportional_vocab()
     proportioned = {family: C.head_proportioned(model, proportional_v) for family, model in models.items()}
-    result["series"].append(time_series(
-        "proportional", proportioned, (128,), KS, batch_size=1, n_texts=1 if quick else 2,
-        repeats=2 if quick else 5, representations=("dense", "multi"), vocab=proportional_v))
+    result["series"].append(
+        time_series(
+            "proportional",
+            proportioned,
+            (128,),
+            KS,
+            batch_size=1,
+            n_texts=1 if quick else 2,
+            repeats=2 if quick else 5,
+            representations=("dense", "multi"),
+            vocab=proportional_v,
+        )
+    )
     max_length = prompt_tokens(diffusion) + 128
     text = C.texts_with_tokens(diffusion.tokenizer, 128, 1, seed=128)
     result["forward_passes_per_text"] = {
         family: {str(k): count_forward_passes(models[family], text, k, max_length, ALL) for k in KS}
-        for family in FAMILIES}
+        for family in FAMILIES
+    }
     result["trunk_only_128"] = trunk_only(diffusion, 128, 3 if quick else 5)
-    result["head_over_trunk"] = {"benchmark_network": C.head_over_trunk(
-        {**{"num_hidden_layers": C.NET["num_layers"]}, **C.NET}, vocab),
-        "proportional_network": C.head_over_trunk({**{"num_hidden_layers": C.NET["num_layers"]}, **C.NET},
-                                                  proportional_v),
-        "dream_7b": C.dream7b_head_over_trunk(), "proportional_vocab": proportional_v}
+    result["head_over_trunk"] = {
+        "benchmark_network": C.head_over_trunk({**{"num_hidden_layers": C.NET["num_layers"]}, **C.NET}, vocab),
+        "proportional_network": C.head_over_trunk(
+            {**{"num_hidden_layers": C.NET["num_layers"]}, **C.NET}, proportional_v
+        ),
+        "dream_7b": C.dream7b_head_over_trunk(),
+        "proportional_vocab": proportional_v,
+    }
     result["machine"] = C.machine()
     return result
 

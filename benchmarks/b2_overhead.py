@@ -18,6 +18,7 @@ benchmark network with the real vocabulary and on its head-proportioned variant 
 
 Usage: ``python benchmarks/b2_overhead.py --out results.json [--quick] [--workdir DIR]``
 """
+
 from __future__ import annotations
 
 import sys
@@ -45,8 +46,9 @@ def measure(model, scenario: dict, repeats: int, representations) -> dict:
     # the batches encode_side builds: same sort (longest first, stable) and the same slicing
     text_ids = builder.tokenize(builder.join(texts))
     order = sorted(range(len(texts)), key=lambda i: -min(len(text_ids[i]), builder.text_budget))
-    batches = [builder.collate([text_ids[i] for i in order[s:s + batch_size]])
-               for s in range(0, len(texts), batch_size)]
+    batches = [
+        builder.collate([text_ids[i] for i in order[s : s + batch_size]]) for s in range(0, len(texts), batch_size)
+    ]
     net = model.backbone.model
     config = ReadoutConfig()
 
@@ -61,17 +63,29 @@ def measure(model, scenario: dict, repeats: int, representations) -> dict:
                 read_out(net, batch, config=config, stop_ids=model.stop_ids)
 
     def encoder():
-        model.encode_side(texts, side, k=k, prompt="few", max_length=max_length, batch_size=batch_size,
-                          representations=representations)
+        model.encode_side(
+            texts,
+            side,
+            k=k,
+            prompt="few",
+            max_length=max_length,
+            batch_size=batch_size,
+            representations=representations,
+        )
 
     times = C.interleaved({"forward": forward, "readout": readout, "encoder": encoder}, repeats)
     med = {name: C.median(values) for name, values in times.items()}
-    return {**scenario, "representations": list(representations), "repeats": repeats,
-            "tokens_per_row": int(batches[0].input_ids.shape[1]),
-            "seconds": med, "samples": times,
-            "overhead": med["encoder"] / med["forward"],
-            "head_share": (med["readout"] - med["forward"]) / med["forward"],
-            "rest_share": (med["encoder"] - med["readout"]) / med["forward"]}
+    return {
+        **scenario,
+        "representations": list(representations),
+        "repeats": repeats,
+        "tokens_per_row": int(batches[0].input_ids.shape[1]),
+        "seconds": med,
+        "samples": times,
+        "overhead": med["encoder"] / med["forward"],
+        "head_share": (med["readout"] - med["forward"]) / med["forward"],
+        "rest_share": (med["encoder"] - med["readout"]) / med["forward"],
+    }
 
 
 def run(quick: bool, workdir: Path) -> dict:
@@ -91,10 +105,21 @@ def run(quick: bool, workdir: Path) -> dict:
             point = measure(model, scenario, repeats, representations)
             point["network"] = network
             results.append(point)
-            print(f"  {network} {scenario['name']}: overhead {point['overhead']:.3f} "
-                  f"(head {point['head_share']:+.3f}, rest {point['rest_share']:+.3f})", flush=True)
-    return {"benchmark": "b2_overhead", "quick": quick, "network": C.NET, "dtype": "float32", "threads": 2,
-            "family": "diffusion (Dream layout)", "results": results, "machine": C.machine()}
+            print(
+                f"  {network} {scenario['name']}: overhead {point['overhead']:.3f} "
+                f"(head {point['head_share']:+.3f}, rest {point['rest_share']:+.3f})",
+                flush=True,
+            )
+    return {
+        "benchmark": "b2_overhead",
+        "quick": quick,
+        "network": C.NET,
+        "dtype": "float32",
+        "threads": 2,
+        "family": "diffusion (Dream layout)",
+        "results": results,
+        "machine": C.machine(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ searcher is also run with a smaller candidate budget (``candidates=200``) to sho
 
 Usage: ``python benchmarks/b3_search.py --out results.json [--quick] [--workdir DIR]``
 """
+
 from __future__ import annotations
 
 import os
@@ -75,8 +76,9 @@ def write_multi(folder: Path, vectors: np.ndarray, docids: list[str]) -> Path:
     np.save(folder / "vectors.npy", vectors.reshape(n * per_doc, dim))
     np.save(folder / "offsets.npy", np.arange(0, n * per_doc + 1, per_doc, dtype=np.int64))
     (folder / "docid").write_text("".join(f"{d}\n" for d in docids))
-    write_manifest(folder, build_manifest("multi", {"k": per_doc}, n, dimension=dim, dtype="float32",
-                                          num_vectors=n * per_doc))
+    write_manifest(
+        folder, build_manifest("multi", {"k": per_doc}, n, dimension=dim, dtype="float32", num_vectors=n * per_doc)
+    )
     return folder
 
 
@@ -95,7 +97,7 @@ def impact_vectors(n: int, seed: int, terms: int = 30000, per_doc: int = 48) -> 
     """Zipf-distributed term ids with integer impacts 1..300 (like ×100-quantised log(1+relu) weights)."""
     rng = np.random.default_rng(seed)
     ranks = np.arange(1, terms + 1)
-    p = 1.0 / ranks ** 1.07
+    p = 1.0 / ranks**1.07
     p /= p.sum()
     out = []
     for _ in range(n):
@@ -111,10 +113,24 @@ def build_impact_index(folder: Path, vectors: list[dict[str, int]]) -> float:
     with open(collection / "docs.jsonl", "w") as handle:
         for i, vector in enumerate(vectors):
             handle.write(json.dumps({"id": f"d{i}", "contents": "", "vector": vector}) + "\n")
-    command = [sys.executable, "-m", "pyserini_diffretriever.run", "pyserini.index.lucene",
-               "--collection", "JsonVectorCollection", "--input", str(collection), "--index", str(folder),
-               "--generator", "DefaultLuceneDocumentGenerator", "--threads", str(THREADS), "--impact",
-               "--pretokenized"]
+    command = [
+        sys.executable,
+        "-m",
+        "pyserini_diffretriever.run",
+        "pyserini.index.lucene",
+        "--collection",
+        "JsonVectorCollection",
+        "--input",
+        str(collection),
+        "--index",
+        str(folder),
+        "--generator",
+        "DefaultLuceneDocumentGenerator",
+        "--threads",
+        str(THREADS),
+        "--impact",
+        "--pretokenized",
+    ]
     env = dict(os.environ, PYTHONPATH=str(C.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
@@ -153,7 +169,7 @@ class TorchExhaustive:
         best_i = torch.zeros((n_q, 0), dtype=torch.long)
         with torch.inference_mode():
             for lo in range(0, self.docs.shape[0], self.chunk_docs):
-                chunk = self.docs[lo:lo + self.chunk_docs]
+                chunk = self.docs[lo : lo + self.chunk_docs]
                 n_c, k_p, _ = chunk.shape
                 sims = chunk.reshape(n_c * k_p, dim) @ flat_q.T  # [n_c*Kp, Q*Kq]
                 scores = sims.view(n_c, k_p, n_q, k_q).amax(dim=1).clamp_min(0).sum(dim=-1).T  # [Q, n_c]
@@ -212,30 +228,61 @@ def run_multi(root: Path, n: int, k_p: int, n_queries: int, quick: bool) -> list
     default_runs = default.batch_search(qlist, qids, k=HITS, threads=THREADS)
     recall = float(np.mean([len({h.docid for h in default_runs[q]} & truth[q]) / HITS for q in qids]))
     cases = [
-        ("multi-default", lambda q, t: default.search(q, k=HITS, threads=t),
-         lambda: default.batch_search(qlist, qids, k=HITS, threads=THREADS), sample, n_queries),
-        ("multi-exact", lambda q, t: exact.search(q, k=HITS, threads=t),
-         lambda: exact.batch_search(qlist[:few], qids[:few], k=HITS, threads=THREADS), sample[:few], few),
-        ("torch-exhaustive", lambda q, t: reference.search(q[None], HITS), lambda: reference.search(queries, HITS),
-         sample, n_queries),
+        (
+            "multi-default",
+            lambda q, t: default.search(q, k=HITS, threads=t),
+            lambda: default.batch_search(qlist, qids, k=HITS, threads=THREADS),
+            sample,
+            n_queries,
+        ),
+        (
+            "multi-exact",
+            lambda q, t: exact.search(q, k=HITS, threads=t),
+            lambda: exact.batch_search(qlist[:few], qids[:few], k=HITS, threads=THREADS),
+            sample[:few],
+            few,
+        ),
+        (
+            "torch-exhaustive",
+            lambda q, t: reference.search(q[None], HITS),
+            lambda: reference.search(queries, HITS),
+            sample,
+            n_queries,
+        ),
     ]
     for name, single, batch, items, count in cases:
-        points.append({"searcher": name, "num_docs": n, "k_p": k_p, **latencies(single, items),
-                       "qps": count / throughput(batch), "n_queries": count})
-    points[0].update(recall_at_100=recall, build_seconds=build_seconds,
-                     token_index=getattr(default.token_index_info, "factory", None))
+        points.append(
+            {
+                "searcher": name,
+                "num_docs": n,
+                "k_p": k_p,
+                **latencies(single, items),
+                "qps": count / throughput(batch),
+                "n_queries": count,
+            }
+        )
+    points[0].update(
+        recall_at_100=recall,
+        build_seconds=build_seconds,
+        token_index=getattr(default.token_index_info, "factory", None),
+    )
     points[1]["agreement_with_exhaustive_at_100"] = agreement
     if k_p == 16 and n >= 100_000:  # the candidate budget is the knob between latency and recall
         small = MultiVectorSearcher(folder, mode="default", threads=THREADS, candidates=2 * HITS)
         runs = small.batch_search(qlist, qids, k=HITS, threads=THREADS)
-        points.append({"searcher": "multi-default-c200", "num_docs": n, "k_p": k_p,
-                       **latencies(lambda q, t: small.search(q, k=HITS, threads=t), sample),
-                       "qps": n_queries / throughput(lambda: small.batch_search(qlist, qids, k=HITS,
-                                                                                threads=THREADS)),
-                       "n_queries": n_queries, "candidates": 2 * HITS,
-                       "recall_at_100": float(np.mean([len({h.docid for h in runs[q]} & truth[q]) / HITS
-                                                       for q in qids]))})
-    del default, exact, reference, docs
+        points.append(
+            {
+                "searcher": "multi-default-c200",
+                "num_docs": n,
+                "k_p": k_p,
+                **latencies(lambda q, t: small.search(q, k=HITS, threads=t), sample),
+                "qps": n_queries / throughput(lambda: small.batch_search(qlist, qids, k=HITS, threads=THREADS)),
+                "n_queries": n_queries,
+                "candidates": 2 * HITS,
+                "recall_at_100": float(np.mean([len({h.docid for h in runs[q]} & truth[q]) / HITS for q in qids])),
+            }
+        )
+    default = exact = reference = docs = None  # free the memory before the next size
     return points
 
 
@@ -247,9 +294,16 @@ def run_dense(root: Path, n: int, n_queries: int, quick: bool) -> dict:
     queries = clustered(n_queries, K_Q, seed=11, stream=2).mean(axis=1)
     folder = write_dense(root / f"dense-{n}", means, [f"d{i}" for i in range(n)])
     searcher = FaissSearcher(str(folder), FixedQueries({}))
-    qlist = [queries[i:i + 1] for i in range(n_queries)]
-    batch = lambda: searcher.batch_search(queries, [f"q{i}" for i in range(n_queries)], k=HITS,  # noqa: E731
-                                          threads=THREADS)
+    qlist = [queries[i : i + 1] for i in range(n_queries)]
+
+    def batch():
+        return searcher.batch_search(
+            queries,
+            [f"q{i}" for i in range(n_queries)],
+            k=HITS,  # noqa: E731
+            threads=THREADS,
+        )
+
     batch()  # warm-up
     timing = latencies(lambda q, t: searcher.search(q, k=HITS, threads=t), qlist[:32])
     qps = n_queries / throughput(batch)
@@ -271,14 +325,28 @@ def run_impact(root: Path, n: int, n_queries: int, quick: bool) -> dict:
         table[f"query {i}"] = {terms[j]: int(rng.integers(20, 301)) for j in picked}
     searcher = LuceneImpactSearcher(str(folder), FixedQueries(table))
     texts = list(table)
-    batch = lambda: searcher.batch_search(texts, [f"q{i}" for i in range(n_queries)], k=HITS,  # noqa: E731
-                                          threads=THREADS)
+
+    def batch():
+        return searcher.batch_search(
+            texts,
+            [f"q{i}" for i in range(n_queries)],
+            k=HITS,  # noqa: E731
+            threads=THREADS,
+        )
+
     for _ in range(3):  # warm-up (the JVM compiles the search path)
         batch()
     timing = latencies(lambda q, t: searcher.search(q, k=HITS), texts[:32])  # one Lucene thread per query
     qps = n_queries / throughput(batch)
-    return {"searcher": "impact", "num_docs": n, "k_p": None, **timing, "qps": qps, "n_queries": n_queries,
-            "index_seconds": index_seconds}
+    return {
+        "searcher": "impact",
+        "num_docs": n,
+        "k_p": None,
+        **timing,
+        "qps": qps,
+        "n_queries": n_queries,
+        "index_seconds": index_seconds,
+    }
 
 
 def run(quick: bool, workdir: Path) -> dict:
@@ -295,12 +363,24 @@ def run(quick: bool, workdir: Path) -> dict:
         for k_p in k_ps:
             found = run_multi(workdir, n, k_p, n_queries, quick)
             points.extend(found)
-            print(f"  multi {n} Kp={k_p}: " + ", ".join(f"{p['searcher']} {p['latency_s'] * 1000:.1f} ms"
-                                                        for p in found)
-                  + f"; recall@100 {found[0]['recall_at_100']:.4f}", flush=True)
-    return {"benchmark": "b3_search", "quick": quick, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "dimension": DIM, "k_q": K_Q, "topics": TOPICS, "hits": HITS,
-            "threads": THREADS, "points": points, "machine": C.machine()}
+            print(
+                f"  multi {n} Kp={k_p}: "
+                + ", ".join(f"{p['searcher']} {p['latency_s'] * 1000:.1f} ms" for p in found)
+                + f"; recall@100 {found[0]['recall_at_100']:.4f}",
+                flush=True,
+            )
+    return {
+        "benchmark": "b3_search",
+        "quick": quick,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "dimension": DIM,
+        "k_q": K_Q,
+        "topics": TOPICS,
+        "hits": HITS,
+        "threads": THREADS,
+        "points": points,
+        "machine": C.machine(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ torch, the model and the tokenizer are all inside it. ``growth`` = peak - RSS ju
 
 Usage: ``python benchmarks/b4_memory.py --out results.json [--quick] [--workdir DIR]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def write_corpus(path: Path, n: int, seed: int = 3) -> Path:
     with path.open("w", encoding="utf-8") as handle:
         for i in range(n):
             start = rng.randrange(0, len(words) - WORDS_PER_DOC)
-            handle.write(json.dumps({"id": f"doc{i}", "contents": " ".join(words[start:start + WORDS_PER_DOC])})
-                         + "\n")
+            handle.write(
+                json.dumps({"id": f"doc{i}", "contents": " ".join(words[start : start + WORDS_PER_DOC])}) + "\n"
+            )
     return path
 
 
@@ -54,12 +56,18 @@ def child(model_dir: Path, corpus: Path, output: Path) -> dict:
     reader = JsonlCorpusReader(corpus, ["text"])
     with C.PeakRSS() as memory:
         start = time.perf_counter()
-        encode_corpus(encoder, reader, output, REPRESENTATIONS, batch_size=BATCH, overwrite=True, progress=False,
-                      allow_empty=True)  # random weights: some passages get no positive impact
+        encode_corpus(
+            encoder, reader, output, REPRESENTATIONS, batch_size=BATCH, overwrite=True, progress=False, allow_empty=True
+        )  # random weights: some passages get no positive impact
         seconds = time.perf_counter() - start
-    return {"num_docs": reader.count(), "peak_rss_bytes": memory.peak, "baseline_rss_bytes": memory.baseline,
-            "growth_bytes": memory.peak - memory.baseline, "seconds": seconds,
-            "docs_per_second": reader.count() / seconds}
+    return {
+        "num_docs": reader.count(),
+        "peak_rss_bytes": memory.peak,
+        "baseline_rss_bytes": memory.baseline,
+        "growth_bytes": memory.peak - memory.baseline,
+        "seconds": seconds,
+        "docs_per_second": reader.count() / seconds,
+    }
 
 
 def run(quick: bool, workdir: Path) -> dict:
@@ -74,17 +82,33 @@ def run(quick: bool, workdir: Path) -> dict:
     for n in sizes:
         corpus = write_corpus(workdir / f"corpus-{n}.jsonl", n)
         output = workdir / f"encoded-{n}"
-        done = subprocess.run([sys.executable, __file__, "--child", str(model_dir), str(corpus), str(output)],
-                              capture_output=True, text=True, env=env, timeout=3600)
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", str(model_dir), str(corpus), str(output)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=3600,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"b4 child for {n} documents failed: {done.stderr[-3000:]}")
         point = json.loads(done.stdout.strip().splitlines()[-1])
         points.append(point)
-        print(f"  {n} docs: peak {point['peak_rss_bytes'] / 2**20:.0f} MiB, growth "
-              f"{point['growth_bytes'] / 2**20:.1f} MiB, {point['docs_per_second']:.0f} docs/s", flush=True)
-    return {"benchmark": "b4_memory", "quick": quick, "model": "tiny Dream fixture (hidden 64, 2 layers, vocab 152064)",
-            "k": K, "batch_size": BATCH, "words_per_doc": WORDS_PER_DOC, "representations": list(REPRESENTATIONS),
-            "points": points, "machine": C.machine()}
+        print(
+            f"  {n} docs: peak {point['peak_rss_bytes'] / 2**20:.0f} MiB, growth "
+            f"{point['growth_bytes'] / 2**20:.1f} MiB, {point['docs_per_second']:.0f} docs/s",
+            flush=True,
+        )
+    return {
+        "benchmark": "b4_memory",
+        "quick": quick,
+        "model": "tiny Dream fixture (hidden 64, 2 layers, vocab 152064)",
+        "k": K,
+        "batch_size": BATCH,
+        "words_per_doc": WORDS_PER_DOC,
+        "representations": list(REPRESENTATIONS),
+        "points": points,
+        "machine": C.machine(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ Usage::
 
 Results go to ``benchmarks/results/fault_injection.json`` and a summary is printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,10 +93,15 @@ def events_experiment(root: Path, step: int, double: int, seed: int) -> dict:
     rng = random.Random(seed)
     for number in range(double):
         trial(f"d{number}", [rng.randint(1, reference.events), rng.randint(1, reference.events // 2)])
-    return {"reference_events": reference.events, "trials": trials, "byte_identical": identical,
-            "killed_after_final_rename": after_rename, "resumed_run_ended_before_second_kill": ended_first,
-            "kill_points_by_operation": dict(sorted(kinds.items())),
-            "failures": failures}
+    return {
+        "reference_events": reference.events,
+        "trials": trials,
+        "byte_identical": identical,
+        "killed_after_final_rename": after_rename,
+        "resumed_run_ended_before_second_kill": ended_first,
+        "kill_points_by_operation": dict(sorted(kinds.items())),
+        "failures": failures,
+    }
 
 
 def wallclock_experiment(root: Path, trials: int, seed: int) -> dict:
@@ -105,9 +111,16 @@ def wallclock_experiment(root: Path, trials: int, seed: int) -> dict:
     corpus = harness.write_corpus(root / "corpus.jsonl", harness.cranfield_like(40))
 
     def command(out: Path) -> list[str]:
-        return harness.encode_module_command(harness.encode_argv(
-            corpus, out, encoder=str(model), batch_size=4, checkpoint_every=4,
-            extra_encoder=["--max-length", "64", "--device", "cpu"]))
+        return harness.encode_module_command(
+            harness.encode_argv(
+                corpus,
+                out,
+                encoder=str(model),
+                batch_size=4,
+                checkpoint_every=4,
+                extra_encoder=["--max-length", "64", "--device", "cpu"],
+            )
+        )
 
     started = time.monotonic()
     status, window = harness.kill_after(command(root / "ref"), root / "ref", None)
@@ -131,9 +144,15 @@ def wallclock_experiment(root: Path, trials: int, seed: int) -> dict:
         identical += not problems
         if problems:
             failures.append(f"w{number} (kill after {delay:.2f}s): {problems[:3]}")
-    return {"trials": trials, "killed_before_finishing": killed, "byte_identical": identical,
-            "two_uninterrupted_runs_identical": deterministic, "encoding_window_s": round(window, 3),
-            "cold_run_s": round(cold_run_s, 1), "failures": failures}
+    return {
+        "trials": trials,
+        "killed_before_finishing": killed,
+        "byte_identical": identical,
+        "two_uninterrupted_runs_identical": deterministic,
+        "encoding_window_s": round(window, 3),
+        "cold_run_s": round(cold_run_s, 1),
+        "failures": failures,
+    }
 
 
 def disk_experiment(root: Path, budgets: int) -> dict:
@@ -176,13 +195,20 @@ def disk_experiment(root: Path, budgets: int) -> dict:
         identical += same
         if status != 1 or not same:
             failures.append(f"budget {budget}: status {status}, rerun identical {same}")
-    return {"total_bytes": total, "total_writes": len(writes), "trials": trials, "clear_error_exit_1": clear,
-            "work_kept_for_resume": kept,
-            "finished_looking_after_failure": finished_looking, "byte_identical_after_rerun": identical,
-            "enospc_in_file": dict(sorted(hits.items())), "failures": failures}
+    return {
+        "total_bytes": total,
+        "total_writes": len(writes),
+        "trials": trials,
+        "clear_error_exit_1": clear,
+        "work_kept_for_resume": kept,
+        "finished_looking_after_failure": finished_looking,
+        "byte_identical_after_rerun": identical,
+        "enospc_in_file": dict(sorted(hits.items())),
+        "failures": failures,
+    }
 
 
-def _install(faults: "harness.IOFaults"):
+def _install(faults: harness.IOFaults):
     saved = []
 
     def setattr_(target, name, value):
@@ -194,6 +220,7 @@ def _install(faults: "harness.IOFaults"):
     def undo():
         for target, name, value in reversed(saved):
             setattr(target, name, value)
+
     return undo
 
 
@@ -201,20 +228,32 @@ def badinput_experiment(root: Path) -> dict:
     sys.path.insert(0, str(REPO / "tests"))
     from reliability.test_bad_input import BAD_LINE, CATALOGUE, LIMIT  # noqa: E402
 
-    results = {"kinds": len(CATALOGUE), "problem_codes": len({c[2] for c in CATALOGUE}), "strict_clear_error": 0,
-               "skip_listed": 0, "tracebacks": 0, "records_lost_silently": 0, "failures": []}
+    results = {
+        "kinds": len(CATALOGUE),
+        "problem_codes": len({c[2] for c in CATALOGUE}),
+        "strict_clear_error": 0,
+        "skip_listed": 0,
+        "tracebacks": 0,
+        "records_lost_silently": 0,
+        "failures": [],
+    }
     for case, line, kind, _ in CATALOGUE:
         lines = [*harness.cranfield_like(8)]
         lines.insert(BAD_LINE - 1, line)
         corpus = harness.write_corpus(root / case / "corpus.jsonl", lines)
-        strict = harness.run_child(harness.encode_argv(corpus, root / case / "strict", checkpoint_every=1000,
-                                                       extra_input=LIMIT), root / case)
+        strict = harness.run_child(
+            harness.encode_argv(corpus, root / case / "strict", checkpoint_every=1000, extra_input=LIMIT), root / case
+        )
         errors = [x for x in strict.stderr.splitlines() if " ERROR " in x]
         results["tracebacks"] += "Traceback" in strict.stderr
         ok = strict.returncode == 1 and len(errors) == 1 and f"{corpus}, line {BAD_LINE}: " in errors[0]
         results["strict_clear_error"] += ok
-        skip = harness.run_child(harness.encode_argv(corpus, root / case / "skip", checkpoint_every=1000,
-                                                     extra_input=[*LIMIT, "--on-error", "skip"]), root / case)
+        skip = harness.run_child(
+            harness.encode_argv(
+                corpus, root / case / "skip", checkpoint_every=1000, extra_input=[*LIMIT, "--on-error", "skip"]
+            ),
+            root / case,
+        )
         results["tracebacks"] += "Traceback" in skip.stderr
         listed = lost = 0
         if skip.returncode == 0:
@@ -232,8 +271,12 @@ def badinput_experiment(root: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", default=["events", "wallclock", "disk", "badinput"],
-                        choices=["events", "wallclock", "disk", "badinput"])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=["events", "wallclock", "disk", "badinput"],
+        choices=["events", "wallclock", "disk", "badinput"],
+    )
     parser.add_argument("--event-step", type=int, default=1, help="kill at every N-th I/O event (default 1: all)")
     parser.add_argument("--double", type=int, default=10, help="trials killed twice (default 10)")
     parser.add_argument("--wallclock", type=int, default=10, help="real-CLI trials killed from outside (default 10)")

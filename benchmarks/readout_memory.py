@@ -20,6 +20,7 @@ Usage::
 
     python benchmarks/readout_memory.py [--vocab-sizes 8192 32768 152064] [--batch 4] [--k 16]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,14 +53,33 @@ def _child(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     vocab, k = args.vocab_size, args.k
     config = json.loads((REPO / "pyserini_diffretriever" / "resources" / "dream" / "config.json").read_text())
-    config.update(hidden_size=args.hidden_size, intermediate_size=2 * args.hidden_size, num_hidden_layers=args.layers,
-                  num_attention_heads=4, num_key_value_heads=2, max_window_layers=args.layers, vocab_size=vocab,
-                  mask_token_id=vocab - 1, pad_token_id=0, bos_token_id=1, eos_token_id=1)
+    config.update(
+        hidden_size=args.hidden_size,
+        intermediate_size=2 * args.hidden_size,
+        num_hidden_layers=args.layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_window_layers=args.layers,
+        vocab_size=vocab,
+        mask_token_id=vocab - 1,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=1,
+    )
     model = DreamBackbone(qwen2_config(config)).eval()
     model.make_bidirectional()
-    model.spec = BackboneSpec(model_type="Dream", family="diffusion", mask_token_id=vocab - 1, pad_token_id=0,
-                              eos_token_id=1, chat_end_token_id=2, hidden_size=args.hidden_size, vocab_size=vocab,
-                              logits_shifted=True, name_or_path="random")
+    model.spec = BackboneSpec(
+        model_type="Dream",
+        family="diffusion",
+        mask_token_id=vocab - 1,
+        pad_token_id=0,
+        eos_token_id=1,
+        chat_end_token_id=2,
+        hidden_size=args.hidden_size,
+        vocab_size=vocab,
+        logits_shifted=True,
+        name_or_path="random",
+    )
     gen = torch.Generator().manual_seed(1)
     rand = lambda n: torch.randint(10, vocab - 10, (n,), generator=gen).tolist()  # noqa: E731
     prefix, suffix = rand(30), rand(25)
@@ -69,8 +89,8 @@ def _child(args: argparse.Namespace) -> dict:
     ids = torch.zeros((len(rows), width), dtype=torch.long)
     mask = torch.zeros_like(ids)
     for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row)
-        mask[i, width - len(row):] = 1
+        ids[i, width - len(row) :] = torch.tensor(row)
+        mask[i, width - len(row) :] = 1
     batch = EncodedBatch(ids, mask, k, tuple(lengths), (False,) * len(rows))
     content = [sorted(set(rand(60))) for _ in rows]
 
@@ -82,7 +102,7 @@ def _child(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             hidden = model.hidden_states(batch.input_ids, batch.attention_mask)
             logits = model.vocab_logits(hidden).float()  # [B, L, V]
-            slots = logits[:, batch.mask_start:batch.mask_start + k]
+            slots = logits[:, batch.mask_start : batch.mask_start + k]
             keep = stop_truncation(slots.argmax(-1), frozenset({1}))
             content_ids, valid = pad_content_ids(content)
             sparse_ids, weights = slot_impacts(slots, content_ids, valid, mask_token_id=vocab - 1)
@@ -113,8 +133,17 @@ def _child(args: argparse.Namespace) -> dict:
     if maxrss_after > maxrss_before:
         peak = max(peak, maxrss_after)
     digest = hashlib.sha256(json.dumps([sorted(v.items()) for v in result]).encode()).hexdigest()
-    return {"vocab_size": vocab, "method": args.method, "peak_extra_bytes": peak - baseline, "seconds": seconds,
-            "batch": len(rows), "length": width, "k": k, "hidden_size": args.hidden_size, "sparse_sha256": digest}
+    return {
+        "vocab_size": vocab,
+        "method": args.method,
+        "peak_extra_bytes": peak - baseline,
+        "seconds": seconds,
+        "batch": len(rows),
+        "length": width,
+        "k": k,
+        "hidden_size": args.hidden_size,
+        "sparse_sha256": digest,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,28 +168,58 @@ def main(argv: list[str] | None = None) -> int:
     for vocab in args.vocab_sizes:
         pair = {}
         for method in ("k_rows", "naive"):
-            command = [sys.executable, __file__, "--child", method, "--vocab-size", str(vocab), "--batch",
-                       str(args.batch), "--text-tokens", str(args.text_tokens), "--k", str(args.k), "--hidden-size",
-                       str(args.hidden_size), "--layers", str(args.layers), "--threads", str(args.threads)]
+            command = [
+                sys.executable,
+                __file__,
+                "--child",
+                method,
+                "--vocab-size",
+                str(vocab),
+                "--batch",
+                str(args.batch),
+                "--text-tokens",
+                str(args.text_tokens),
+                "--k",
+                str(args.k),
+                "--hidden-size",
+                str(args.hidden_size),
+                "--layers",
+                str(args.layers),
+                "--threads",
+                str(args.threads),
+            ]
             done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
             pair[method] = json.loads(done.stdout.strip().splitlines()[-1])
         if pair["k_rows"]["sparse_sha256"] != pair["naive"]["sparse_sha256"]:
             raise SystemExit(f"V={vocab}: the two read-outs disagree on the sparse vectors")
         rows.append(pair)
 
-    print(f"B={args.batch} passages, L={rows[0]['naive']['length']} tokens, K={args.k}, H={args.hidden_size}, "
-          f"fp32, CPU, peak memory above the loaded model + inputs")
+    print(
+        f"B={args.batch} passages, L={rows[0]['naive']['length']} tokens, K={args.k}, H={args.hidden_size}, "
+        f"fp32, CPU, peak memory above the loaded model + inputs"
+    )
     print(f"{'V':>8} | {'naive [B,L,V]':>14} | {'K-row head':>11} | {'saved':>7} | {'naive s':>8} | {'K-row s':>8}")
     for pair in rows:
         naive, k_rows = pair["naive"], pair["k_rows"]
         mib = lambda b: f"{b / 2**20:.1f} MiB"  # noqa: E731
-        print(f"{naive['vocab_size']:>8} | {mib(naive['peak_extra_bytes']):>14} | {mib(k_rows['peak_extra_bytes']):>11} | "
-              f"{naive['peak_extra_bytes'] / max(k_rows['peak_extra_bytes'], 1):>6.1f}x | {naive['seconds']:>8.2f} | "
-              f"{k_rows['seconds']:>8.2f}")
+        print(
+            f"{naive['vocab_size']:>8} | {mib(naive['peak_extra_bytes']):>14} | {mib(k_rows['peak_extra_bytes']):>11} | "
+            f"{naive['peak_extra_bytes'] / max(k_rows['peak_extra_bytes'], 1):>6.1f}x | {naive['seconds']:>8.2f} | "
+            f"{k_rows['seconds']:>8.2f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"settings": {k: v for k, v in vars(args).items() if k not in ("method", "vocab_size",
-                                                                                                 "out")},
-                                    "device": "cpu", "dtype": "float32", "results": rows}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "settings": {k: v for k, v in vars(args).items() if k not in ("method", "vocab_size", "out")},
+                "device": "cpu",
+                "dtype": "float32",
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -4,6 +4,7 @@ Kept apart from the measurements so the report can be regenerated (or improved) 
 
     python benchmarks/report.py [--results benchmarks/results]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,6 +37,7 @@ def load(results: Path) -> dict:
 
 # -- numbers ------------------------------------------------------------------------------------------------
 
+
 def b1_table(b1: dict, series: str) -> dict:
     """``{(family, length): {k: seconds_per_text}}`` of one series."""
     table: dict = {}
@@ -67,12 +69,14 @@ def summarise(raw: dict) -> dict:
         s["diffusion_k16_over_k1"] = ratio(lat, "diffusion", 128)
         s["ar_k16_over_k1"] = ratio(lat, "autoregressive", 128)
         lengths = sorted({length for _, length in lat})
-        s["b1_latency_k16_over_k1"] = {f: {str(n): ratio(lat, f, n) for n in lengths}
-                                       for f in ("diffusion", "autoregressive")}
+        s["b1_latency_k16_over_k1"] = {
+            f: {str(n): ratio(lat, f, n) for n in lengths} for f in ("diffusion", "autoregressive")
+        }
         s["b1_throughput_batch8_k16_over_k1"] = {f: ratio(thr, f, 128) for f in ("diffusion", "autoregressive")}
         s["b1_proportional_head_k16_over_k1"] = {f: ratio(prop, f, 128) for f in ("diffusion", "autoregressive")}
-        s["ar_over_diffusion_at_k16_128"] = (lat[("autoregressive", 128)][16] / lat[("diffusion", 128)][16]
-                                             if ("autoregressive", 128) in lat else None)
+        s["ar_over_diffusion_at_k16_128"] = (
+            lat[("autoregressive", 128)][16] / lat[("diffusion", 128)][16] if ("autoregressive", 128) in lat else None
+        )
         trunk = b1.get("trunk_only_128", {})
         if trunk:
             s["b1_trunk_only_k16_over_k1"] = trunk["trunk_k16"] / trunk["trunk_k1"]
@@ -86,9 +90,17 @@ def summarise(raw: dict) -> dict:
     if "b2" in raw:
         by = {(r["network"].startswith("proportional"), r["name"]): r for r in raw["b2"]["results"]}
         s["overhead_over_forward"] = by[(False, "passages")]["overhead"]
-        s["b2"] = {("proportional_" if prop else "") + name: {
-            "overhead": r["overhead"], "head_share": r["head_share"], "rest_share": r["rest_share"],
-            "k": r["k"], "length": r["length"], "batch_size": r["batch_size"]} for (prop, name), r in by.items()}
+        s["b2"] = {
+            ("proportional_" if prop else "") + name: {
+                "overhead": r["overhead"],
+                "head_share": r["head_share"],
+                "rest_share": r["rest_share"],
+                "k": r["k"],
+                "length": r["length"],
+                "batch_size": r["batch_size"],
+            }
+            for (prop, name), r in by.items()
+        }
         s["overhead_over_forward_proportional_head"] = by[(True, "passages")]["overhead"]
     if "b3" in raw:
         b3 = raw["b3"]
@@ -99,25 +111,37 @@ def summarise(raw: dict) -> dict:
             s["multivector_speedup_100k_1thread"] = exhaustive["latency_1t_s"] / default["latency_1t_s"]
             s["multivector_throughput_speedup_100k"] = default["qps"] / exhaustive["qps"]
             s["multivector_recall_at_100"] = default["recall_at_100"]
-        s["multivector_recall_at_100_min"] = min(p["recall_at_100"] for p in b3["points"]
-                                                 if p["searcher"] == "multi-default")
+        s["multivector_recall_at_100_min"] = min(
+            p["recall_at_100"] for p in b3["points"] if p["searcher"] == "multi-default"
+        )
         small = b3_point(b3, "multi-default-c200", 100_000, 16)
         if small and exhaustive:
-            s["multivector_c200_100k"] = {"speedup": exhaustive["latency_s"] / small["latency_s"],
-                                          "speedup_1thread": exhaustive["latency_1t_s"] / small["latency_1t_s"],
-                                          "recall_at_100": small["recall_at_100"]}
+            s["multivector_c200_100k"] = {
+                "speedup": exhaustive["latency_s"] / small["latency_s"],
+                "speedup_1thread": exhaustive["latency_1t_s"] / small["latency_1t_s"],
+                "recall_at_100": small["recall_at_100"],
+            }
         s["b3_speedup_vs_exhaustive"] = {
-            f"{n}_kp{k_p}": (b3_point(b3, "torch-exhaustive", n, k_p)["latency_s"]
-                             / b3_point(b3, "multi-default", n, k_p)["latency_s"])
-            for n in sorted({p["num_docs"] for p in b3["points"]}) for k_p in (1, 4, 16)
-            if b3_point(b3, "multi-default", n, k_p)}
+            f"{n}_kp{k_p}": (
+                b3_point(b3, "torch-exhaustive", n, k_p)["latency_s"]
+                / b3_point(b3, "multi-default", n, k_p)["latency_s"]
+            )
+            for n in sorted({p["num_docs"] for p in b3["points"]})
+            for k_p in (1, 4, 16)
+            if b3_point(b3, "multi-default", n, k_p)
+        }
     if "b4" in raw:
         points = sorted(raw["b4"]["points"], key=lambda p: p["num_docs"])
         small, large = points[0], points[-1]
         s["memory_100k_over_10k"] = large["peak_rss_bytes"] / small["peak_rss_bytes"]
-        s["b4"] = {str(p["num_docs"]): {"peak_mib": p["peak_rss_bytes"] / 2**20,
-                                        "growth_mib": p["growth_bytes"] / 2**20,
-                                        "docs_per_second": p["docs_per_second"]} for p in points}
+        s["b4"] = {
+            str(p["num_docs"]): {
+                "peak_mib": p["peak_rss_bytes"] / 2**20,
+                "growth_mib": p["growth_bytes"] / 2**20,
+                "docs_per_second": p["docs_per_second"],
+            }
+            for p in points
+        }
     targets = []
     for key, (op, bound, what) in TARGETS.items():
         value = s.get(key)
@@ -128,6 +152,7 @@ def summarise(raw: dict) -> dict:
 
 
 # -- plots --------------------------------------------------------------------------------------------------
+
 
 def _plt():
     import matplotlib
@@ -160,8 +185,11 @@ def plot_cost_vs_k(b1: dict, path: Path) -> None:
         for family in ("diffusion", "autoregressive"):
             row = lat[(family, length)]
             ks = sorted(row)
-            label = ("DiffRetriever (diffusion): 1 pass" if family == "diffusion"
-                     else "PromptReps (autoregressive): 1 + (K-1) passes")
+            label = (
+                "DiffRetriever (diffusion): 1 pass"
+                if family == "diffusion"
+                else "PromptReps (autoregressive): 1 + (K-1) passes"
+            )
             ax.plot(ks, [row[k] * 1000 for k in ks], "o-", color=COLORS[family], label=label)
         ax.set_xscale("log", base=2)
         ax.set_xticks(*ticks)
@@ -171,8 +199,11 @@ def plot_cost_vs_k(b1: dict, path: Path) -> None:
         ax.set_title(f"{length}-token texts, batch 1")
     axes[0].legend(loc="upper left", fontsize=8)
     ax = axes[len(lengths)]
-    series = {"latency": ("batch 1", "-"), "throughput": ("batch 8", "--"),
-              "proportional": ("batch 1, 7B-proportioned LM head", ":")}
+    series = {
+        "latency": ("batch 1", "-"),
+        "throughput": ("batch 8", "--"),
+        "proportional": ("batch 1, 7B-proportioned LM head", ":"),
+    }
     top = 1.0
     for name, (label, style) in series.items():
         table = b1_table(b1, name)
@@ -183,14 +214,18 @@ def plot_cost_vs_k(b1: dict, path: Path) -> None:
             ks = sorted(row)
             values = [row[k] / row[1] for k in ks]
             top = max(top, *values)
-            ax.plot(ks, values, style, marker="o", color=COLORS[family],
-                    label=f"{'diffusion' if family == 'diffusion' else 'autoregressive'}, {label}")
+            ax.plot(
+                ks,
+                values,
+                style,
+                marker="o",
+                color=COLORS[family],
+                label=f"{'diffusion' if family == 'diffusion' else 'autoregressive'}, {label}",
+            )
     ax.axhline(1.10, color=COLORS["diffusion"], lw=1.2, alpha=0.7)
-    ax.text(16, 1.10 - 0.06, "diffusion target <= 1.10", color=COLORS["diffusion"], fontsize=8, ha="right",
-            va="top")
+    ax.text(16, 1.10 - 0.06, "diffusion target <= 1.10", color=COLORS["diffusion"], fontsize=8, ha="right", va="top")
     ax.axhline(5.0, color=COLORS["autoregressive"], lw=1.2, alpha=0.7)
-    ax.text(1.05, 5.0 + 0.08, "autoregressive target >= 5", color=COLORS["autoregressive"], fontsize=8,
-            va="bottom")
+    ax.text(1.05, 5.0 + 0.08, "autoregressive target >= 5", color=COLORS["autoregressive"], fontsize=8, va="bottom")
     ax.set_xscale("log", base=2)
     ax.set_xticks(*ticks)
     ax.set_ylim(0.5, max(top, 5.0) * 1.08)
@@ -208,11 +243,13 @@ def plot_search(b3: dict, path: Path) -> None:
     plt = _plt()
     sizes = sorted({p["num_docs"] for p in b3["points"]})
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), sharey=True)
-    styles = {"torch-exhaustive": ("exhaustive MaxSim in torch (reference)", "#7f7f7f", "s-"),
-              "multi-exact": ("MultiVectorSearcher exact", "#9467bd", "^-"),
-              "multi-default": ("MultiVectorSearcher default", "#2ca02c", "o-"),
-              "dense": ("dense flat FAISS (single vector)", "#1f77b4", "D--"),
-              "impact": ("impact, Lucene (pooled sparse)", "#ff7f0e", "v--")}
+    styles = {
+        "torch-exhaustive": ("exhaustive MaxSim in torch (reference)", "#7f7f7f", "s-"),
+        "multi-exact": ("MultiVectorSearcher exact", "#9467bd", "^-"),
+        "multi-default": ("MultiVectorSearcher default", "#2ca02c", "o-"),
+        "dense": ("dense flat FAISS (single vector)", "#1f77b4", "D--"),
+        "impact": ("impact, Lucene (pooled sparse)", "#ff7f0e", "v--"),
+    }
     for ax, k_p in zip(axes, (1, 4, 16)):
         for searcher, (label, color, style) in styles.items():
             xs, ys = [], []
@@ -226,12 +263,21 @@ def plot_search(b3: dict, path: Path) -> None:
         exhaustive = b3_point(b3, "torch-exhaustive", sizes[-1], k_p)
         subtitle = ""
         if default and exhaustive:
-            subtitle = (f"\nat {sizes[-1] // 1000}k: default = {exhaustive['latency_s'] / default['latency_s']:.1f}x "
-                        f"the speed of exhaustive, recall@100 {default['recall_at_100']:.3f}")
+            subtitle = (
+                f"\nat {sizes[-1] // 1000}k: default = {exhaustive['latency_s'] / default['latency_s']:.1f}x "
+                f"the speed of exhaustive, recall@100 {default['recall_at_100']:.3f}"
+            )
         small = b3_point(b3, "multi-default-c200", sizes[-1], k_p)
         if small:
-            ax.plot([sizes[-1]], [small["latency_s"] * 1000], "o", mfc="none", color="#2ca02c", ms=9,
-                    label="default, candidates=200")
+            ax.plot(
+                [sizes[-1]],
+                [small["latency_s"] * 1000],
+                "o",
+                mfc="none",
+                color="#2ca02c",
+                ms=9,
+                label="default, candidates=200",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sizes, [f"{n // 1000}k" for n in sizes])
@@ -261,8 +307,13 @@ def plot_overhead(b2: dict, path: Path) -> None:
     xs = range(len(labels))
     ax.bar(xs, forward, color="#aec7e8", label="bare backbone forward (= 1)")
     ax.bar(xs, head, bottom=forward, color="#ff9896", label="K-row LM head + decode/stop")
-    ax.bar(xs, rest, bottom=[f + h for f, h in zip(forward, head)], color="#98df8a",
-           label="inputs, content filter, sparse, dense/multi")
+    ax.bar(
+        xs,
+        rest,
+        bottom=[f + h for f, h in zip(forward, head)],
+        color="#98df8a",
+        label="inputs, content filter, sparse, dense/multi",
+    )
     for x, r in zip(xs, results):
         ax.text(x, max(r["overhead"], 1.0) + 0.02, f"{r['overhead']:.3f}x", ha="center", fontsize=9)
     ax.axhline(1.05, color="k", ls="--", lw=1)
@@ -290,9 +341,11 @@ def plot_memory(b4: dict, path: Path) -> None:
         ax.text(x, p["peak_rss_bytes"] / 2**20 + 20, f"{p['peak_rss_bytes'] / 2**20:.0f} MiB", ha="center")
     ax.set_xticks(list(xs), [f"{p['num_docs']:,} docs" for p in points])
     ax.set_ylabel("peak resident memory (MiB)")
-    ax.set_title(f"B4  Peak memory while encoding\n{points[-1]['num_docs'] // points[0]['num_docs']}x the "
-                 f"documents -> {points[-1]['peak_rss_bytes'] / points[0]['peak_rss_bytes']:.3f}x the peak",
-                 fontsize=10)
+    ax.set_title(
+        f"B4  Peak memory while encoding\n{points[-1]['num_docs'] // points[0]['num_docs']}x the "
+        f"documents -> {points[-1]['peak_rss_bytes'] / points[0]['peak_rss_bytes']:.3f}x the peak",
+        fontsize=10,
+    )
     ax.set_ylim(0, max(p["peak_rss_bytes"] for p in points) / 2**20 * 1.12)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -302,6 +355,7 @@ def plot_memory(b4: dict, path: Path) -> None:
 
 # -- markdown -----------------------------------------------------------------------------------------------
 
+
 def _f(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -309,22 +363,28 @@ def _f(value, digits: int = 3) -> str:
 def markdown(summary: dict, raw: dict, command: str | None) -> str:
     lines = ["# Benchmark report", ""]
     machine = next((d.get("machine") for d in raw.values() if d.get("machine")), {})
-    lines += [f"Generated {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
-              f"`{command or 'python benchmarks/run.py'}` (`make bench`).",
-              f"Machine: {machine.get('cpu_model', machine.get('processor', '?'))}, {machine.get('cpu_count')} "
-              f"cores, torch {machine.get('torch')} with 2 threads, float32, CPU only.",
-              "Load average (1 min) when each benchmark finished: "
-              + ", ".join(f"{name} {d.get('machine', {}).get('loadavg_1m', '?')}" for name, d in raw.items())
-              + ". The machine was shared with other jobs: every case is timed in round-robin repeats after a "
-                "warm-up and the medians are reported; between complete runs, ratios moved by up to ~8%.",
-              "Wall time per benchmark: " + ", ".join(f"{n} {d.get('wall_seconds', 0):.0f} s" for n, d in raw.items())
-              + ".",
-              "Contention: each timed call also measures the CPU other processes used meanwhile and is retried "
-              "(up to 3 times, after waiting for a quiet moment) when they took more than 10% of the machine; "
-              "samples still above 10% after that: "
-              + ", ".join(f"{n} {d.get('machine', {}).get('contention', {}).get('above_threshold', '?')}/"
-                          f"{d.get('machine', {}).get('contention', {}).get('samples', '?')}" for n, d in raw.items()
-                          if n != "b4") + ".", ""]
+    lines += [
+        f"Generated {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} by "
+        f"`{command or 'python benchmarks/run.py'}` (`make bench`).",
+        f"Machine: {machine.get('cpu_model', machine.get('processor', '?'))}, {machine.get('cpu_count')} "
+        f"cores, torch {machine.get('torch')} with 2 threads, float32, CPU only.",
+        "Load average (1 min) when each benchmark finished: "
+        + ", ".join(f"{name} {d.get('machine', {}).get('loadavg_1m', '?')}" for name, d in raw.items())
+        + ". The machine was shared with other jobs: every case is timed in round-robin repeats after a "
+        "warm-up and the medians are reported; between complete runs, ratios moved by up to ~8%.",
+        "Wall time per benchmark: " + ", ".join(f"{n} {d.get('wall_seconds', 0):.0f} s" for n, d in raw.items()) + ".",
+        "Contention: each timed call also measures the CPU other processes used meanwhile and is retried "
+        "(up to 3 times, after waiting for a quiet moment) when they took more than 10% of the machine; "
+        "samples still above 10% after that: "
+        + ", ".join(
+            f"{n} {d.get('machine', {}).get('contention', {}).get('above_threshold', '?')}/"
+            f"{d.get('machine', {}).get('contention', {}).get('samples', '?')}"
+            for n, d in raw.items()
+            if n != "b4"
+        )
+        + ".",
+        "",
+    ]
     lines += ["## Targets", "", "| metric | measured | target | met | what |", "|---|---|---|---|---|"]
     for t in summary["targets"]:
         mark = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
@@ -339,10 +399,17 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         lines += _b3_section(summary, raw["b3"])
     if "b4" in raw:
         lines += _b4_section(summary, raw["b4"])
-    lines += ["## Reproduce", "", "```", "make bench                       # = .venv/bin/python benchmarks/run.py",
-              "python benchmarks/run.py --quick # smaller, into benchmarks/results/quick/",
-              "python benchmarks/run.py --only b3",
-              "python benchmarks/report.py      # rebuild summary/report/plots from results/raw/*.json", "```", ""]
+    lines += [
+        "## Reproduce",
+        "",
+        "```",
+        "make bench                       # = .venv/bin/python benchmarks/run.py",
+        "python benchmarks/run.py --quick # smaller, into benchmarks/results/quick/",
+        "python benchmarks/run.py --only b3",
+        "python benchmarks/report.py      # rebuild summary/report/plots from results/raw/*.json",
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -367,17 +434,22 @@ def _explanations(s: dict) -> list[str]:
             f"row over the real 152,064-token vocabulary costs {_f(hot.get('benchmark_network'), 2)} trunk tokens in "
             f"this 512-wide, 8-layer network but {_f(hot.get('dream_7b'), 3)} in Dream-7B, so the extra 15 rows "
             f"weigh ~{_f(15 * (hot.get('benchmark_network') or 0), 0)} trunk tokens here and "
-            f"~{_f(15 * (hot.get('dream_7b') or 0), 1)} at 7B scale.")
+            f"~{_f(15 * (hot.get('dream_7b') or 0), 1)} at 7B scale."
+        )
         if positions[0]:
             needed = (1.10 * positions[0] - positions[1]) / (16 - 1.10)
             if needed > 0:
-                text += (f" By that count the 1.10 target allows at most {needed:.2f} trunk tokens per head row at "
-                         f"this text length, i.e. a trunk ~{(hot.get('benchmark_network') or 0) / needed:.0f}x larger "
-                         "than this CPU benchmark's (Dream-7B is well inside it).")
+                text += (
+                    f" By that count the 1.10 target allows at most {needed:.2f} trunk tokens per head row at "
+                    f"this text length, i.e. a trunk ~{(hot.get('benchmark_network') or 0) / needed:.0f}x larger "
+                    "than this CPU benchmark's (Dream-7B is well inside it)."
+                )
         if prop is not None:
-            text += (f" Measured directly: the same trunk with its head cut to {hot.get('proportional_vocab')} rows "
-                     f"(Dream-7B's head/trunk ratio) gives K=16/K=1 = {_f(prop)}, which "
-                     f"{_within(prop, '<=', 1.10)}.")
+            text += (
+                f" Measured directly: the same trunk with its head cut to {hot.get('proportional_vocab')} rows "
+                f"(Dream-7B's head/trunk ratio) gives K=16/K=1 = {_f(prop)}, which "
+                f"{_within(prop, '<=', 1.10)}."
+            )
         out.append(text)
     if s.get("ar_k16_over_k1") is not None:
         passes = (s.get("b1_forward_passes_per_text") or {}).get("autoregressive") or {}
@@ -393,10 +465,13 @@ def _explanations(s: dict) -> list[str]:
             "linearly, so steps amortise. On a CPU a decoding step of a 25M-parameter trunk is cheap next to a "
             "compute-bound prompt pass; on a GPU a step of a 7B model is bound by streaming its ~15 GB of weights and "
             "costs about as much as a short prompt pass, which is where the paper's ~15x (zero-shot, N up to 20) "
-            "comes from.")
+            "comes from."
+        )
         if batched is not None and batched < 5:
-            text += (" Reaching >= 5 with batching needs that regime: a GPU run (not available to this task) or a "
-                     "model whose weights, not its arithmetic, bound a step.")
+            text += (
+                " Reaching >= 5 with batching needs that regime: a GPU run (not available to this task) or a "
+                "model whose weights, not its arithmetic, bound a step."
+            )
         out.append(text)
     if s.get("overhead_over_forward") is not None:
         b2 = s.get("b2", {})
@@ -411,7 +486,8 @@ def _explanations(s: dict) -> list[str]:
             "around the forward pass is small; the head's share is a property of the tiny trunk + real vocabulary "
             "and shrinks with model size as above. Making the head cheaper here would mean changing the method "
             "(e.g. sparse logits only for content ids: the vocabulary projection restricted to C(x) would cut it to "
-            "~|C(x)| rows; dense-only encodes could skip it entirely but would lose stop-token truncation).")
+            "~|C(x)| rows; dense-only encodes could skip it entirely but would lose stop-token truncation)."
+        )
     if s.get("multivector_speedup_100k") is not None:
         out.append(
             f"* **Multi-vector search** ({_f(s['multivector_speedup_100k'], 1)}x, "
@@ -423,77 +499,113 @@ def _explanations(s: dict) -> list[str]:
             f"gains less ({_f(s.get('multivector_throughput_speedup_100k'), 1)}x): with all queries at once the "
             "exhaustive matmul runs at full CPU efficiency. On small indexes (10k documents, or K_p = 1) exhaustive "
             "scoring is as fast or faster; candidate generation pays off as the index grows."
-            + (f" What reaches the target: the candidate budget. With ``candidates=200`` per source the same searcher "
-               f"is {_f(s['multivector_c200_100k']['speedup'], 1)}x faster (2 threads; "
-               f"{_f(s['multivector_c200_100k']['speedup_1thread'], 1)}x with 1 thread) at recall@100 "
-               f"{_f(s['multivector_c200_100k']['recall_at_100'], 4)} on this data; and a larger index (exhaustive "
-               "cost is linear in documents x K_p, candidate generation is not)." if s.get("multivector_c200_100k")
-               else "")
+            + (
+                f" What reaches the target: the candidate budget. With ``candidates=200`` per source the same searcher "
+                f"is {_f(s['multivector_c200_100k']['speedup'], 1)}x faster (2 threads; "
+                f"{_f(s['multivector_c200_100k']['speedup_1thread'], 1)}x with 1 thread) at recall@100 "
+                f"{_f(s['multivector_c200_100k']['recall_at_100'], 4)} on this data; and a larger index (exhaustive "
+                "cost is linear in documents x K_p, candidate generation is not)."
+                if s.get("multivector_c200_100k")
+                else ""
+            )
             + " Measured on the way: torch and faiss-cpu each bring an OpenMP runtime, and with the default (spinning)"
             " wait policy a 2-thread FAISS search in a process that also runs torch costs ~10 ms more (0.25 ms -> "
-            "11.6 ms for a 10k flat search); B3 therefore runs with OMP_WAIT_POLICY=PASSIVE.")
+            "11.6 ms for a 10k flat search); B3 therefore runs with OMP_WAIT_POLICY=PASSIVE."
+        )
     if s.get("memory_100k_over_10k") is not None:
         out.append(
             f"* **Memory** ({_f(s['memory_100k_over_10k'])}, {_within(s['memory_100k_over_10k'], '<=', 1.10)}). The "
-            "writers stream to disk, so peak memory does not grow with the corpus; see the growth column in B4.")
+            "writers stream to disk, so peak memory does not grow with the corpus; see the growth column in B4."
+        )
     return out + [""]
 
 
 def _b1_section(s: dict, b1: dict) -> list[str]:
-    out = ["## B1 Encode cost vs K", "",
-           f"Network: Qwen2 shape {json.dumps(b1['network'])}; identical weights for both families; passage "
-           f"side, \"few\" prompt ({b1['series'][0]['prompt_tokens']} prompt tokens), texts truncated to exactly "
-           "the stated length. Milliseconds per text (median).", "", "![cost vs K](cost_vs_k.png)", ""]
+    out = [
+        "## B1 Encode cost vs K",
+        "",
+        f"Network: Qwen2 shape {json.dumps(b1['network'])}; identical weights for both families; passage "
+        f'side, "few" prompt ({b1["series"][0]["prompt_tokens"]} prompt tokens), texts truncated to exactly '
+        "the stated length. Milliseconds per text (median).",
+        "",
+        "![cost vs K](cost_vs_k.png)",
+        "",
+    ]
     for series in b1["series"]:
         table = b1_table(b1, series["name"])
         ks = sorted({k for row in table.values() for k in row})
-        out += [f"**{series['name']}**: batch {series['batch_size']}, {series['n_texts']} texts x "
-                f"{series['repeats']} repeats, vocabulary {series['vocab_size']}, representations "
-                f"{', '.join(series['representations'])}", "",
-                "| family | text tokens | " + " | ".join(f"K={k}" for k in ks) + " | K16/K1 |",
-                "|---|---|" + "---|" * len(ks) + "---|"]
+        out += [
+            f"**{series['name']}**: batch {series['batch_size']}, {series['n_texts']} texts x "
+            f"{series['repeats']} repeats, vocabulary {series['vocab_size']}, representations "
+            f"{', '.join(series['representations'])}",
+            "",
+            "| family | text tokens | " + " | ".join(f"K={k}" for k in ks) + " | K16/K1 |",
+            "|---|---|" + "---|" * len(ks) + "---|",
+        ]
         for (family, length), row in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            out.append(f"| {family} | {length} | " + " | ".join(f"{row[k] * 1000:.1f}" for k in ks)
-                       + f" | {_f(ratio(table, family, length), 2)} |")
+            out.append(
+                f"| {family} | {length} | "
+                + " | ".join(f"{row[k] * 1000:.1f}" for k in ks)
+                + f" | {_f(ratio(table, family, length), 2)} |"
+            )
         out.append("")
     trunk = b1.get("trunk_only_128")
     if trunk:
-        out += [f"Trunk only at 128 tokens (diffusion batch of one text): K=1 {trunk['trunk_k1'] * 1000:.1f} ms "
-                f"({trunk['tokens_k1']} positions), K=16 {trunk['trunk_k16'] * 1000:.1f} ms ({trunk['tokens_k16']} "
-                f"positions); LM head alone: 1 row {trunk['head_k1'] * 1000:.1f} ms, 16 rows "
-                f"{trunk['head_k16'] * 1000:.1f} ms.", ""]
+        out += [
+            f"Trunk only at 128 tokens (diffusion batch of one text): K=1 {trunk['trunk_k1'] * 1000:.1f} ms "
+            f"({trunk['tokens_k1']} positions), K=16 {trunk['trunk_k16'] * 1000:.1f} ms ({trunk['tokens_k16']} "
+            f"positions); LM head alone: 1 row {trunk['head_k1'] * 1000:.1f} ms, 16 rows "
+            f"{trunk['head_k16'] * 1000:.1f} ms.",
+            "",
+        ]
     passes = b1.get("forward_passes_per_text")
     if passes:
-        out += ["Forward passes per text (counted while encoding one 128-token text): "
-                + "; ".join(f"{family}: " + ", ".join(f"K={k}: {v}" for k, v in row.items())
-                            for family, row in passes.items()), ""]
+        out += [
+            "Forward passes per text (counted while encoding one 128-token text): "
+            + "; ".join(
+                f"{family}: " + ", ".join(f"K={k}: {v}" for k, v in row.items()) for family, row in passes.items()
+            ),
+            "",
+        ]
     return out
 
 
 def _b2_section(b2: dict) -> list[str]:
-    out = ["## B2 Encoder overhead over the bare forward pass", "",
-           "Diffusion (Dream layout). `forward` = `backbone.hidden_states` on the exact batches the encoder "
-           "builds; `readout` = forward + K-row LM head + decode + stop truncation; `encoder` = the full "
-           "`encode_side` call on the texts. Seconds for all texts of the scenario (median).", "",
-           "![overhead](overhead.png)", "",
-           "| network | scenario | K | tokens/text | batch | forward | readout | encoder | overhead | head | rest |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "## B2 Encoder overhead over the bare forward pass",
+        "",
+        "Diffusion (Dream layout). `forward` = `backbone.hidden_states` on the exact batches the encoder "
+        "builds; `readout` = forward + K-row LM head + decode + stop truncation; `encoder` = the full "
+        "`encode_side` call on the texts. Seconds for all texts of the scenario (median).",
+        "",
+        "![overhead](overhead.png)",
+        "",
+        "| network | scenario | K | tokens/text | batch | forward | readout | encoder | overhead | head | rest |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in b2["results"]:
         sec = r["seconds"]
-        out.append(f"| {r['network']} | {r['name']} ({r['n_texts']} texts) | {r['k']} | {r['length']} | "
-                   f"{r['batch_size']} | {sec['forward']:.3f} | {sec['readout']:.3f} | {sec['encoder']:.3f} | "
-                   f"{r['overhead']:.3f} | {r['head_share']:+.3f} | {r['rest_share']:+.3f} |")
+        out.append(
+            f"| {r['network']} | {r['name']} ({r['n_texts']} texts) | {r['k']} | {r['length']} | "
+            f"{r['batch_size']} | {sec['forward']:.3f} | {sec['readout']:.3f} | {sec['encoder']:.3f} | "
+            f"{r['overhead']:.3f} | {r['head_share']:+.3f} | {r['rest_share']:+.3f} |"
+        )
     return out + [""]
 
 
 def _b3_section(s: dict, b3: dict) -> list[str]:
-    out = ["## B3 Search latency and throughput vs index size", "",
-           f"Synthetic clustered vectors, dimension {b3['dimension']}, {b3['topics']} topics, K_q = {b3['k_q']}, "
-           f"k = {b3['hits']}; impact: Zipf terms (30k vocabulary, ~48 terms/doc, 8-term queries) in a real "
-           "Lucene impact index. Latency = median single query; QPS = one batch of all queries, 2 threads.", "",
-           "![search latency](latency_vs_index_size.png)", "",
-           "| searcher | docs | K_p | latency 2 thr (ms) | latency 1 thr (ms) | QPS (batch) | recall@100 | notes |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "## B3 Search latency and throughput vs index size",
+        "",
+        f"Synthetic clustered vectors, dimension {b3['dimension']}, {b3['topics']} topics, K_q = {b3['k_q']}, "
+        f"k = {b3['hits']}; impact: Zipf terms (30k vocabulary, ~48 terms/doc, 8-term queries) in a real "
+        "Lucene impact index. Latency = median single query; QPS = one batch of all queries, 2 threads.",
+        "",
+        "![search latency](latency_vs_index_size.png)",
+        "",
+        "| searcher | docs | K_p | latency 2 thr (ms) | latency 1 thr (ms) | QPS (batch) | recall@100 | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for p in b3["points"]:
         notes = []
         if p.get("build_seconds") is not None:
@@ -504,25 +616,39 @@ def _b3_section(s: dict, b3: dict) -> list[str]:
             notes.append(f"top-100 overlap with exhaustive torch: {p['agreement_with_exhaustive_at_100']:.4f}")
         if p.get("candidates"):
             notes.append(f"candidates={p['candidates']} per source")
-        out.append(f"| {p['searcher']} | {p['num_docs']:,} | {p['k_p'] if p['k_p'] else '-'} | "
-                   f"{p['latency_s'] * 1000:.2f} | {p['latency_1t_s'] * 1000:.2f} | {p['qps']:.1f} | "
-                   f"{_f(p.get('recall_at_100'), 4) if 'recall_at_100' in p else ''} | {'; '.join(notes)} |")
+        out.append(
+            f"| {p['searcher']} | {p['num_docs']:,} | {p['k_p'] if p['k_p'] else '-'} | "
+            f"{p['latency_s'] * 1000:.2f} | {p['latency_1t_s'] * 1000:.2f} | {p['qps']:.1f} | "
+            f"{_f(p.get('recall_at_100'), 4) if 'recall_at_100' in p else ''} | {'; '.join(notes)} |"
+        )
     speedups = s.get("b3_speedup_vs_exhaustive") or {}
     if speedups:
-        out += ["", "Latency speed-up of the default multi-vector search over exhaustive torch MaxSim: "
-                + ", ".join(f"{key.replace('_kp', ' docs, K_p=')}: {value:.1f}x" for key, value in speedups.items())]
+        out += [
+            "",
+            "Latency speed-up of the default multi-vector search over exhaustive torch MaxSim: "
+            + ", ".join(f"{key.replace('_kp', ' docs, K_p=')}: {value:.1f}x" for key, value in speedups.items()),
+        ]
     return out + [""]
 
 
 def _b4_section(s: dict, b4: dict) -> list[str]:
-    out = ["## B4 Peak memory while encoding", "",
-           f"{b4['model']}, K={b4['k']}, batch {b4['batch_size']}, {b4['words_per_doc']}-word passages, "
-           f"representations {', '.join(b4['representations'])} written together by `encode_corpus` (the encode "
-           "CLI's function), one fresh process per size.", "", "![memory](memory.png)", "",
-           "| documents | peak RSS (MiB) | before encoding (MiB) | growth (MiB) | docs/s |", "|---|---|---|---|---|"]
+    out = [
+        "## B4 Peak memory while encoding",
+        "",
+        f"{b4['model']}, K={b4['k']}, batch {b4['batch_size']}, {b4['words_per_doc']}-word passages, "
+        f"representations {', '.join(b4['representations'])} written together by `encode_corpus` (the encode "
+        "CLI's function), one fresh process per size.",
+        "",
+        "![memory](memory.png)",
+        "",
+        "| documents | peak RSS (MiB) | before encoding (MiB) | growth (MiB) | docs/s |",
+        "|---|---|---|---|---|",
+    ]
     for p in sorted(b4["points"], key=lambda p: p["num_docs"]):
-        out.append(f"| {p['num_docs']:,} | {p['peak_rss_bytes'] / 2**20:.0f} | {p['baseline_rss_bytes'] / 2**20:.0f} "
-                   f"| {p['growth_bytes'] / 2**20:.1f} | {p['docs_per_second']:.0f} |")
+        out.append(
+            f"| {p['num_docs']:,} | {p['peak_rss_bytes'] / 2**20:.0f} | {p['baseline_rss_bytes'] / 2**20:.0f} "
+            f"| {p['growth_bytes'] / 2**20:.1f} | {p['docs_per_second']:.0f} |"
+        )
     return out + [""]
 
 
@@ -530,7 +656,7 @@ def build(results: Path, command: str | None = None) -> dict:
     raw = load(results)
     summary = summarise(raw)
     summary["command"] = command or "python benchmarks/run.py"
-    summary["generated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    summary["generated"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     summary["machine"] = next((d.get("machine") for d in raw.values() if d.get("machine")), None)
     summary["wall_seconds"] = {name: d.get("wall_seconds") for name, d in raw.items()}
     (results / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

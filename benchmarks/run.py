@@ -11,6 +11,7 @@ Usage::
     python benchmarks/run.py --quick          # smaller sizes / fewer repeats -> results/quick/
     python benchmarks/run.py --only b3 b4     # some benchmarks (the report uses the others' last raw files)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,22 +39,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller and fewer measurements (results/quick/)")
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these benchmarks")
     parser.add_argument("--results", type=Path, default=None, help="results folder (default benchmarks/results)")
-    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "bench",
-                        help="scratch space for models, corpora and indexes (default build/bench)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=REPO / "build" / "bench",
+        help="scratch space for models, corpora and indexes (default build/bench)",
+    )
     args = parser.parse_args(argv)
     results = args.results or (HERE / "results" / "quick" if args.quick else HERE / "results")
     raw = results / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="2", MKL_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OMP_NUM_THREADS="2",
+        MKL_NUM_THREADS="2",
+        OPENBLAS_NUM_THREADS="2",
+        TOKENIZERS_PARALLELISM="false",
+    )
     timings = {}
     for name in args.only or sorted(BENCHMARKS):
         workdir = args.workdir / ("models" if name in ("b1", "b2") else name)
         if name in FRESH_WORKDIRS and workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, str(HERE / BENCHMARKS[name]), "--out", str(raw / f"{name}.json"),
-                   "--workdir", str(workdir.parent if name in ("b1", "b2") else workdir)]
+        command = [
+            sys.executable,
+            str(HERE / BENCHMARKS[name]),
+            "--out",
+            str(raw / f"{name}.json"),
+            "--workdir",
+            str(workdir.parent if name in ("b1", "b2") else workdir),
+        ]
         if args.quick:
             command.append("--quick")
         print(f"== {name}: {' '.join(command[1:])}", flush=True)

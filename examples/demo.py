@@ -10,6 +10,7 @@ Offline, the default model is a tiny checkpoint with RANDOM weights in Dream's r
 tokenizer, real config keys and tensor names): it exercises every step, but its effectiveness numbers mean
 nothing. ``make demo MODEL=<hub id or local dir>`` runs a real Dream/LLaDA checkpoint through the same steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def trec_eval(demo: Demo, run: Path, name: str) -> dict[str, float]:
     out = demo.run(
-        f"eval {name}", "-m", "pyserini_diffretriever.run", "pyserini.eval.trec_eval", "-c",
-        "-m", "ndcg_cut.10", "-m", "map", "-m", "recall.100", CRANFIELD / "qrels.txt", run,
+        f"eval {name}",
+        "-m",
+        "pyserini_diffretriever.run",
+        "pyserini.eval.trec_eval",
+        "-c",
+        "-m",
+        "ndcg_cut.10",
+        "-m",
+        "map",
+        "-m",
+        "recall.100",
+        CRANFIELD / "qrels.txt",
+        run,
     )
     values: dict[str, float] = {}
     for line in out.splitlines():
@@ -105,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     banner = (
         "MODEL: tiny Dream-layout checkpoint with RANDOM weights (offline stand-in) -- the pipeline is real, "
         "the DiffRetriever scores below are NOT meaningful; run `make demo MODEL=<hub id or dir>` for a real model"
-        if random_weights else f"MODEL: {model}"
+        if random_weights
+        else f"MODEL: {model}"
     )
     print("\n" + banner, flush=True)
 
@@ -117,53 +130,162 @@ def main(argv: list[str] | None = None) -> int:
             doc = json.loads(line)
             dst.write(json.dumps({"id": doc["id"], "contents": f"{doc['title']}\n{doc['text']}".strip()}) + "\n")
     demo.run(
-        "bm25 index", "-m", "pyserini_diffretriever.run", "pyserini.index.lucene",
-        "--collection", "JsonCollection", "--input", bm25_docs, "--index", work / "indexes" / "bm25",
-        "--generator", "DefaultLuceneDocumentGenerator", "--threads", str(args.threads), "--storeDocvectors",
+        "bm25 index",
+        "-m",
+        "pyserini_diffretriever.run",
+        "pyserini.index.lucene",
+        "--collection",
+        "JsonCollection",
+        "--input",
+        bm25_docs,
+        "--index",
+        work / "indexes" / "bm25",
+        "--generator",
+        "DefaultLuceneDocumentGenerator",
+        "--threads",
+        str(args.threads),
+        "--storeDocvectors",
     )
     demo.run(
-        "bm25 search", "-m", "pyserini_diffretriever.run", "pyserini.search.lucene",
-        "--index", work / "indexes" / "bm25", "--topics", CRANFIELD / "topics.tsv", "--bm25",
-        "--hits", "1000", "--threads", str(args.threads), "--batch-size", "64", "--output", runs / "bm25.trec",
+        "bm25 search",
+        "-m",
+        "pyserini_diffretriever.run",
+        "pyserini.search.lucene",
+        "--index",
+        work / "indexes" / "bm25",
+        "--topics",
+        CRANFIELD / "topics.tsv",
+        "--bm25",
+        "--hits",
+        "1000",
+        "--threads",
+        str(args.threads),
+        "--batch-size",
+        "64",
+        "--output",
+        runs / "bm25.trec",
     )
 
     # 2. DiffRetriever: one encoding pass gives dense, multi-vector and impact representations.
     enc = work / "encodings"
     demo.run(
-        "encode corpus", "-m", "pyserini_diffretriever.encode",
+        "encode corpus",
+        "-m",
+        "pyserini_diffretriever.encode",
         # Cranfield has two empty documents (471, 995): skip them, counted and listed in skipped-records.jsonl.
-        "input", "--corpus", CRANFIELD / "corpus.jsonl", "--fields", "title", "text", "--on-error", "skip",
-        "encoder", "--encoder", model, "--representation", "dense", "multi", "impact",
-        "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-        "--device", args.device, "--dtype", args.dtype,
-        "output", "--embeddings", enc, "--allow-empty", "--no-progress",
+        "input",
+        "--corpus",
+        CRANFIELD / "corpus.jsonl",
+        "--fields",
+        "title",
+        "text",
+        "--on-error",
+        "skip",
+        "encoder",
+        "--encoder",
+        model,
+        "--representation",
+        "dense",
+        "multi",
+        "impact",
+        "--batch-size",
+        str(args.batch_size),
+        "--max-length",
+        str(args.max_length),
+        "--device",
+        args.device,
+        "--dtype",
+        args.dtype,
+        "output",
+        "--embeddings",
+        enc,
+        "--allow-empty",
+        "--no-progress",
     )
     skipped = json.loads((enc / "dense" / "manifest.json").read_text()).get("num_skipped_records", 0)
     if skipped:
-        print(f"[encode corpus] skipped {skipped} record(s) with no text, listed in {enc / 'dense' / 'skipped-records.jsonl'}")
-    demo.run("impact index", "-m", "pyserini_diffretriever.index", "lucene",
-             "--input", enc / "impact", "--index", work / "indexes" / "impact", "--threads", str(args.threads))
+        print(
+            f"[encode corpus] skipped {skipped} record(s) with no text, listed in {enc / 'dense' / 'skipped-records.jsonl'}"
+        )
+    demo.run(
+        "impact index",
+        "-m",
+        "pyserini_diffretriever.index",
+        "lucene",
+        "--input",
+        enc / "impact",
+        "--index",
+        work / "indexes" / "impact",
+        "--threads",
+        str(args.threads),
+    )
 
     # 3. Search every representation, and the paper's hybrid (min-max, 0.5/0.5 over the union).
-    common = ["--topics", CRANFIELD / "topics.tsv", "--hits", "1000", "--device", args.device, "--dtype", args.dtype,
-              "--batch-size", "32", "--threads", str(args.threads)]
+    common = [
+        "--topics",
+        CRANFIELD / "topics.tsv",
+        "--hits",
+        "1000",
+        "--device",
+        args.device,
+        "--dtype",
+        args.dtype,
+        "--batch-size",
+        "32",
+        "--threads",
+        str(args.threads),
+    ]
     searches = {
         "dense": ["--index", enc / "dense"],
         "multi": ["--index", enc / "multi"],
         "impact": ["--index", work / "indexes" / "impact"],
-        "hybrid-dense+impact": ["--dense-index", enc / "dense", "--impact-index", work / "indexes" / "impact",
-                                "--fusion", "minmax"],
-        "hybrid-multi+impact": ["--multi-index", enc / "multi", "--impact-index", work / "indexes" / "impact",
-                                "--fusion", "minmax"],
+        "hybrid-dense+impact": [
+            "--dense-index",
+            enc / "dense",
+            "--impact-index",
+            work / "indexes" / "impact",
+            "--fusion",
+            "minmax",
+        ],
+        "hybrid-multi+impact": [
+            "--multi-index",
+            enc / "multi",
+            "--impact-index",
+            work / "indexes" / "impact",
+            "--fusion",
+            "minmax",
+        ],
     }
     for name, index_args in searches.items():
-        demo.run(f"search {name}", "-m", "pyserini_diffretriever.search", *index_args, *common,
-                 "--output", runs / f"{name}.trec", "--run-tag", name)
+        demo.run(
+            f"search {name}",
+            "-m",
+            "pyserini_diffretriever.search",
+            *index_args,
+            *common,
+            "--output",
+            runs / f"{name}.trec",
+            "--run-tag",
+            name,
+        )
 
     # 4. Fuse DiffRetriever with the Anserini BM25 run, exactly as with any other Pyserini run.
-    demo.run("fuse bm25+hybrid", "-m", "pyserini.fusion", "--runs", runs / "bm25.trec",
-             runs / "hybrid-multi+impact.trec", "--output", runs / "bm25+hybrid-multi+impact.trec",
-             "--method", "rrf", "--k", "1000", "--depth", "1000")
+    demo.run(
+        "fuse bm25+hybrid",
+        "-m",
+        "pyserini.fusion",
+        "--runs",
+        runs / "bm25.trec",
+        runs / "hybrid-multi+impact.trec",
+        "--output",
+        runs / "bm25+hybrid-multi+impact.trec",
+        "--method",
+        "rrf",
+        "--k",
+        "1000",
+        "--depth",
+        "1000",
+    )
 
     # 5. Evaluate everything with trec_eval.
     names = ["bm25", *searches, "bm25+hybrid-multi+impact"]
@@ -175,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     for name in names:
-        search_s = stage_time.get(f"search {name}", stage_time.get("bm25 search" if name == "bm25" else
-                                                                    "fuse bm25+hybrid", 0.0))
+        search_s = stage_time.get(
+            f"search {name}", stage_time.get("bm25 search" if name == "bm25" else "fuse bm25+hybrid", 0.0)
+        )
         print(f"{name:<26}" + "".join(f"{scores[name][m]:>9.4f}" for m, _ in METRICS) + f"{search_s:>10.1f}")
     print("\nTime per stage (s):")
     for stage in demo.stages:
@@ -185,9 +308,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'evaluation (all runs)':<28}{sum(s.seconds for s in demo.stages if s.name.startswith('eval ')):8.1f}")
     total = time.perf_counter() - started
     print(f"  {'total':<28}{total:8.1f}")
-    (work / "results.json").write_text(json.dumps(
-        {"model": model, "random_weights": random_weights, "scores": scores, "stages": stage_time,
-         "total_seconds": total}, indent=2))
+    (work / "results.json").write_text(
+        json.dumps(
+            {
+                "model": model,
+                "random_weights": random_weights,
+                "scores": scores,
+                "stages": stage_time,
+                "total_seconds": total,
+            },
+            indent=2,
+        )
+    )
     print(f"\nRuns in {runs}; table data in {work / 'results.json'}")
     return 0
 

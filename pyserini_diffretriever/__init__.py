@@ -3,6 +3,7 @@
 Importing the package only prepares Java for Pyserini (see :mod:`pyserini_diffretriever._java`); torch,
 transformers, faiss and the JVM are imported lazily when a public name is first used.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -32,7 +33,19 @@ _LAZY = {
     "open_searcher": "pyserini_diffretriever.search",
 }
 
-__all__ = sorted(_LAZY) + ["__version__", "require_jvm"]
+__all__ = [
+    "DiffRetrieverDocumentEncoder",
+    "DiffRetrieverModel",
+    "DiffRetrieverQueryEncoder",
+    "MinMaxHybridSearcher",
+    "MultiVectorSearcher",
+    "__version__",
+    "fuse_min_max",
+    "load_backbone",
+    "open_searcher",
+    "require_jvm",
+]
+assert set(__all__) == set(_LAZY) | {"__version__", "require_jvm"}
 
 
 def require_jvm() -> None:

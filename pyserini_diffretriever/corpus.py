@@ -32,6 +32,7 @@ problem. With ``on_error="skip"`` the record is left out and reported as a :clas
 encoder lists them in ``skipped-records.jsonl`` and counts them in the manifest); a skipped record still
 counts as a record for sharding, so both modes shard a corpus identically.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -87,8 +88,9 @@ class CorpusError(ValueError):
         The record's id when it could be read.
     """
 
-    def __init__(self, path: str | os.PathLike, line: int | None, problem: str, kind: str | None = None,
-                 docid: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, line: int | None, problem: str, kind: str | None = None, docid: str | None = None
+    ) -> None:
         self.path = str(path)
         self.line = line
         self.problem = problem
@@ -159,8 +161,12 @@ def list_corpus_files(path: str | os.PathLike) -> list[Path]:
         elif not child.name.startswith("."):
             ignored.append(child.name)
     if ignored:
-        logger.warning("Corpus folder %s: ignoring %d non-JSON entries (%s)", path, len(ignored),
-                       ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""))
+        logger.warning(
+            "Corpus folder %s: ignoring %d non-JSON entries (%s)",
+            path,
+            len(ignored),
+            ", ".join(ignored[:5]) + (" ..." if len(ignored) > 5 else ""),
+        )
     if not files:
         raise CorpusError(path, None, f"folder has no corpus files ({', '.join(CORPUS_SUFFIXES)})")
     return files
@@ -188,7 +194,7 @@ def _raw_lines(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes | None, 
                     return
                 line_number += 1
                 if line_number == 1 and chunk.startswith(_BOM):
-                    chunk = chunk[len(_BOM):]
+                    chunk = chunk[len(_BOM) :]
                 if max_bytes and len(chunk) > max_bytes and not chunk.endswith(b"\n"):
                     size = len(chunk)
                     while not chunk.endswith(b"\n"):
@@ -220,9 +226,11 @@ def docid_problem(docid: str) -> str | None:
     if not docid.strip():
         return "empty id"
     if any(ch.isspace() for ch in docid):
-        return (f"id {docid!r} contains whitespace (the docid file holds one id per line and TREC run files "
-                "separate columns by whitespace)")
-    if _CONTROL.search(docid) or any(0x80 <= ord(ch) <= 0x9f for ch in docid):
+        return (
+            f"id {docid!r} contains whitespace (the docid file holds one id per line and TREC run files "
+            "separate columns by whitespace)"
+        )
+    if _CONTROL.search(docid) or any(0x80 <= ord(ch) <= 0x9F for ch in docid):
         return f"id {docid!r} contains a control character"
     if _SURROGATE.search(docid):
         return f"id {docid!r} contains a lone surrogate (invalid Unicode)"
@@ -291,16 +299,16 @@ class JsonlCorpusReader:
         if self._count is None:
             total = 0
             for file in self.files:
-                total += sum(1 for _, raw, _ in _raw_lines(file, self.max_record_bytes)
-                             if raw is None or raw.strip())
+                total += sum(1 for _, raw, _ in _raw_lines(file, self.max_record_bytes) if raw is None or raw.strip())
             self._count = total
         return self._count
 
     def __iter__(self) -> Iterator[CorpusRecord]:
         return self.iter_records()
 
-    def iter_entries(self, start: int = 0, end: int | None = None,
-                     digest: _Digest | None = None) -> Iterator[CorpusRecord | SkippedRecord]:
+    def iter_entries(
+        self, start: int = 0, end: int | None = None, digest: _Digest | None = None
+    ) -> Iterator[CorpusRecord | SkippedRecord]:
         """Yield one entry per record ``start <= i < end``: the record, or a :class:`SkippedRecord` if it is bad.
 
         Never raises for a bad record (whatever ``on_error``); lines before ``start`` are skipped unparsed.
@@ -323,21 +331,28 @@ class JsonlCorpusReader:
                     digest.update(raw if raw is not None else f"\0too-long:{size}\n".encode())
                 try:
                     if raw is None:
-                        raise _Problem("too-long", f"record is {size} bytes, longer than the limit of "
-                                                   f"{self.max_record_bytes} (--max-record-bytes)")
+                        raise _Problem(
+                            "too-long",
+                            f"record is {size} bytes, longer than the limit of "
+                            f"{self.max_record_bytes} (--max-record-bytes)",
+                        )
                     record = self._parse(raw, file, line_number)
                     first = seen.get(record.docid)
                     if first is not None:
-                        raise _Problem("duplicate-id", f"duplicate id {record.docid!r} (first seen at "
-                                                       f"{self.files[first[0]]}, line {first[1]})", record.docid)
+                        raise _Problem(
+                            "duplicate-id",
+                            f"duplicate id {record.docid!r} (first seen at {self.files[first[0]]}, line {first[1]})",
+                            record.docid,
+                        )
                 except _Problem as problem:
                     yield SkippedRecord(str(file), line_number, problem.kind, problem.problem, problem.docid)
                     continue
                 seen[record.docid] = (file_number, line_number)
                 yield record
 
-    def iter_records(self, start: int = 0, end: int | None = None,
-                     on_skip: Callable[[SkippedRecord], None] | None = None) -> Iterator[CorpusRecord]:
+    def iter_records(
+        self, start: int = 0, end: int | None = None, on_skip: Callable[[SkippedRecord], None] | None = None
+    ) -> Iterator[CorpusRecord]:
         """Yield the valid records ``start <= i < end`` (record indices over the whole corpus).
 
         Strict mode raises :class:`CorpusError` at the first bad record; skip mode passes each bad record to
@@ -386,8 +401,11 @@ class JsonlCorpusReader:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise _Problem("invalid-utf8", f"invalid UTF-8 (byte 0x{raw[error.start]:02x} at byte {error.start + 1} "
-                                           "of the line); re-encode the file as UTF-8") from None
+            raise _Problem(
+                "invalid-utf8",
+                f"invalid UTF-8 (byte 0x{raw[error.start]:02x} at byte {error.start + 1} "
+                "of the line); re-encode the file as UTF-8",
+            ) from None
         try:
             info = json.loads(line)
         except json.JSONDecodeError as error:
@@ -403,14 +421,21 @@ class JsonlCorpusReader:
         for name, value in values.items():
             bad = _CONTROL.search(value)
             if bad:
-                raise _Problem("control-character", f"field {name!r} of document {docid!r} contains control "
-                                                    f"character U+{ord(bad.group()):04X} at offset {bad.start()}",
-                               docid)
+                raise _Problem(
+                    "control-character",
+                    f"field {name!r} of document {docid!r} contains control "
+                    f"character U+{ord(bad.group()):04X} at offset {bad.start()}",
+                    docid,
+                )
             bad = _SURROGATE.search(value)
             if bad:
-                raise _Problem("control-character", f"field {name!r} of document {docid!r} contains a lone "
-                                                    f"surrogate U+{ord(bad.group()):04X} (invalid Unicode) at "
-                                                    f"offset {bad.start()}", docid)
+                raise _Problem(
+                    "control-character",
+                    f"field {name!r} of document {docid!r} contains a lone "
+                    f"surrogate U+{ord(bad.group()):04X} (invalid Unicode) at "
+                    f"offset {bad.start()}",
+                    docid,
+                )
         return CorpusRecord(docid=docid, fields=values, path=str(file), line=line_number)
 
     def _docid(self, info: dict[str, Any]) -> str:
@@ -434,14 +459,16 @@ class JsonlCorpusReader:
                 if value is None:
                     value = ""
                 if not isinstance(value, str):
-                    raise _Problem("bad-field", f"field {name!r} of document {docid!r} is "
-                                                f"{type(value).__name__}, not text", docid)
+                    raise _Problem(
+                        "bad-field", f"field {name!r} of document {docid!r} is {type(value).__name__}, not text", docid
+                    )
                 values[name] = value.strip()
             return values
         if "contents" not in info:
             missing = [name for name in self.fields if name not in info]
-            raise _Problem("missing-field", f"missing text field(s) {missing} and no 'contents' in document "
-                                            f"{docid!r}", docid)
+            raise _Problem(
+                "missing-field", f"missing text field(s) {missing} and no 'contents' in document {docid!r}", docid
+            )
         contents = info["contents"]
         if not isinstance(contents, str):
             raise _Problem("bad-field", f"'contents' of document {docid!r} is not text", docid)

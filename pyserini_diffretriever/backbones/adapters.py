@@ -100,9 +100,7 @@ def read_adapter(adapter: str | Path, *, revision: str | None = None) -> Adapter
         raise AdapterError(f"adapter {adapter!r}: {path} has no {ADAPTER_CONFIG_FILE}")
     config = read_json(path / ADAPTER_CONFIG_FILE)
     if config.get("peft_type", "LORA") != "LORA":
-        raise AdapterError(
-            f"adapter {adapter!r}: peft_type {config.get('peft_type')!r} is not supported (LORA only)"
-        )
+        raise AdapterError(f"adapter {adapter!r}: peft_type {config.get('peft_type')!r} is not supported (LORA only)")
     weights = path / ADAPTER_WEIGHTS_FILE
     if not weights.is_file():
         found = sorted(p.name for p in path.glob("adapter_model*"))
@@ -115,9 +113,7 @@ def read_adapter(adapter: str | Path, *, revision: str | None = None) -> Adapter
     with safe_open(str(weights), framework="pt", device="cpu") as fh:
         names = tuple(fh.keys())
     retriever = read_json(path / RETRIEVER_CONFIG_FILE) if (path / RETRIEVER_CONFIG_FILE).is_file() else None
-    return AdapterInfo(
-        source=str(adapter), path=path, config=config, retriever_config=retriever, tensor_names=names
-    )
+    return AdapterInfo(source=str(adapter), path=path, config=config, retriever_config=retriever, tensor_names=names)
 
 
 def default_base_model(info: AdapterInfo) -> str:

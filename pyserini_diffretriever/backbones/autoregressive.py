@@ -94,8 +94,7 @@ class CausalBackboneMixin:
         past = cache.get_seq_length() if cache is not None else 0
         if attention_mask.shape[1] != past + query:
             raise ValueError(
-                f"attention_mask covers {attention_mask.shape[1]} tokens but the cache holds {past} and "
-                f"{query} are new"
+                f"attention_mask covers {attention_mask.shape[1]} tokens but the cache holds {past} and {query} are new"
             )
         mask = attention_mask.to(device=input_ids.device, dtype=torch.long)
         if not bool(mask.any(dim=-1).all()):
@@ -149,9 +148,7 @@ def hf_config(config: dict, config_class: type[PretrainedConfig], attn_implement
             f"use one of {ATTN_IMPLEMENTATIONS}"
         )
     if config.get("use_sliding_window"):
-        raise BackboneLoadError(
-            f"{config.get('model_type')} config with use_sliding_window=true is not supported"
-        )
+        raise BackboneLoadError(f"{config.get('model_type')} config with use_sliding_window=true is not supported")
     hcfg = config_class(**network_config_kwargs(config, use_cache=True))
     hcfg._attn_implementation = attn_implementation
     return hcfg
@@ -196,16 +193,32 @@ def build_qwen2(
     model_dir: Path, config: dict, *, dtype: torch.dtype, device: str | torch.device, attn_implementation: str
 ) -> Qwen2CausalBackbone:
     """A :class:`Qwen2CausalBackbone` from a ``model_type: "qwen2"`` folder."""
-    return _build(Qwen2CausalBackbone, Qwen2Config, Qwen2RotaryEmbedding, model_dir, config,
-                  dtype=dtype, device=device, attn_implementation=attn_implementation)
+    return _build(
+        Qwen2CausalBackbone,
+        Qwen2Config,
+        Qwen2RotaryEmbedding,
+        model_dir,
+        config,
+        dtype=dtype,
+        device=device,
+        attn_implementation=attn_implementation,
+    )
 
 
 def build_llama(
     model_dir: Path, config: dict, *, dtype: torch.dtype, device: str | torch.device, attn_implementation: str
 ) -> LlamaCausalBackbone:
     """A :class:`LlamaCausalBackbone` from a ``model_type: "llama"`` folder."""
-    return _build(LlamaCausalBackbone, LlamaConfig, LlamaRotaryEmbedding, model_dir, config,
-                  dtype=dtype, device=device, attn_implementation=attn_implementation)
+    return _build(
+        LlamaCausalBackbone,
+        LlamaConfig,
+        LlamaRotaryEmbedding,
+        model_dir,
+        config,
+        dtype=dtype,
+        device=device,
+        attn_implementation=attn_implementation,
+    )
 
 
 def load_tokenizer(model_dir: Path):

@@ -5,6 +5,7 @@ padding is masked as keys, and applies its vocabulary projection to selected row
 ``[batch, length, vocab]`` tensor). Everything above this layer (input construction, read-out,
 representations, encoders) depends only on :class:`Backbone` and :class:`BackboneSpec`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -17,7 +17,6 @@ from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2Tokenizer
 from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
 
 from .base import BackboneSpec
-from .masking import positions_and_key_mask
 from .loading import (
     BackboneLoadError,
     assert_materialised,
@@ -25,6 +24,7 @@ from .loading import (
     load_safetensors_into,
     network_config_kwargs,
 )
+from .masking import positions_and_key_mask
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,7 @@ def qwen2_config(config: dict, attn_implementation: str = "sdpa") -> Qwen2Config
     """Translate a Dream ``config.json`` dict into a :class:`Qwen2Config` (remote-code keys dropped)."""
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise ValueError(
-            f"attn_implementation {attn_implementation!r} not supported for Dream; "
-            f"use one of {ATTN_IMPLEMENTATIONS}"
+            f"attn_implementation {attn_implementation!r} not supported for Dream; use one of {ATTN_IMPLEMENTATIONS}"
         )
     if config.get("use_sliding_window"):
         raise BackboneLoadError(

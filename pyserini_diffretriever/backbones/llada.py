@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerFast
 
-from .masking import positions_and_key_mask
 from .base import BackboneSpec
 from .loading import BackboneLoadError, assert_materialised, known_token_id, load_safetensors_into
+from .masking import positions_and_key_mask
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +117,9 @@ class RMSNorm(nn.Module):
         return self.weight * xf.to(x.dtype)
 
 
-def rotary_cos_sin(
-    position_ids: torch.Tensor, head_dim: int, theta: float
-) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """fp32 ``cos, sin`` of shape ``[B, 1, L, head_dim]`` for per-row positions (half-split layout)."""
-    inv_freq = 1.0 / (
-        theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float) / head_dim)
-    )
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float) / head_dim))
     freqs = position_ids[..., None].float() * inv_freq
     emb = torch.cat((freqs, freqs), dim=-1)[:, None]
     return emb.cos(), emb.sin()
@@ -268,9 +264,7 @@ def make_spec(
 ) -> BackboneSpec:
     """Collect LLaDA's special ids; pad falls back to EOS and must differ from the mask id."""
     cfg = model.config
-    mask_id = (
-        cfg.mask_token_id if cfg.mask_token_id is not None else getattr(tokenizer, "mask_token_id", None)
-    )
+    mask_id = cfg.mask_token_id if cfg.mask_token_id is not None else getattr(tokenizer, "mask_token_id", None)
     if mask_id is None:
         raise BackboneLoadError(f"{name_or_path}: no mask_token_id in config.json or tokenizer")
     eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else cfg.eos_token_id
@@ -280,7 +274,7 @@ def make_spec(
         pad = cfg.pad_token_id if cfg.pad_token_id is not None else eos_id
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad)
     chat_end = known_token_id(tokenizer, CHAT_END_TOKEN)
-    if chat_end is None and CHAT_END_FALLBACK_ID < cfg.embedding_size:
+    if chat_end is None and cfg.embedding_size > CHAT_END_FALLBACK_ID:
         logger.warning(
             "%s: tokenizer has no %s; using id %d as the reference does",
             name_or_path,

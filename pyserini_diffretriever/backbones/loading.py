@@ -182,9 +182,7 @@ def safetensors_files(model_dir: Path) -> dict[Path, list[str] | None]:
         return {single: None}
     found = sorted(p.name for p in model_dir.glob("*.bin")) + sorted(p.name for p in model_dir.glob("*.pt"))
     hint = f" (found {found}; pickled weights are not loaded, convert them to safetensors)" if found else ""
-    raise CheckpointFormatError(
-        f"{model_dir} has neither {SAFETENSORS_FILE} nor {SAFETENSORS_INDEX_FILE}{hint}"
-    )
+    raise CheckpointFormatError(f"{model_dir} has neither {SAFETENSORS_FILE} nor {SAFETENSORS_INDEX_FILE}{hint}")
 
 
 def _listing(names: Iterable[str]) -> str:
@@ -206,14 +204,11 @@ def checkpoint_tensor_names(model_dir: Path) -> dict[str, Path]:
             absent = set(index_names) - set(names)
             if absent:
                 raise CheckpointFormatError(
-                    f"{SAFETENSORS_INDEX_FILE} places tensors in {path.name} that it does not hold "
-                    f"({_listing(absent)})"
+                    f"{SAFETENSORS_INDEX_FILE} places tensors in {path.name} that it does not hold ({_listing(absent)})"
                 )
         for name in names:
             if name in where:
-                raise CheckpointFormatError(
-                    f"tensor {name!r} is stored in both {where[name].name} and {path.name}"
-                )
+                raise CheckpointFormatError(f"tensor {name!r} is stored in both {where[name].name} and {path.name}")
             where[name] = path
     return where
 
@@ -264,8 +259,7 @@ def load_safetensors_into(
                 state[name] = tensor.to(device=device, dtype=target_dtype)
     if bad_shapes:
         raise CheckpointMismatchError(
-            f"checkpoint {model_dir} has tensors of the wrong shape (checkpoint != model): "
-            f"{_listing(bad_shapes)}"
+            f"checkpoint {model_dir} has tensors of the wrong shape (checkpoint != model): {_listing(bad_shapes)}"
         )
     module.load_state_dict(state, strict=True, assign=True)
     logger.info("loaded %d tensors from %s (%s, %s)", len(state), model_dir, dtype, device)

@@ -4,6 +4,7 @@ Both Dream and LLaDA see every real token from every position. Left padding must
 states, so padded positions are removed as attention *keys* and position ids count real tokens only
 (``cumsum(mask) - 1``); RoPE then gives a padded text exactly the positions it has when encoded alone.
 """
+
 from __future__ import annotations
 
 import torch

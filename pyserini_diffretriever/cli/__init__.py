@@ -3,6 +3,7 @@
 Each module exposes ``main(argv=None) -> int``; the console scripts in ``pyproject.toml`` call the same
 functions. Helpers shared by the programs live here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,10 @@ def split_groups(argv: Sequence[str], groups: Sequence[str]) -> tuple[list[str],
 
 
 def parse_groups(
-    program: str, description: str, parsers: Mapping[str, argparse.ArgumentParser], argv: Sequence[str],
+    program: str,
+    description: str,
+    parsers: Mapping[str, argparse.ArgumentParser],
+    argv: Sequence[str],
     required: Sequence[str],
 ) -> argparse.Namespace:
     """Parse grouped arguments into ``Namespace(group=Namespace(...))``; print help for ``-h`` at any level."""
@@ -41,8 +45,13 @@ def parse_groups(
     except argparse.ArgumentError as error:
         parsers[next(iter(parsers))].exit(2, f"{program}: error: {error.message}\n")
     if leading and leading[0] in ("-h", "--help") or not argv:
-        lines = [f"usage: {program} " + " ".join(f"{name} [{name} options]" for name in parsers), "", description, "",
-                 "groups (run `GROUP -h` for its options):"]
+        lines = [
+            f"usage: {program} " + " ".join(f"{name} [{name} options]" for name in parsers),
+            "",
+            description,
+            "",
+            "groups (run `GROUP -h` for its options):",
+        ]
         lines += [f"  {name:<10} {parser.description or ''}" for name, parser in parsers.items()]
         print("\n".join(lines))
         sys.exit(0 if argv else 2)
@@ -65,7 +74,8 @@ def parse_groups(
 def configure_logging(verbose: bool = False) -> None:
     """INFO-level logging to stderr for the command-line programs (library code never configures logging)."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     if not verbose:  # third-party chatter (faiss' loader reports every SIMD variant it tries)
         logging.getLogger("faiss.loader").setLevel(logging.WARNING)

@@ -38,6 +38,7 @@ Reliability:
 * With ``SOURCE_DATE_EPOCH`` set, the manifests' ``created`` time stamp is fixed and two runs of the same
   command give byte-identical folders (CPU, float32).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,89 +92,161 @@ _HELP = __doc__.split("\n", 1)[1].strip().replace("``", "")
 def build_parsers() -> dict[str, argparse.ArgumentParser]:
     """One parser per group; names and defaults follow ``python -m pyserini.encode`` where they overlap."""
     input_parser = argparse.ArgumentParser(prog=f"{PROGRAM} input", description="the corpus to encode")
-    input_parser.add_argument("--corpus", required=True,
-                              help="JSON-lines file, or a folder of .jsonl/.json files (read in name order)")
-    input_parser.add_argument("--fields", nargs="+", default=["text"],
-                              help="fields of each record, in order; 'text' is required, 'title' optional "
-                                   "(default: text). BEIR-style corpora: --fields title text")
-    input_parser.add_argument("--docid-field", default=None,
-                              help="key of the document id (default: first of id, _id, docid)")
-    input_parser.add_argument("--delimiter", default="\n",
-                              help="separator of the fields inside 'contents' (default: newline; '\\n' is unescaped)")
+    input_parser.add_argument(
+        "--corpus", required=True, help="JSON-lines file, or a folder of .jsonl/.json files (read in name order)"
+    )
+    input_parser.add_argument(
+        "--fields",
+        nargs="+",
+        default=["text"],
+        help="fields of each record, in order; 'text' is required, 'title' optional "
+        "(default: text). BEIR-style corpora: --fields title text",
+    )
+    input_parser.add_argument(
+        "--docid-field", default=None, help="key of the document id (default: first of id, _id, docid)"
+    )
+    input_parser.add_argument(
+        "--delimiter",
+        default="\n",
+        help="separator of the fields inside 'contents' (default: newline; '\\n' is unescaped)",
+    )
     input_parser.add_argument("--shard-id", type=int, default=0, help="0-based shard to encode (default 0)")
     input_parser.add_argument("--shard-num", type=int, default=1, help="number of contiguous shards (default 1)")
-    input_parser.add_argument("--on-error", choices=ON_ERROR_CHOICES, default="strict",
-                              help="bad records: stop at the first with file, line and problem (strict, default), "
-                                   "or leave them out and list them in OUT/skipped-records.jsonl (skip)")
-    input_parser.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES,
-                              help="longest accepted corpus line in bytes; longer records are bad records "
-                                   f"(default {DEFAULT_MAX_RECORD_BYTES}; 0: no limit)")
+    input_parser.add_argument(
+        "--on-error",
+        choices=ON_ERROR_CHOICES,
+        default="strict",
+        help="bad records: stop at the first with file, line and problem (strict, default), "
+        "or leave them out and list them in OUT/skipped-records.jsonl (skip)",
+    )
+    input_parser.add_argument(
+        "--max-record-bytes",
+        type=int,
+        default=DEFAULT_MAX_RECORD_BYTES,
+        help="longest accepted corpus line in bytes; longer records are bad records "
+        f"(default {DEFAULT_MAX_RECORD_BYTES}; 0: no limit)",
+    )
 
     encoder_parser = argparse.ArgumentParser(prog=f"{PROGRAM} encoder", description="the DiffRetriever encoder")
     encoder_parser.add_argument("--encoder", required=True, help="Dream/LLaDA checkpoint folder or hub id")
-    encoder_parser.add_argument("--representation", nargs="+", choices=REPRESENTATIONS, default=["dense"],
-                                help="one or more of dense, multi, impact (several: one forward pass, "
-                                     "subfolders OUT/<representation>)")
+    encoder_parser.add_argument(
+        "--representation",
+        nargs="+",
+        choices=REPRESENTATIONS,
+        default=["dense"],
+        help="one or more of dense, multi, impact (several: one forward pass, subfolders OUT/<representation>)",
+    )
     encoder_parser.add_argument("--batch-size", type=int, default=16, help="passages per forward pass (default 16)")
-    encoder_parser.add_argument("--max-length", type=int, default=512,
-                                help="token budget for prompt + passage (default 512)")
-    encoder_parser.add_argument("--device", default="cuda:0",
-                                help="cpu or cuda[:N] (default cuda:0; falls back to cpu like Pyserini)")
+    encoder_parser.add_argument(
+        "--max-length", type=int, default=512, help="token budget for prompt + passage (default 512)"
+    )
+    encoder_parser.add_argument(
+        "--device", default="cuda:0", help="cpu or cuda[:N] (default cuda:0; falls back to cpu like Pyserini)"
+    )
     encoder_parser.add_argument("--fp16", action="store_true", help="float16 autocast on CUDA (as in Pyserini)")
-    encoder_parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                                help="weight dtype of the backbone (default: the encoder's, float32)")
+    encoder_parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=("float32", "bfloat16", "float16"),
+        help="weight dtype of the backbone (default: the encoder's, float32)",
+    )
     encoder_parser.add_argument("--k", type=int, default=None, help="mask slots per passage (default per backbone)")
     encoder_parser.add_argument("--prompt", default=None, help="one, few (default), three, or a prompt YAML path")
-    encoder_parser.add_argument("--query-k", type=int, default=None,
-                                help="query mask slots K_q the index expects, recorded in the manifest "
-                                     "(default per backbone: 4 for Dream and LLaDA)")
-    encoder_parser.add_argument("--query-prompt", default=None,
-                                help="query prompt the index expects: one, few, three or a query prompt YAML "
-                                     "(default: the documents' variant, few for a custom passage YAML)")
-    encoder_parser.add_argument("--query-max-length", type=int, default=None,
-                                help="query token budget recorded in the manifest (default 512)")
+    encoder_parser.add_argument(
+        "--query-k",
+        type=int,
+        default=None,
+        help="query mask slots K_q the index expects, recorded in the manifest "
+        "(default per backbone: 4 for Dream and LLaDA)",
+    )
+    encoder_parser.add_argument(
+        "--query-prompt",
+        default=None,
+        help="query prompt the index expects: one, few, three or a query prompt YAML "
+        "(default: the documents' variant, few for a custom passage YAML)",
+    )
+    encoder_parser.add_argument(
+        "--query-max-length", type=int, default=None, help="query token budget recorded in the manifest (default 512)"
+    )
     encoder_parser.add_argument("--adapter", default=None, help="LoRA adapter folder merged into the backbone")
-    encoder_parser.add_argument("--logits", default=None, choices=("unshifted", "shifted"),
-                                help="vocabulary read-out alignment (default unshifted)")
+    encoder_parser.add_argument(
+        "--logits",
+        default=None,
+        choices=("unshifted", "shifted"),
+        help="vocabulary read-out alignment (default unshifted)",
+    )
     encoder_parser.add_argument("--denoise-steps", type=int, default=None, help="denoising steps S (default 1)")
-    encoder_parser.add_argument("--title-separator", default=None,
-                                help="joins title and text when --fields has title (default '. ')")
-    encoder_parser.add_argument("--sparse-top-k", type=int, default=None,
-                                help="impact: vocabulary entries kept per slot (default 128)")
-    encoder_parser.add_argument("--quantization", type=float, default=None,
-                                help="impact: integer scale of the weights (default 100)")
-    encoder_parser.add_argument("--rounding", default=None, choices=("truncate", "round"),
-                                help="impact: how scaled weights become integers (default truncate)")
-    encoder_parser.add_argument("--fields", nargs="+", default=None,
-                                help="accepted for Pyserini compatibility; the encoded fields are input --fields")
+    encoder_parser.add_argument(
+        "--title-separator", default=None, help="joins title and text when --fields has title (default '. ')"
+    )
+    encoder_parser.add_argument(
+        "--sparse-top-k", type=int, default=None, help="impact: vocabulary entries kept per slot (default 128)"
+    )
+    encoder_parser.add_argument(
+        "--quantization", type=float, default=None, help="impact: integer scale of the weights (default 100)"
+    )
+    encoder_parser.add_argument(
+        "--rounding",
+        default=None,
+        choices=("truncate", "round"),
+        help="impact: how scaled weights become integers (default truncate)",
+    )
+    encoder_parser.add_argument(
+        "--fields",
+        nargs="+",
+        default=None,
+        help="accepted for Pyserini compatibility; the encoded fields are input --fields",
+    )
 
     output_parser = argparse.ArgumentParser(prog=f"{PROGRAM} output", description="where to write")
-    output_parser.add_argument("--embeddings", required=True,
-                               help="output folder (one representation) or parent of OUT/<representation>")
-    output_parser.add_argument("--to-faiss", action="store_true",
-                               help="accepted for Pyserini compatibility: dense output is always a FAISS folder")
-    output_parser.add_argument("--multi-dtype", default="float32", choices=("float32", "float16"),
-                               help="storage dtype of multi-vector vectors.npy (default float32)")
-    output_parser.add_argument("--allow-empty", action="store_true",
-                               help="impact: leave out documents with an empty vector and list them in "
-                                    "empty-vector-docids.txt instead of failing")
-    output_parser.add_argument("--records-per-file", type=int, default=100_000,
-                               help="impact: records per vectors/part-*.jsonl file (default 100000)")
-    output_parser.add_argument("--overwrite", action="store_true",
-                               help="replace an existing output folder once the new one is complete")
-    output_parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY,
-                               help="commit progress (fsync) after at least this many records, at a batch "
-                                    f"boundary; a killed run resumes from there (default {DEFAULT_CHECKPOINT_EVERY})")
-    output_parser.add_argument("--restart", action="store_true",
-                               help="discard an unfinished OUT.partial of an earlier run instead of resuming it")
+    output_parser.add_argument(
+        "--embeddings", required=True, help="output folder (one representation) or parent of OUT/<representation>"
+    )
+    output_parser.add_argument(
+        "--to-faiss",
+        action="store_true",
+        help="accepted for Pyserini compatibility: dense output is always a FAISS folder",
+    )
+    output_parser.add_argument(
+        "--multi-dtype",
+        default="float32",
+        choices=("float32", "float16"),
+        help="storage dtype of multi-vector vectors.npy (default float32)",
+    )
+    output_parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="impact: leave out documents with an empty vector and list them in "
+        "empty-vector-docids.txt instead of failing",
+    )
+    output_parser.add_argument(
+        "--records-per-file",
+        type=int,
+        default=100_000,
+        help="impact: records per vectors/part-*.jsonl file (default 100000)",
+    )
+    output_parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output folder once the new one is complete"
+    )
+    output_parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=DEFAULT_CHECKPOINT_EVERY,
+        help="commit progress (fsync) after at least this many records, at a batch "
+        f"boundary; a killed run resumes from there (default {DEFAULT_CHECKPOINT_EVERY})",
+    )
+    output_parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an unfinished OUT.partial of an earlier run instead of resuming it",
+    )
     output_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return {"input": input_parser, "encoder": encoder_parser, "output": output_parser}
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``input ... encoder ... output ...``; exit with a usage message on errors."""
-    args = parse_groups(PROGRAM, _HELP, build_parsers(), argv,
-                        required=("input", "encoder", "output"))
+    args = parse_groups(PROGRAM, _HELP, build_parsers(), argv, required=("input", "encoder", "output"))
     args.input.delimiter = args.input.delimiter.replace("\\n", "\n").replace("\\t", "\t")
     problems = []
     fields = args.input.fields
@@ -207,18 +280,32 @@ def load_encoder(args: argparse.Namespace) -> Any:
 
     from ..encoders import DiffRetrieverDocumentEncoder
 
-    optional = {"k": args.k, "prompt": args.prompt, "dtype": args.dtype, "adapter": args.adapter,
-                "logits": args.logits, "denoise_steps": args.denoise_steps, "title_separator": args.title_separator,
-                "sparse_top_k": args.sparse_top_k, "quantization": args.quantization, "rounding": args.rounding}
+    optional = {
+        "k": args.k,
+        "prompt": args.prompt,
+        "dtype": args.dtype,
+        "adapter": args.adapter,
+        "logits": args.logits,
+        "denoise_steps": args.denoise_steps,
+        "title_separator": args.title_separator,
+        "sparse_top_k": args.sparse_top_k,
+        "quantization": args.quantization,
+        "rounding": args.rounding,
+    }
     kwargs = {key: value for key, value in optional.items() if value is not None}
     return DiffRetrieverDocumentEncoder(
-        args.encoder, representation=args.representation[0], max_length=args.max_length,
-        device=resolve_device(args.device, backend="torch"), batch_size=args.batch_size, **kwargs,
+        args.encoder,
+        representation=args.representation[0],
+        max_length=args.max_length,
+        device=resolve_device(args.device, backend="torch"),
+        batch_size=args.batch_size,
+        **kwargs,
     )
 
 
-def expected_query_settings(encoder: Any, k: int | None = None, prompt: str | os.PathLike | None = None,
-                            max_length: int | None = None) -> dict[str, Any] | None:
+def expected_query_settings(
+    encoder: Any, k: int | None = None, prompt: str | os.PathLike | None = None, max_length: int | None = None
+) -> dict[str, Any] | None:
     """What an index written by ``encoder`` expects of its queries: the manifest's ``query`` record.
 
     Why a record at all: the query K and prompt legitimately differ from the documents' (Dream: K_q=4, K_p=16),
@@ -256,16 +343,22 @@ def expected_query_settings(encoder: Any, k: int | None = None, prompt: str | os
         from ..representation.prompts import PROMPT_VARIANTS, load_prompt
     if model is None or not isinstance(model, DiffRetrieverModel):
         if (k, prompt, max_length) != (None, None, None):
-            raise ValueError(f"{type(encoder).__name__} is not a DiffRetriever encoder: the query K, prompt and "
-                             "max_length cannot be checked or recorded")
+            raise ValueError(
+                f"{type(encoder).__name__} is not a DiffRetriever encoder: the query K, prompt and "
+                "max_length cannot be checked or recorded"
+            )
         return None
     if prompt is None:
         documents = encoder.settings().get("prompt") if hasattr(encoder, "settings") else None
         prompt = documents if documents in PROMPT_VARIANTS else "few"
     options = {key: value for key, value in (("k", k), ("max_length", max_length)) if value is not None}
     settings = DiffRetrieverQueryEncoder(model, prompt=prompt, **options).settings()
-    record: dict[str, Any] = {"k": settings["k"], "prompt": settings["prompt"],
-                              "prompt_sha256": settings["prompt_sha256"], "max_length": settings["max_length"]}
+    record: dict[str, Any] = {
+        "k": settings["k"],
+        "prompt": settings["prompt"],
+        "prompt_sha256": settings["prompt_sha256"],
+        "max_length": settings["max_length"],
+    }
     if settings["prompt"] not in PROMPT_VARIANTS:  # a YAML: its path may not exist where the index is searched
         record["prompt"] = "sha256:" + load_prompt(prompt, "query").sha256()
         record["prompt_file"] = str(Path(prompt).resolve())
@@ -279,19 +372,39 @@ def _settings_for(encoder: Any, representation: str) -> dict[str, Any]:
     return settings
 
 
-def _make_writer(representation: str, directory: Path, settings: Mapping[str, Any], shard: tuple[int, int],
-                 extra: Mapping[str, Any], multi_dtype: str, allow_empty: bool, records_per_file: int) -> VectorWriter:
+def _make_writer(
+    representation: str,
+    directory: Path,
+    settings: Mapping[str, Any],
+    shard: tuple[int, int],
+    extra: Mapping[str, Any],
+    multi_dtype: str,
+    allow_empty: bool,
+    records_per_file: int,
+) -> VectorWriter:
     if representation == "multi":
         return MultiVectorWriter(directory, settings, dtype=multi_dtype, shard=shard, manifest_extra=extra)
     if representation == "impact":
-        return JsonVectorWriter(directory, settings, quantization=settings.get("quantization", 100),
-                                strict=not allow_empty, records_per_file=records_per_file, shard=shard,
-                                manifest_extra=extra)
+        return JsonVectorWriter(
+            directory,
+            settings,
+            quantization=settings.get("quantization", 100),
+            strict=not allow_empty,
+            records_per_file=records_per_file,
+            shard=shard,
+            manifest_extra=extra,
+        )
     return WRITERS[representation](directory, settings, shard=shard, manifest_extra=extra)
 
 
-def _encode_batch(encoder: Any, representations: Sequence[str], texts: list[str], titles: list[str] | None,
-                  max_length: int | None, fp16: bool) -> dict[str, Any]:
+def _encode_batch(
+    encoder: Any,
+    representations: Sequence[str],
+    texts: list[str],
+    titles: list[str] | None,
+    max_length: int | None,
+    fp16: bool,
+) -> dict[str, Any]:
     """All requested representations of one batch; ``encode_all`` does a single forward pass."""
     if hasattr(encoder, "encode_all"):
         batch = encoder.encode_all(texts, titles=titles, max_length=max_length, fp16=fp16)
@@ -302,9 +415,18 @@ def _encode_batch(encoder: Any, representations: Sequence[str], texts: list[str]
 
 
 def run_settings(
-    encoder: Any, reader: JsonlCorpusReader, representations: Sequence[str], shard: tuple[int, int],
-    shard_range: tuple[int, int], batch_size: int, max_length: int | None, fp16: bool, multi_dtype: str,
-    allow_empty: bool, records_per_file: int, query: Mapping[str, Any] | None = None,
+    encoder: Any,
+    reader: JsonlCorpusReader,
+    representations: Sequence[str],
+    shard: tuple[int, int],
+    shard_range: tuple[int, int],
+    batch_size: int,
+    max_length: int | None,
+    fp16: bool,
+    multi_dtype: str,
+    allow_empty: bool,
+    records_per_file: int,
+    query: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything that changes the bytes of an encode's output; a resumed run must match it exactly.
 
@@ -313,15 +435,25 @@ def run_settings(
     change; the records already encoded are checked by hash).
     """
     return {
-        "corpus": {"files": [str(path.resolve()) for path in reader.files], "num_records": reader.count(),
-                   "fields": list(reader.fields), "docid_field": reader.docid_field, "delimiter": reader.delimiter,
-                   "on_error": reader.on_error, "max_record_bytes": reader.max_record_bytes},
+        "corpus": {
+            "files": [str(path.resolve()) for path in reader.files],
+            "num_records": reader.count(),
+            "fields": list(reader.fields),
+            "docid_field": reader.docid_field,
+            "delimiter": reader.delimiter,
+            "on_error": reader.on_error,
+            "max_record_bytes": reader.max_record_bytes,
+        },
         "shard": {"id": shard[0], "num": shard[1], "range": list(shard_range)},
         "representations": list(representations),
         "encoder": {name: _settings_for(encoder, name) for name in representations},
         "query": None if query is None else dict(query),
-        "batch_size": batch_size, "max_length": max_length, "fp16": fp16, "multi_dtype": multi_dtype,
-        "allow_empty": allow_empty, "records_per_file": records_per_file,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "fp16": fp16,
+        "multi_dtype": multi_dtype,
+        "allow_empty": allow_empty,
+        "records_per_file": records_per_file,
         "versions": package_versions(),
     }
 
@@ -396,26 +528,65 @@ def encode_corpus(
     start, end = shard_bounds(total, *shard)
     if end <= start:
         raise CorpusError(reader.path, None, f"shard {shard[0]}/{shard[1]} has no documents (corpus has {total})")
-    corpus_info = {"path": str(reader.path.resolve()), "fields": list(reader.fields),
-                   "docid_field": reader.docid_field, "delimiter": reader.delimiter,
-                   "num_records": total, "shard_range": [start, end], "on_error": reader.on_error}
+    corpus_info = {
+        "path": str(reader.path.resolve()),
+        "fields": list(reader.fields),
+        "docid_field": reader.docid_field,
+        "delimiter": reader.delimiter,
+        "num_records": total,
+        "shard_range": [start, end],
+        "on_error": reader.on_error,
+    }
     if query is None:
         query = expected_query_settings(encoder)
     extra: dict[str, Any] = {"corpus": corpus_info}
     if query is not None:
         extra["query"] = dict(query)
-    settings = run_settings(encoder, reader, representations, shard, (start, end), batch_size, max_length, fp16,
-                            multi_dtype, allow_empty, records_per_file, query)
+    settings = run_settings(
+        encoder,
+        reader,
+        representations,
+        shard,
+        (start, end),
+        batch_size,
+        max_length,
+        fp16,
+        multi_dtype,
+        allow_empty,
+        records_per_file,
+        query,
+    )
     single = len(representations) == 1
     with ResumableOutput(output, settings, overwrite=overwrite, restart=restart) as out:
         folders = {name: out.partial if single else out.partial / name for name in representations}
-        writers = {name: _make_writer(name, folders[name], _settings_for(encoder, name), shard,
-                                      extra, multi_dtype, allow_empty, records_per_file)
-                   for name in representations}
+        writers = {
+            name: _make_writer(
+                name,
+                folders[name],
+                _settings_for(encoder, name),
+                shard,
+                extra,
+                multi_dtype,
+                allow_empty,
+                records_per_file,
+            )
+            for name in representations
+        }
         committed = out.progress or {}
         if committed.get("stage") != "finished":
-            _encode_into(encoder, reader, writers, out, committed, (start, end), batch_size, max_length, fp16,
-                         checkpoint_every, progress)
+            _encode_into(
+                encoder,
+                reader,
+                writers,
+                out,
+                committed,
+                (start, end),
+                batch_size,
+                max_length,
+                fp16,
+                checkpoint_every,
+                progress,
+            )
         for writer in writers.values():
             writer.cleanup()
         out.finalize()
@@ -423,9 +594,19 @@ def encode_corpus(
     return {name: final if single else final / name for name in representations}
 
 
-def _encode_into(encoder: Any, reader: JsonlCorpusReader, writers: Mapping[str, VectorWriter],
-                 out: ResumableOutput, committed: Mapping[str, Any], shard_range: tuple[int, int], batch_size: int,
-                 max_length: int | None, fp16: bool, checkpoint_every: int, progress: bool) -> None:
+def _encode_into(
+    encoder: Any,
+    reader: JsonlCorpusReader,
+    writers: Mapping[str, VectorWriter],
+    out: ResumableOutput,
+    committed: Mapping[str, Any],
+    shard_range: tuple[int, int],
+    batch_size: int,
+    max_length: int | None,
+    fp16: bool,
+    checkpoint_every: int,
+    progress: bool,
+) -> None:
     """The encode loop: resume the writers, skip committed records, encode batch by batch, commit, finish."""
     from tqdm import tqdm
 
@@ -440,9 +621,15 @@ def _encode_into(encoder: Any, reader: JsonlCorpusReader, writers: Mapping[str, 
     pending: list[CorpusRecord] = []
 
     def commit(stage: str) -> None:
-        out.commit({"stage": stage, "records_done": consumed, "batches_done": batches,
-                    "corpus_sha256": digest.hexdigest(),
-                    "writers": {name: writer.checkpoint() for name, writer in writers.items()}})
+        out.commit(
+            {
+                "stage": stage,
+                "records_done": consumed,
+                "batches_done": batches,
+                "corpus_sha256": digest.hexdigest(),
+                "writers": {name: writer.checkpoint() for name, writer in writers.items()},
+            }
+        )
 
     def flush() -> None:
         nonlocal batches
@@ -466,8 +653,10 @@ def _encode_into(encoder: Any, reader: JsonlCorpusReader, writers: Mapping[str, 
             consumed += 1
             if consumed <= done:  # encoded by the interrupted run: only its bytes are checked
                 if consumed == done and digest.hexdigest() != committed["corpus_sha256"]:
-                    raise ResumeError(f"the first {done} records of {reader.path} (shard {start}..{end}) changed since "
-                                      f"the unfinished run in {out.partial} encoded them; restart it (--restart)")
+                    raise ResumeError(
+                        f"the first {done} records of {reader.path} (shard {start}..{end}) changed since "
+                        f"the unfinished run in {out.partial} encoded them; restart it (--restart)"
+                    )
                 continue
             if isinstance(entry, SkippedRecord):
                 if reader.on_error == "strict":
@@ -488,12 +677,14 @@ def _encode_into(encoder: Any, reader: JsonlCorpusReader, writers: Mapping[str, 
                         commit("encoding")
                         last_commit = consumed
         if consumed < done:
-            raise ResumeError(f"{reader.path} has fewer records than the unfinished run in {out.partial} already "
-                              "encoded; restart it (--restart)")
+            raise ResumeError(
+                f"{reader.path} has fewer records than the unfinished run in {out.partial} already "
+                "encoded; restart it (--restart)"
+            )
         if pending:
             flush()
         commit("encoding")
-        for name, writer in writers.items():
+        for writer in writers.values():
             writer.finish()
             verify_output(writer.directory, writer.kind, ignore_temporary=True)
         commit("finished")
@@ -509,8 +700,10 @@ def _summary(folders: Mapping[str, Path]) -> str:
     """One line for the log: documents, representations, skipped records and where they are listed."""
     first = next(iter(folders.values()))
     manifest = verify_output(first)
-    line = (f"encoded {manifest['num_docs']} documents into {', '.join(str(p) for p in folders.values())} "
-            f"({', '.join(folders)})")
+    line = (
+        f"encoded {manifest['num_docs']} documents into {', '.join(str(p) for p in folders.values())} "
+        f"({', '.join(folders)})"
+    )
     skipped = manifest.get("num_skipped_records", 0)
     if skipped:
         kinds = ", ".join(f"{kind}: {count}" for kind, count in manifest.get("skipped_by_problem", {}).items())
@@ -527,28 +720,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     output = args.output.embeddings
     try:
-        reader = JsonlCorpusReader(args.input.corpus, args.input.fields, args.input.docid_field, args.input.delimiter,
-                                   on_error=args.input.on_error, max_record_bytes=args.input.max_record_bytes)
+        reader = JsonlCorpusReader(
+            args.input.corpus,
+            args.input.fields,
+            args.input.docid_field,
+            args.input.delimiter,
+            on_error=args.input.on_error,
+            max_record_bytes=args.input.max_record_bytes,
+        )
         check_output_free(output, args.output.overwrite)
         shard = (args.input.shard_id, args.input.shard_num)
         start, end = shard_bounds(reader.count(), *shard)
         if end <= start:
-            raise CorpusError(reader.path, None, f"shard {shard[0]}/{shard[1]} has no documents "
-                                                 f"(corpus has {reader.count()})")
+            raise CorpusError(
+                reader.path, None, f"shard {shard[0]}/{shard[1]} has no documents (corpus has {reader.count()})"
+            )
         try:
             encoder = load_encoder(args.encoder)
-            query = expected_query_settings(encoder, args.encoder.query_k, args.encoder.query_prompt,
-                                            args.encoder.query_max_length)
+            query = expected_query_settings(
+                encoder, args.encoder.query_k, args.encoder.query_prompt, args.encoder.query_max_length
+            )
         except (ValueError, TypeError, OSError) as error:  # bad checkpoint path, prompt, k, dtype, ...
             logger.error("cannot load encoder %r: %s", args.encoder.encoder, error)
             return 1
         folders = encode_corpus(
-            encoder, reader, output, args.encoder.representation, batch_size=args.encoder.batch_size,
-            shard=shard, max_length=args.encoder.max_length, fp16=args.encoder.fp16,
-            multi_dtype=args.output.multi_dtype, allow_empty=args.output.allow_empty,
-            records_per_file=args.output.records_per_file, overwrite=args.output.overwrite,
-            progress=not args.output.no_progress, checkpoint_every=args.output.checkpoint_every,
-            restart=args.output.restart, query=query,
+            encoder,
+            reader,
+            output,
+            args.encoder.representation,
+            batch_size=args.encoder.batch_size,
+            shard=shard,
+            max_length=args.encoder.max_length,
+            fp16=args.encoder.fp16,
+            multi_dtype=args.output.multi_dtype,
+            allow_empty=args.output.allow_empty,
+            records_per_file=args.output.records_per_file,
+            overwrite=args.output.overwrite,
+            progress=not args.output.no_progress,
+            checkpoint_every=args.output.checkpoint_every,
+            restart=args.output.restart,
+            query=query,
         )
     except (CorpusError, WriterError, ManifestError, OutputExistsError, ResumeError) as error:
         logger.error("%s", error)

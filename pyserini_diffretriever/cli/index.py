@@ -20,6 +20,7 @@ was indexed (Anserini silently skips empty documents) and stores the manifest as
 after checking that their manifests agree (same encoder settings, shards 0..n-1); the result equals an
 unsharded run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,17 +38,22 @@ PROGRAM = "python -m pyserini_diffretriever.index"
 
 def build_parser() -> argparse.ArgumentParser:
     text = __doc__.replace("``", "")
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=text.split("\n\n")[0].split(": ", 1)[1],
-                                     epilog=text.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=text.split("\n\n")[0].split(": ", 1)[1],
+        epilog=text.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{lucene,merge}")
 
     lucene = commands.add_parser(
-        "lucene", help="Lucene impact index from an impact output folder",
+        "lucene",
+        help="Lucene impact index from an impact output folder",
         description="Index OUT/impact with `python -m pyserini.index.lucene --collection JsonVectorCollection "
-                    "--input OUT/impact/vectors --index IDX --generator DefaultLuceneDocumentGenerator "
-                    "--threads N --impact --pretokenized`, verify the document count, and copy the manifest "
-                    "to IDX/diffretriever-manifest.json.")
+        "--input OUT/impact/vectors --index IDX --generator DefaultLuceneDocumentGenerator "
+        "--threads N --impact --pretokenized`, verify the document count, and copy the manifest "
+        "to IDX/diffretriever-manifest.json.",
+    )
     lucene.add_argument("--input", required=True, help="impact output folder (holds manifest.json and vectors/)")
     lucene.add_argument("--index", required=True, help="Lucene index folder to create")
     lucene.add_argument("--threads", type=int, default=1, help="indexing threads (default 1)")
@@ -55,9 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     lucene.add_argument("--overwrite", action="store_true", help="replace an existing index once the new one is built")
 
     merge = commands.add_parser(
-        "merge", help="merge shard outputs of one encode run",
+        "merge",
+        help="merge shard outputs of one encode run",
         description="Concatenate the dense, multi or impact folders of `encode ... --shard-id i --shard-num n` "
-                    "(all shards, any order) into one folder equal to an unsharded run.")
+        "(all shards, any order) into one folder equal to an unsharded run.",
+    )
     merge.add_argument("--inputs", nargs="+", required=True, help="shard folders (each with manifest.json)")
     merge.add_argument("--output", required=True, help="merged folder to create")
     merge.add_argument("--overwrite", action="store_true", help="replace an existing output once merged")
@@ -74,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "lucene":
             from ..indexing import build_impact_index
 
-            manifest = build_impact_index(args.input, args.index, threads=args.threads, optimize=args.optimize,
-                                          overwrite=args.overwrite)
+            manifest = build_impact_index(
+                args.input, args.index, threads=args.threads, optimize=args.optimize, overwrite=args.overwrite
+            )
             logger.info("Lucene impact index %s: %d documents", args.index, manifest["num_docs"])
         else:
             from ..writers import merge_outputs

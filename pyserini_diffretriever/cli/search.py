@@ -19,6 +19,7 @@ Indexes that share a backbone share one loaded model. Runs are ``qid Q0 docid ra
 ordered by (-score, docid); evaluate with
 ``python -m pyserini_diffretriever.run pyserini.eval.trec_eval -c -m ndcg_cut.10 QRELS RUN``.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,8 @@ DEFAULT_ALPHA = {"minmax": 0.5, "pyserini": 0.1}
 def build_parser() -> argparse.ArgumentParser:
     """Options named as in ``python -m pyserini.search.faiss`` / ``pyserini.search.hybrid`` where they overlap."""
     parser = argparse.ArgumentParser(
-        prog=PROGRAM, description=__doc__.split("\n", 1)[0].split(": ", 1)[1],
+        prog=PROGRAM,
+        description=__doc__.split("\n", 1)[0].split(": ", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n", 1)[1].replace("``", "").replace("::", ":").strip(),
     )
@@ -62,20 +64,31 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--index", help="one index folder written by this package (kind from its manifest)")
     for side in SIDES:
         where.add_argument(f"--{side}-index", help=f"{side} index folder (hybrid: give two)")
-    where.add_argument("--fusion", choices=FUSIONS, default="minmax",
-                       help="hybrid fusion: minmax = the paper's (default), pyserini = Pyserini's HybridSearcher")
-    where.add_argument("--alpha", type=float, default=None,
-                       help="fusion weight (minmax: of the dense/multi side, default 0.5; pyserini: of the sparse "
-                            "side, default 0.1)")
+    where.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        default="minmax",
+        help="hybrid fusion: minmax = the paper's (default), pyserini = Pyserini's HybridSearcher",
+    )
+    where.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="fusion weight (minmax: of the dense/multi side, default 0.5; pyserini: of the sparse side, default 0.1)",
+    )
     where.add_argument("--depth", type=int, default=1000, help="hits per side that are fused (default 1000)")
     where.add_argument("--normalization", action="store_true", help="pyserini fusion: its score normalisation")
     where.add_argument("--weight-on-dense", action="store_true", help="pyserini fusion: alpha weighs the dense side")
 
     run = parser.add_argument_group("topics and output")
     run.add_argument("--topics", required=True, help="local topics: .tsv/.txt (qid<TAB>text), .json or .jsonl")
-    run.add_argument("--topics-on-error", choices=TOPICS_ON_ERROR, default="strict",
-                     help="bad topic records: stop with file, line and problem (strict, default) or leave them out "
-                          "with a warning each (skip)")
+    run.add_argument(
+        "--topics-on-error",
+        choices=TOPICS_ON_ERROR,
+        default="strict",
+        help="bad topic records: stop with file, line and problem (strict, default) or leave them out "
+        "with a warning each (skip)",
+    )
     run.add_argument("--output", required=True, help="run file to write")
     run.add_argument("--output-format", choices=OUTPUT_FORMATS, default="trec", help="trec (default) or msmarco")
     run.add_argument("--run-tag", default="DiffRetriever", help="TREC run tag (default DiffRetriever)")
@@ -86,27 +99,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     encoder = parser.add_argument_group("query encoder (defaults from each index's manifest)")
     encoder.add_argument("--encoder", default=None, help="checkpoint folder or hub id (default: manifest backbone)")
-    encoder.add_argument("--k", type=int, default=None,
-                         help="query mask slots K_q (default: the index's expected query K, else per backbone)")
-    encoder.add_argument("--prompt", default=None,
-                         help="one, few, three or a query YAML (default: the index's expected query prompt)")
+    encoder.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        help="query mask slots K_q (default: the index's expected query K, else per backbone)",
+    )
+    encoder.add_argument(
+        "--prompt", default=None, help="one, few, three or a query YAML (default: the index's expected query prompt)"
+    )
     encoder.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    encoder.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                         help="backbone weight dtype (default float32)")
-    encoder.add_argument("--max-length", type=int, default=None,
-                         help="query token budget (default: the index's expected one, else 512)")
+    encoder.add_argument(
+        "--dtype",
+        default=None,
+        choices=("float32", "bfloat16", "float16"),
+        help="backbone weight dtype (default float32)",
+    )
+    encoder.add_argument(
+        "--max-length", type=int, default=None, help="query token budget (default: the index's expected one, else 512)"
+    )
     encoder.add_argument("--encoder-batch-size", type=int, default=None, help="queries per forward pass")
-    encoder.add_argument("--ignore-mismatch", nargs="+", default=(), metavar="KEY", choices=MISMATCH_KEYS,
-                         help="settings not to compare with the index (e.g. backbone for a moved folder, k prompt "
-                              f"for other query settings on purpose); any of: {', '.join(MISMATCH_KEYS)}")
+    encoder.add_argument(
+        "--ignore-mismatch",
+        nargs="+",
+        default=(),
+        metavar="KEY",
+        choices=MISMATCH_KEYS,
+        help="settings not to compare with the index (e.g. backbone for a moved folder, k prompt "
+        f"for other query settings on purpose); any of: {', '.join(MISMATCH_KEYS)}",
+    )
 
     multi = parser.add_argument_group("multi-vector and impact search")
-    multi.add_argument("--mode", choices=("default", "exact"), default="default",
-                       help="multi: candidates + exact MaxSim (default) or exhaustive MaxSim")
+    multi.add_argument(
+        "--mode",
+        choices=("default", "exact"),
+        default="default",
+        help="multi: candidates + exact MaxSim (default) or exhaustive MaxSim",
+    )
     multi.add_argument("--candidates", type=int, default=None, help="multi: documents per candidate source")
     multi.add_argument("--nprobe", type=int, default=None, help="multi: IVF lists probed per query vector")
-    multi.add_argument("--token-index", choices=("auto", "flat", "ivf", "hnsw"), default="auto",
-                       help="multi: token index kind used or built (default auto)")
+    multi.add_argument(
+        "--token-index",
+        choices=("auto", "flat", "ivf", "hnsw"),
+        default="auto",
+        help="multi: token index kind used or built (default auto)",
+    )
     multi.add_argument("--min-idf", type=float, default=0, help="impact: LuceneImpactSearcher min_idf (default 0)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
@@ -127,8 +164,17 @@ def _indexes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[
 
 
 def _check_values(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    for name in ("hits", "batch_size", "threads", "depth", "k", "max_length", "encoder_batch_size", "candidates",
-                 "nprobe"):
+    for name in (
+        "hits",
+        "batch_size",
+        "threads",
+        "depth",
+        "k",
+        "max_length",
+        "encoder_batch_size",
+        "candidates",
+        "nprobe",
+    ):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
@@ -152,12 +198,25 @@ def _open(indexes: list[tuple[str, Path]], args: argparse.Namespace) -> list[Any
         key = (str(source), settings.get("adapter"))
         options: dict[str, Any] = {}
         if manifest["kind"] == "multi":
-            options = {"mode": args.mode, "candidates": args.candidates, "nprobe": args.nprobe,
-                       "threads": args.threads, "token_index": args.token_index}
+            options = {
+                "mode": args.mode,
+                "candidates": args.candidates,
+                "nprobe": args.nprobe,
+                "threads": args.threads,
+                "token_index": args.token_index,
+            }
         searcher = open_searcher(
-            folder, model=loaded.get(key, source), k=args.k, prompt=args.prompt, device=args.device,
-            dtype=args.dtype, max_length=args.max_length, batch_size=args.encoder_batch_size,
-            ignore_mismatch=args.ignore_mismatch, min_idf=args.min_idf, **options,
+            folder,
+            model=loaded.get(key, source),
+            k=args.k,
+            prompt=args.prompt,
+            device=args.device,
+            dtype=args.dtype,
+            max_length=args.max_length,
+            batch_size=args.encoder_batch_size,
+            ignore_mismatch=args.ignore_mismatch,
+            min_idf=args.min_idf,
+            **options,
         )
         encoder_model = getattr(searcher.query_encoder, "model", None)
         if encoder_model is not None:
@@ -170,13 +229,13 @@ def _open(indexes: list[tuple[str, Path]], args: argparse.Namespace) -> list[Any
 class _PyseriniHybrid:
     """Pyserini's ``HybridSearcher`` behind the ``search(q, k)`` / ``batch_search(..., k, threads)`` shape."""
 
-    def __init__(self, dense: Any, sparse: Any, alpha: float, depth: int, normalization: bool,
-                 weight_on_dense: bool) -> None:
+    def __init__(
+        self, dense: Any, sparse: Any, alpha: float, depth: int, normalization: bool, weight_on_dense: bool
+    ) -> None:
         from pyserini.search.hybrid import HybridSearcher
 
         self.searcher = HybridSearcher(dense, sparse)
-        self.options = {"k0": depth, "alpha": alpha, "normalization": normalization,
-                        "weight_on_dense": weight_on_dense}
+        self.options = {"k0": depth, "alpha": alpha, "normalization": normalization, "weight_on_dense": weight_on_dense}
 
     def batch_search(self, queries: list[str], q_ids: list[str], k: int, threads: int) -> dict[str, list[Any]]:
         return self.searcher.batch_search(queries, q_ids, k=k, threads=threads, **self.options)
@@ -200,7 +259,7 @@ def run_search(args: argparse.Namespace, indexes: list[tuple[str, Path]]) -> int
     started, lines = time.perf_counter(), 0
     with RunWriter(args.output, args.output_format, args.run_tag, args.hits) as writer:
         for lo in range(0, len(qids), args.batch_size):
-            batch_ids, batch_texts = qids[lo:lo + args.batch_size], texts[lo:lo + args.batch_size]
+            batch_ids, batch_texts = qids[lo : lo + args.batch_size], texts[lo : lo + args.batch_size]
             results = searcher.batch_search(batch_texts, batch_ids, k=args.hits, threads=args.threads)
             for qid in batch_ids:
                 hits = list(results.get(qid, []))
@@ -208,8 +267,9 @@ def run_search(args: argparse.Namespace, indexes: list[tuple[str, Path]]) -> int
                     hits = [hit for hit in hits if str(hit.docid).strip() != qid]
                 lines += writer.write(qid, hits)
             logger.info("searched %d/%d queries", min(lo + args.batch_size, len(qids)), len(qids))
-    logger.info("wrote %s: %d queries, %d lines in %.1f s", args.output, len(qids), lines,
-                time.perf_counter() - started)
+    logger.info(
+        "wrote %s: %d queries, %d lines in %.1f s", args.output, len(qids), lines, time.perf_counter() - started
+    )
     return len(qids)
 
 

@@ -161,9 +161,7 @@ def _records(path: Path, fields: dict[str, str]) -> Iterator[tuple[str, dict[str
             name = fields[line]
             if name in values:  # stray marker inside a field: keep filling the current field
                 repeated = True
-                logger.debug(
-                    "%s:%d: repeated marker %s in record %s kept as text", path, number, line, record_id
-                )
+                logger.debug("%s:%d: repeated marker %s in record %s kept as text", path, number, line, record_id)
                 continue
             values[name] = []
             current = name
@@ -257,9 +255,7 @@ def _check_references(
                 f"{QRELS_FILE}: query {judgement.query_id} is not one of the {len(queries)} queries"
             )
         if judgement.doc_id not in doc_ids:
-            raise CranfieldFormatError(
-                f"{QRELS_FILE}: document {judgement.doc_id} is not in {DOCUMENTS_FILE}"
-            )
+            raise CranfieldFormatError(f"{QRELS_FILE}: document {judgement.doc_id} is not in {DOCUMENTS_FILE}")
 
 
 def _sort_key(judgement: CranfieldJudgement) -> tuple[int, int]:
@@ -287,9 +283,7 @@ def convert_cranfield(raw_dir: str | Path, out_dir: str | Path) -> CranfieldStat
     out.mkdir(parents=True, exist_ok=True)
     with (out / CORPUS_OUT).open("w", encoding="utf-8", newline="\n") as handle:
         for doc in documents:
-            handle.write(
-                json.dumps({"id": doc.id, "title": doc.title, "text": doc.text}, ensure_ascii=False) + "\n"
-            )
+            handle.write(json.dumps({"id": doc.id, "title": doc.title, "text": doc.text}, ensure_ascii=False) + "\n")
     with (out / TOPICS_OUT).open("w", encoding="utf-8", newline="\n") as handle:
         for query in queries:
             handle.write(f"{query.id}\t{query.text}\n")
@@ -310,13 +304,9 @@ def convert_cranfield(raw_dir: str | Path, out_dir: str | Path) -> CranfieldStat
         queries_without_relevant=[q.id for q in queries if q.id not in relevant_queries],
     )
     if stats.empty_text_documents:
-        logger.warning(
-            "Cranfield documents with empty text (kept): %s", ", ".join(stats.empty_text_documents)
-        )
+        logger.warning("Cranfield documents with empty text (kept): %s", ", ".join(stats.empty_text_documents))
     if repeated:
-        logger.warning(
-            "Cranfield records with repeated field markers (kept as text): %s", ", ".join(repeated)
-        )
+        logger.warning("Cranfield records with repeated field markers (kept as text): %s", ", ".join(repeated))
     logger.info(
         "Cranfield: %d documents, %d queries, %d judgements (%d relevant) written to %s",
         stats.documents,

@@ -2,6 +2,7 @@
 
 Importing this package imports :mod:`pyserini.encode` (which starts the JVM in Pyserini 2.3).
 """
+
 from .document import DiffRetrieverDocumentEncoder
 from .model import (
     DEFAULT_K,

@@ -4,6 +4,7 @@ Pyserini's encoder contracts are two unrelated base classes (``DocumentEncoder``
 mixin sits in front of either so both expose the same keyword arguments, validated once by
 :class:`~pyserini_diffretriever.encoders.model.SideEncoder`.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,7 @@ class SideEncoderMixin:
 
     def __init__(
         self,
-        model_name_or_path: "str | os.PathLike | LoadedBackbone | DiffRetrieverModel | None" = None,
+        model_name_or_path: str | os.PathLike | LoadedBackbone | DiffRetrieverModel | None = None,
         representation: str = "dense",
         k: int | None = None,
         prompt: str | Path | PromptTemplate = "few",
@@ -57,10 +58,22 @@ class SideEncoderMixin:
         model_name_or_path = _pop_model_name(model_name_or_path, kwargs, type(self).__name__)
         super().__init__()  # the Pyserini base class (QueryEncoder sets its lookup-table attributes)
         self._side = SideEncoder(
-            model_name_or_path, self.side, representation=representation, k=k, prompt=prompt,
-            max_length=max_length, device=device, dtype=dtype, adapter=adapter, batch_size=batch_size,
-            logits=logits, denoise_steps=denoise_steps, title_separator=title_separator,
-            sparse_top_k=sparse_top_k, quantization=quantization, rounding=rounding,
+            model_name_or_path,
+            self.side,
+            representation=representation,
+            k=k,
+            prompt=prompt,
+            max_length=max_length,
+            device=device,
+            dtype=dtype,
+            adapter=adapter,
+            batch_size=batch_size,
+            logits=logits,
+            denoise_steps=denoise_steps,
+            title_separator=title_separator,
+            sparse_top_k=sparse_top_k,
+            quantization=quantization,
+            rounding=rounding,
         )
         self.has_model = True  # Pyserini's QueryEncoder flag: vectors come from a model, not a lookup table
 

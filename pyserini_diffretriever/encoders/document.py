@@ -3,9 +3,10 @@
 Importing this module imports :mod:`pyserini.encode`, which (in Pyserini 2.3) starts the JVM; the package
 root prepares Java first (:mod:`pyserini_diffretriever._java`).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyserini.encode import DocumentEncoder
 
@@ -48,8 +49,14 @@ class DiffRetrieverDocumentEncoder(SideEncoderMixin, DocumentEncoder):
 
     side = "passage"
 
-    def encode(self, texts: Sequence[str], titles: Sequence[str | None] | None = None,
-               max_length: int | None = None, fp16: bool = False, **kwargs):
+    def encode(
+        self,
+        texts: Sequence[str],
+        titles: Sequence[str | None] | None = None,
+        max_length: int | None = None,
+        fp16: bool = False,
+        **kwargs,
+    ):
         """Encode a batch of passages in this encoder's representation.
 
         Parameters
@@ -68,11 +75,17 @@ class DiffRetrieverDocumentEncoder(SideEncoderMixin, DocumentEncoder):
         np.ndarray | list[np.ndarray] | list[dict[str, int]]
             ``[B, H]`` float32 (dense), per passage ``[K', H]`` float32 (multi), or ``{term: int}`` (impact).
         """
-        batch = self._side.encode(texts, titles, max_length=max_length, fp16=fp16,
-                                  representations=(self.representation,))
+        batch = self._side.encode(
+            texts, titles, max_length=max_length, fp16=fp16, representations=(self.representation,)
+        )
         return self._select(batch)
 
-    def encode_all(self, texts: Sequence[str], titles: Sequence[str | None] | None = None,
-                   max_length: int | None = None, fp16: bool = False) -> RepresentationBatch:
+    def encode_all(
+        self,
+        texts: Sequence[str],
+        titles: Sequence[str | None] | None = None,
+        max_length: int | None = None,
+        fp16: bool = False,
+    ) -> RepresentationBatch:
         """Dense, multi and impact representations of the passages from one forward pass per batch."""
         return self._side.encode(texts, titles, max_length=max_length, fp16=fp16)

@@ -12,14 +12,15 @@ K-adaptation, and the K slots generated one by one with a KV cache
 (:func:`~pyserini_diffretriever.representation.generation.generate_representatives`); the dense, multi and
 impact outputs are built by the same code. K is then PromptReps' N (default 4 on both sides).
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -43,8 +44,14 @@ SETTINGS_VERSION = 1
 #: against it. K, prompt, side and max_length legitimately differ per side; backbone/adapter names are
 #: provenance (a hub id and a local copy of it are the same model) and the dtype may differ.
 SHARED_SETTINGS: tuple[str, ...] = (
-    "model_type", "vocabulary_sha256", "hidden_size", "mask_token_id", "logits", "denoise_steps",
-    "quantization", "rounding",
+    "model_type",
+    "vocabulary_sha256",
+    "hidden_size",
+    "mask_token_id",
+    "logits",
+    "denoise_steps",
+    "quantization",
+    "rounding",
 )
 
 #: Default number of representative tokens per backbone ``model_type`` (lower case) and side; the paper's
@@ -65,8 +72,10 @@ def default_k(model_type: str, side: str) -> int:
     try:
         return DEFAULT_K[model_type.lower()][side]
     except KeyError:
-        raise ValueError(f"no default K for backbone model_type {model_type!r}; pass k explicitly "
-                         f"(defaults exist for {sorted(DEFAULT_K)})") from None
+        raise ValueError(
+            f"no default K for backbone model_type {model_type!r}; pass k explicitly "
+            f"(defaults exist for {sorted(DEFAULT_K)})"
+        ) from None
 
 
 @dataclass
@@ -107,30 +116,40 @@ class DiffRetrieverModel:
         Passed to ``load_backbone`` when ``model`` is a name or path; ignored (must be defaults) otherwise.
     """
 
-    def __init__(self, model: str | os.PathLike | LoadedBackbone, *, dtype: str | torch.dtype = "float32",
-                 device: str | torch.device = "cpu", adapter: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike | LoadedBackbone,
+        *,
+        dtype: str | torch.dtype = "float32",
+        device: str | torch.device = "cpu",
+        adapter: str | os.PathLike | None = None,
+    ) -> None:
         if isinstance(model, LoadedBackbone):
             if adapter is not None:
-                raise ValueError("adapter= applies when loading by name; the given LoadedBackbone is "
-                                 "already built")
+                raise ValueError("adapter= applies when loading by name; the given LoadedBackbone is already built")
             self.backbone = model
         else:
             from ..backbones import load_backbone
 
             self.backbone = load_backbone(model, dtype=dtype, device=device, adapter=adapter)
         if self.spec.family not in FAMILIES:
-            raise ValueError(f"{self.spec.name_or_path!r} ({self.spec.model_type}) has backbone family "
-                             f"{self.spec.family!r}; expected one of {FAMILIES}")
+            raise ValueError(
+                f"{self.spec.name_or_path!r} ({self.spec.model_type}) has backbone family "
+                f"{self.spec.family!r}; expected one of {FAMILIES}"
+            )
         if self.spec.family == "diffusion" and self.spec.mask_token_id is None:
-            raise ValueError(f"{self.spec.name_or_path!r} ({self.spec.model_type}) is a diffusion backbone "
-                             "without a mask token; DiffRetriever needs one")
+            raise ValueError(
+                f"{self.spec.name_or_path!r} ({self.spec.model_type}) is a diffusion backbone "
+                "without a mask token; DiffRetriever needs one"
+            )
         self._builders: dict[tuple, InputBuilder] = {}
         self._stop_ids: frozenset[int] | None = None
         self._fingerprint: str | None = None
 
     @classmethod
-    def resolve(cls, model: "str | os.PathLike | LoadedBackbone | DiffRetrieverModel", **load_kwargs
-                ) -> "DiffRetrieverModel":
+    def resolve(
+        cls, model: str | os.PathLike | LoadedBackbone | DiffRetrieverModel, **load_kwargs
+    ) -> DiffRetrieverModel:
         """Return ``model`` itself if it already is a :class:`DiffRetrieverModel`, else build one."""
         if isinstance(model, DiffRetrieverModel):
             return model
@@ -165,8 +184,11 @@ class DiffRetrieverModel:
     @property
     def stop_ids(self) -> frozenset[int]:
         if self._stop_ids is None:
-            self._stop_ids = (ar_stop_token_ids(self.tokenizer) if self.autoregressive
-                              else stop_token_ids(self.tokenizer, self.spec.mask_token_id))
+            self._stop_ids = (
+                ar_stop_token_ids(self.tokenizer)
+                if self.autoregressive
+                else stop_token_ids(self.tokenizer, self.spec.mask_token_id)
+            )
         return self._stop_ids
 
     @property
@@ -180,15 +202,24 @@ class DiffRetrieverModel:
             self._fingerprint = vocabulary_fingerprint(self.tokenizer)
         return self._fingerprint
 
-    def input_builder(self, side: str, k: int, prompt: str | Path | PromptTemplate, max_length: int,
-                      title_separator: str = ". ") -> InputBuilder:
+    def input_builder(
+        self, side: str, k: int, prompt: str | Path | PromptTemplate, max_length: int, title_separator: str = ". "
+    ) -> InputBuilder:
         """The (cached) :class:`InputBuilder` for these settings."""
         prompt_key = prompt if isinstance(prompt, PromptTemplate) else str(prompt)
         key = (side, k, prompt_key, max_length, title_separator)
         builder = self._builders.get(key)
         if builder is None:
-            builder = InputBuilder(self.tokenizer, self.spec, prompt, k, max_length, side,
-                                   title_separator=title_separator, autoregressive=self.autoregressive)
+            builder = InputBuilder(
+                self.tokenizer,
+                self.spec,
+                prompt,
+                k,
+                max_length,
+                side,
+                title_separator=title_separator,
+                autoregressive=self.autoregressive,
+            )
             self._builders[key] = builder
         return builder
 
@@ -236,8 +267,7 @@ class DiffRetrieverModel:
         wanted = set(representations)
         unknown = wanted - set(REPRESENTATIONS)
         if unknown:
-            raise ValueError(f"unknown representations {sorted(unknown)}; expected a subset of "
-                             f"{REPRESENTATIONS}")
+            raise ValueError(f"unknown representations {sorted(unknown)}; expected a subset of {REPRESENTATIONS}")
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: expected >= 1")
         k = default_k(self.spec.model_type, side) if k is None else k
@@ -256,20 +286,25 @@ class DiffRetrieverModel:
         text_ids = builder.tokenize(texts)
         order = sorted(range(n), key=lambda i: -min(len(text_ids[i]), builder.text_budget))
         n_truncated = 0
-        autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
-                    if fp16 and self.device.type == "cuda" else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(device_type="cuda", dtype=torch.float16)
+            if fp16 and self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
         with torch.inference_mode(), autocast:
             for start in range(0, n, batch_size):
-                rows = order[start:start + batch_size]
+                rows = order[start : start + batch_size]
                 batch = builder.collate([text_ids[i] for i in rows])
                 n_truncated += sum(batch.truncated)
                 content = content_token_ids([texts[i] for i in rows], self.tokenizer) if terms else None
                 if self.autoregressive:
-                    out = generate_representatives(self.backbone.model, batch, k, config=readout,
-                                                   stop_ids=self.stop_ids, content_ids=content)
+                    out = generate_representatives(
+                        self.backbone.model, batch, k, config=readout, stop_ids=self.stop_ids, content_ids=content
+                    )
                 else:
-                    out = read_out(self.backbone.model, batch, config=readout, stop_ids=self.stop_ids,
-                                   content_ids=content)
+                    out = read_out(
+                        self.backbone.model, batch, config=readout, stop_ids=self.stop_ids, content_ids=content
+                    )
                 dense = single_vector(out.dense, out.slot_mask).cpu().numpy()
                 multi = multi_vectors(out.dense, out.slot_mask) if "multi" in wanted else None
                 sparse = out.sparse() if terms else None
@@ -281,8 +316,9 @@ class DiffRetrieverModel:
                         result.impact_ids[i] = sparse[j]
                         result.impact[i] = terms.to_terms(sparse[j])
         if n_truncated:
-            logger.debug("%d of %d %s texts were truncated to %d text tokens", n_truncated, n, side,
-                         builder.text_budget)
+            logger.debug(
+                "%d of %d %s texts were truncated to %d text tokens", n_truncated, n, side, builder.text_budget
+            )
         return result
 
 
@@ -307,7 +343,7 @@ class SideEncoder:
 
     def __init__(
         self,
-        model: "str | os.PathLike | LoadedBackbone | DiffRetrieverModel",
+        model: str | os.PathLike | LoadedBackbone | DiffRetrieverModel,
         side: str,
         *,
         representation: str = "dense",
@@ -329,8 +365,12 @@ class SideEncoder:
         _check_choice("representation", representation, REPRESENTATIONS)
         _check_choice("logits", logits, LOGITS_MODES)
         _check_choice("rounding", rounding, ROUNDING_MODES)
-        for name, value in (("max_length", max_length), ("batch_size", batch_size),
-                            ("denoise_steps", denoise_steps), ("sparse_top_k", sparse_top_k)):
+        for name, value in (
+            ("max_length", max_length),
+            ("batch_size", batch_size),
+            ("denoise_steps", denoise_steps),
+            ("sparse_top_k", sparse_top_k),
+        ):
             _check_positive_int(name, value)
         if k is not None:
             _check_positive_int("k", k)
@@ -340,8 +380,13 @@ class SideEncoder:
             load_prompt(prompt, side)
         except PromptError as error:
             raise ValueError(f"prompt={str(prompt)!r}: {error} (variants: {PROMPT_VARIANTS})") from error
-        self.readout = ReadoutConfig(logits=logits, denoise_steps=denoise_steps, sparse_top_k=sparse_top_k,
-                                     quantization=float(quantization), rounding=rounding)
+        self.readout = ReadoutConfig(
+            logits=logits,
+            denoise_steps=denoise_steps,
+            sparse_top_k=sparse_top_k,
+            quantization=float(quantization),
+            rounding=rounding,
+        )
         if isinstance(model, (DiffRetrieverModel, LoadedBackbone)):
             if str(device) != "cpu" or str(dtype).removeprefix("torch.") != "float32" or adapter is not None:
                 logger.warning("device/dtype/adapter are ignored for an already loaded model")
@@ -349,12 +394,16 @@ class SideEncoder:
         else:
             self.model = DiffRetrieverModel(model, dtype=dtype, device=device, adapter=adapter)
         if self.model.autoregressive and (logits != "unshifted" or denoise_steps != 1):
-            raise ValueError(f"backbone {self.model.spec.model_type!r} is autoregressive (PromptReps): its slots "
-                             f"are generated one by one, so logits must be 'unshifted' and denoise_steps 1 "
-                             f"(got {logits!r}, {denoise_steps})")
+            raise ValueError(
+                f"backbone {self.model.spec.model_type!r} is autoregressive (PromptReps): its slots "
+                f"are generated one by one, so logits must be 'unshifted' and denoise_steps 1 "
+                f"(got {logits!r}, {denoise_steps})"
+            )
         if logits == "shifted" and not self.model.spec.logits_shifted:
-            raise ValueError(f"logits='shifted' needs next-token-aligned logits; backbone "
-                             f"{self.model.spec.model_type!r} has none (use 'unshifted')")
+            raise ValueError(
+                f"logits='shifted' needs next-token-aligned logits; backbone "
+                f"{self.model.spec.model_type!r} has none (use 'unshifted')"
+            )
         self.side = side
         self.representation = representation
         self.k = default_k(self.model.spec.model_type, side) if k is None else k
@@ -370,20 +419,36 @@ class SideEncoder:
     def dimension(self) -> int:
         return self.model.hidden_size
 
-    def encode(self, texts: Sequence[str], titles: Sequence[str | None] | None = None, *,
-               max_length: int | None = None, fp16: bool = False,
-               representations: Iterable[str] | None = None) -> RepresentationBatch:
+    def encode(
+        self,
+        texts: Sequence[str],
+        titles: Sequence[str | None] | None = None,
+        *,
+        max_length: int | None = None,
+        fp16: bool = False,
+        representations: Iterable[str] | None = None,
+    ) -> RepresentationBatch:
         """Encode with this side's settings (``max_length`` overrides the constructor's for one call)."""
         if max_length is not None:
             _check_positive_int("max_length", max_length)
         if fp16 and self.model.device.type != "cuda":
-            logger.warning("fp16=True ignored: float16 autocast is only used on CUDA; keeping %s on %s",
-                           self.model.dtype, self.model.device)
+            logger.warning(
+                "fp16=True ignored: float16 autocast is only used on CUDA; keeping %s on %s",
+                self.model.dtype,
+                self.model.device,
+            )
         return self.model.encode_side(
-            texts, self.side, k=self.k, prompt=self.prompt,
-            max_length=self.max_length if max_length is None else max_length, titles=titles,
-            batch_size=self.batch_size, readout=self.readout, title_separator=self.title_separator,
-            representations=REPRESENTATIONS if representations is None else representations, fp16=fp16,
+            texts,
+            self.side,
+            k=self.k,
+            prompt=self.prompt,
+            max_length=self.max_length if max_length is None else max_length,
+            titles=titles,
+            batch_size=self.batch_size,
+            readout=self.readout,
+            title_separator=self.title_separator,
+            representations=REPRESENTATIONS if representations is None else representations,
+            fp16=fp16,
         )
 
     def settings(self) -> dict:

@@ -4,9 +4,10 @@
 * ``LuceneImpactSearcher`` calls ``encode(query)`` and needs ``{term: int}`` with plain Python ints;
 * the multi-vector searcher gets ``[K', H]`` float32 arrays.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyserini.encode import QueryEncoder
 
@@ -33,8 +34,7 @@ class DiffRetrieverQueryEncoder(SideEncoderMixin, QueryEncoder):
             1-D ``[H]`` float32 (dense), ``[K', H]`` float32 (multi) or ``{term: int}`` (impact).
         """
         if not isinstance(query, str):
-            raise TypeError(f"{type(self).__name__}.encode expects one query string, "
-                            f"got {type(query).__name__}")
+            raise TypeError(f"{type(self).__name__}.encode expects one query string, got {type(query).__name__}")
         return self._select(self._side.encode([query], representations=(self.representation,)))[0]
 
     def encode_batch(self, queries: Sequence[str], **kwargs):

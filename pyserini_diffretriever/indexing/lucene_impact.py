@@ -19,6 +19,7 @@ which prepares Java first.) On top of that command the wrapper
 The indexer runs in a child process (a JVM can only start once per process and Anserini may ``System.exit``);
 the count is read in this process with :class:`pyserini.index.lucene.LuceneIndexReader`, so the JVM starts here.
 """
+
 from __future__ import annotations
 
 import collections
@@ -46,11 +47,24 @@ class ImpactIndexError(RuntimeError):
     """Indexing failed, or the index does not hold exactly the documents of the input folder."""
 
 
-def pyserini_index_args(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, threads: int = 1,
-                        optimize: bool = False) -> list[str]:
+def pyserini_index_args(
+    vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, threads: int = 1, optimize: bool = False
+) -> list[str]:
     """Arguments of ``python -m pyserini.index.lucene`` for a JsonVectorCollection impact index."""
-    args = ["--collection", "JsonVectorCollection", "--input", str(vectors_dir), "--index", str(index_dir),
-            "--generator", "DefaultLuceneDocumentGenerator", "--threads", str(threads), "--impact", "--pretokenized"]
+    args = [
+        "--collection",
+        "JsonVectorCollection",
+        "--input",
+        str(vectors_dir),
+        "--index",
+        str(index_dir),
+        "--generator",
+        "DefaultLuceneDocumentGenerator",
+        "--threads",
+        str(threads),
+        "--impact",
+        "--pretokenized",
+    ]
     if optimize:
         args.append("--optimize")
     return args
@@ -59,13 +73,16 @@ def pyserini_index_args(vectors_dir: str | os.PathLike, index_dir: str | os.Path
 def _check_vectors_dir(input_dir: Path) -> Path:
     vectors = input_dir / VECTORS_DIR
     if not vectors.is_dir():
-        raise ImpactIndexError(f"{input_dir}: no {VECTORS_DIR}/ folder (expected the output of "
-                               "`python -m pyserini_diffretriever.encode ... --representation impact`)")
+        raise ImpactIndexError(
+            f"{input_dir}: no {VECTORS_DIR}/ folder (expected the output of "
+            "`python -m pyserini_diffretriever.encode ... --representation impact`)"
+        )
     entries = sorted(vectors.iterdir())
     others = [entry.name for entry in entries if not (entry.is_file() and entry.name.endswith(".jsonl"))]
     if others:
-        raise ImpactIndexError(f"{vectors}: JsonVectorCollection would parse every file; remove non-.jsonl "
-                               f"entries {others[:5]}")
+        raise ImpactIndexError(
+            f"{vectors}: JsonVectorCollection would parse every file; remove non-.jsonl entries {others[:5]}"
+        )
     if not entries:
         raise ImpactIndexError(f"{vectors}: no .jsonl files")
     return vectors
@@ -76,8 +93,9 @@ def _run_indexer(args: Sequence[str]) -> None:
     command = [sys.executable, "-m", "pyserini_diffretriever.run", PYSERINI_INDEX_MODULE, *args]
     logger.info("Running %s", " ".join(command[1:]))
     tail: collections.deque[str] = collections.deque(maxlen=40)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace") as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as process:
         assert process.stdout is not None
         for line in process.stdout:
             line = line.rstrip("\n")
@@ -155,8 +173,9 @@ def build_impact_index(
     """
     input_dir = Path(input_dir)
     if input_dir.name == VECTORS_DIR and not (input_dir / "manifest.json").is_file():
-        raise ManifestError(f"{input_dir}: pass the folder that contains {VECTORS_DIR}/ and manifest.json, "
-                            f"i.e. {input_dir.parent}")
+        raise ManifestError(
+            f"{input_dir}: pass the folder that contains {VECTORS_DIR}/ and manifest.json, i.e. {input_dir.parent}"
+        )
     manifest = read_manifest(input_dir, "impact-vectors")
     vectors = _check_vectors_dir(input_dir)
     verify_output(input_dir, "impact-vectors")  # complete, untruncated, counts agree with the manifest
@@ -171,16 +190,17 @@ def build_impact_index(
             examples = _unindexable_records(input_dir)
             raise ImpactIndexError(
                 f"Lucene indexed {indexed} documents but {input_dir} holds {manifest['num_docs']}; Anserini skips "
-                "documents without a positive integer weight"
-                + (": " + "; ".join(examples) if examples else "")
+                "documents without a positive integer weight" + (": " + "; ".join(examples) if examples else "")
             )
         index_manifest = dict(manifest)
         index_manifest.update(
             kind="impact-index",
             source={"path": str(input_dir.resolve()), "created": manifest.get("created")},
             indexed_docs=indexed,
-            lucene={"command": f"python -m {PYSERINI_INDEX_MODULE}",
-                    "args": pyserini_index_args(vectors.resolve(), Path(index_dir).resolve(), threads, optimize)},
+            lucene={
+                "command": f"python -m {PYSERINI_INDEX_MODULE}",
+                "args": pyserini_index_args(vectors.resolve(), Path(index_dir).resolve(), threads, optimize),
+            },
         )
         index_manifest.pop("created", None)
         index_manifest.pop("versions", None)

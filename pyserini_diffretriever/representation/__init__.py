@@ -4,6 +4,7 @@
 Pure torch/numpy code on top of the :class:`~pyserini_diffretriever.backbones.base.Backbone` protocol;
 nothing here imports Pyserini or starts the JVM.
 """
+
 from .content_words import content_token_ids, content_words, stopwords, word_tokenize
 from .dense import l2_normalize, maxsim, multi_vectors, single_vector
 from .inputs import (
@@ -31,11 +32,44 @@ from .sparse import pad_content_ids, pool_slots, quantize, slot_impacts, sparse_
 from .terms import TermStringError, TermVocabulary, term_vocabulary, vocabulary_fingerprint
 
 __all__ = [
-    "LOGITS_MODES", "N_TAIL", "PROMPT_VARIANTS", "SENTINEL", "SIDES",
-    "EncodedBatch", "InputBuilder", "InputError", "PromptError", "PromptTemplate", "Readout", "ReadoutConfig",
-    "ReadoutError", "TermStringError", "TermVocabulary",
-    "adapt_for_k", "commit_schedule", "content_token_ids", "content_words", "join_title", "l2_normalize",
-    "load_prompt", "maxsim", "multi_vectors", "pad_content_ids", "pool_slots", "prompt_for", "quantize",
-    "read_out", "render_prompt_ids", "single_vector", "slot_impacts", "sparse_dot", "stop_token_ids",
-    "stop_truncation", "stopwords", "tail_ids", "term_vocabulary", "vocabulary_fingerprint", "word_tokenize",
+    "LOGITS_MODES",
+    "N_TAIL",
+    "PROMPT_VARIANTS",
+    "SENTINEL",
+    "SIDES",
+    "EncodedBatch",
+    "InputBuilder",
+    "InputError",
+    "PromptError",
+    "PromptTemplate",
+    "Readout",
+    "ReadoutConfig",
+    "ReadoutError",
+    "TermStringError",
+    "TermVocabulary",
+    "adapt_for_k",
+    "commit_schedule",
+    "content_token_ids",
+    "content_words",
+    "join_title",
+    "l2_normalize",
+    "load_prompt",
+    "maxsim",
+    "multi_vectors",
+    "pad_content_ids",
+    "pool_slots",
+    "prompt_for",
+    "quantize",
+    "read_out",
+    "render_prompt_ids",
+    "single_vector",
+    "slot_impacts",
+    "sparse_dot",
+    "stop_token_ids",
+    "stop_truncation",
+    "stopwords",
+    "tail_ids",
+    "term_vocabulary",
+    "vocabulary_fingerprint",
+    "word_tokenize",
 ]

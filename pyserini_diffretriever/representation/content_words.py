@@ -32,13 +32,14 @@ next to it) united with the single characters of :data:`string.punctuation`. Mul
 tokens produced by the tokenizer (``` `` ```, ``''``, ``...``, ``--``) are *not* stopwords, as in the
 reference.
 """
+
 from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Sequence
 
 from nltk.tokenize import NLTKWordTokenizer
 

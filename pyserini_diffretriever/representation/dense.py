@@ -10,6 +10,7 @@ Every slot vector is L2-normalised (norm clamped at 1e-12, so zeroed slots stay 
 * :func:`maxsim`: ``sum_i max(0, max_j q_i · d_j)`` — ColBERT MaxSim with the reference's clamp at 0 of
   every per-query-vector maximum, summed (not averaged) over query vectors.
 """
+
 from __future__ import annotations
 
 import numpy as np

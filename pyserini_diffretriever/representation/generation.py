@@ -23,9 +23,10 @@ top-k and integer quantisation (:func:`~.sparse.slot_impacts`), max-pooling over
 (:meth:`~.readout.Readout.sparse`), and the dense normalisation / single / multi vectors of :mod:`.dense`.
 The result is a :class:`~.readout.Readout`, exactly what the diffusion read-out returns.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -51,11 +52,15 @@ def ar_stop_token_ids(tokenizer) -> frozenset[int]:
 
 def _check_config(config: ReadoutConfig) -> None:
     if config.denoise_steps != 1:
-        raise ValueError(f"denoise_steps={config.denoise_steps}: autoregressive backbones generate their "
-                         "slots one by one; denoising steps apply to diffusion backbones only (use 1)")
+        raise ValueError(
+            f"denoise_steps={config.denoise_steps}: autoregressive backbones generate their "
+            "slots one by one; denoising steps apply to diffusion backbones only (use 1)"
+        )
     if config.logits != "unshifted":
-        raise ValueError(f"logits={config.logits!r}: autoregressive slots are read where the reference reads "
-                         "them (slot k's logits predict token k+1); only 'unshifted' applies")
+        raise ValueError(
+            f"logits={config.logits!r}: autoregressive slots are read where the reference reads "
+            "them (slot k's logits predict token k+1); only 'unshifted' applies"
+        )
 
 
 @torch.no_grad()
@@ -100,8 +105,10 @@ def generate_representatives(
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n={n!r}: the number of representative tokens must be an integer >= 1")
     if not batch.autoregressive:
-        raise ValueError("generate_representatives needs an autoregressive batch (no mask slots, no tail); "
-                         "build it with InputBuilder(..., autoregressive=True)")
+        raise ValueError(
+            "generate_representatives needs an autoregressive batch (no mask slots, no tail); "
+            "build it with InputBuilder(..., autoregressive=True)"
+        )
     device = _device_of(backbone)
     ids = batch.input_ids.to(device)
     mask = batch.attention_mask.to(device)
@@ -145,8 +152,13 @@ def generate_representatives(
             decoded[lo:hi, k] = logits.argmax(dim=-1)
             if content is not None:
                 ids_c, weights_c = slot_impacts(
-                    logits.unsqueeze(1), content[0][lo:hi], content[1][lo:hi], mask_token_id=None,
-                    top_k=config.sparse_top_k, quantization=config.quantization, rounding=config.rounding,
+                    logits.unsqueeze(1),
+                    content[0][lo:hi],
+                    content[1][lo:hi],
+                    mask_token_id=None,
+                    top_k=config.sparse_top_k,
+                    quantization=config.quantization,
+                    rounding=config.rounding,
                 )
                 if sparse_ids is None:
                     sparse_ids = torch.zeros((rows, n, ids_c.shape[-1]), dtype=torch.long, device=device)
@@ -164,5 +176,11 @@ def generate_representatives(
         sparse_weights = sparse_weights * slot_mask.unsqueeze(-1).to(torch.int32)
     if kept_logits is not None:
         kept_logits = kept_logits * slot_mask.unsqueeze(-1)
-    return Readout(dense=dense, slot_mask=slot_mask, decoded_ids=decoded, sparse_ids=sparse_ids,
-                   sparse_weights=sparse_weights, logits=kept_logits)
+    return Readout(
+        dense=dense,
+        slot_mask=slot_mask,
+        decoded_ids=decoded,
+        sparse_ids=sparse_ids,
+        sparse_weights=sparse_weights,
+        logits=kept_logits,
+    )

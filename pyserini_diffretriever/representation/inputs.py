@@ -15,13 +15,14 @@ Autoregressive layout (``InputBuilder(..., autoregressive=True)``, the PromptRep
 but no masks, no tail and no K-adaptation of the wording (the reference's zero-shot PromptReps does not
 adapt it); the N representative tokens are generated after the suffix (:mod:`.generation`).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -183,8 +184,10 @@ class InputBuilder:
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
             raise InputError(f"max_length={max_length!r}: expected a positive integer")
         if spec.mask_token_id is None and not autoregressive:
-            raise InputError(f"backbone {spec.name_or_path!r} ({spec.model_type}) has no mask token; "
-                             "DiffRetriever inputs need a diffusion backbone")
+            raise InputError(
+                f"backbone {spec.name_or_path!r} ({spec.model_type}) has no mask token; "
+                "DiffRetriever inputs need a diffusion backbone"
+            )
         self.tokenizer = tokenizer
         self.spec = spec
         self.side = side
@@ -239,8 +242,8 @@ class InputBuilder:
         input_ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
         for i, row in enumerate(rows):
-            input_ids[i, length - len(row):] = torch.tensor(row, dtype=torch.long)
-            attention_mask[i, length - len(row):] = 1
+            input_ids[i, length - len(row) :] = torch.tensor(row, dtype=torch.long)
+            attention_mask[i, length - len(row) :] = 1
         return EncodedBatch(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -258,8 +261,12 @@ class InputBuilder:
     def fingerprint(self) -> str:
         """sha256 of everything around the text (prefix, suffix, mask, K, tail, budget, layout)."""
         fields = {
-            "prefix": self.prefix_ids, "suffix": self.suffix_ids, "mask": self.mask_token_id, "k": self.k,
-            "tail": self.tail_ids, "max_length": self.max_length,
+            "prefix": self.prefix_ids,
+            "suffix": self.suffix_ids,
+            "mask": self.mask_token_id,
+            "k": self.k,
+            "tail": self.tail_ids,
+            "max_length": self.max_length,
         }
         if self.autoregressive:  # the diffusion payload (and hence existing fingerprints) stays unchanged
             fields["layout"] = "autoregressive"

@@ -9,15 +9,16 @@ The wording is adapted to the per-side K exactly as the reference's ``_adapt_pro
 every "<one..ten> word(s)" becomes "<K> words" (K spelled out up to ten, digits above), then "word is"
 becomes "words are"; K <= 1 leaves the text unchanged.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
 
 import yaml
 
@@ -89,7 +90,7 @@ class PromptTemplate:
     use_chat_template: bool = True
     k: int | None = None
 
-    def adapted(self, k: int) -> "PromptTemplate":
+    def adapted(self, k: int) -> PromptTemplate:
         """Return the template with ``user_suffix`` and ``assistant_prefix`` adapted to ``k`` (§2.2)."""
         if k < 1:
             raise PromptError(f"k={k}: the number of representative tokens must be >= 1")
@@ -113,13 +114,14 @@ class PromptTemplate:
 
 def _from_mapping(data: object, origin: str, name: str) -> PromptTemplate:
     if not isinstance(data, Mapping):
-        raise PromptError(f"{origin}: expected a YAML mapping with keys {PROMPT_KEYS}, "
-                          f"got {type(data).__name__}")
+        raise PromptError(f"{origin}: expected a YAML mapping with keys {PROMPT_KEYS}, got {type(data).__name__}")
     missing = [key for key in PROMPT_KEYS if key not in data]
     unknown = sorted(set(data) - set(PROMPT_KEYS) - {"template"})
     if missing or unknown:
-        raise PromptError(f"{origin}: missing keys {missing} / unknown keys {unknown}; expected exactly "
-                          f"{PROMPT_KEYS} (plus optional 'template: none')")
+        raise PromptError(
+            f"{origin}: missing keys {missing} / unknown keys {unknown}; expected exactly "
+            f"{PROMPT_KEYS} (plus optional 'template: none')"
+        )
     values = {}
     for key in PROMPT_KEYS:
         value = data[key]
@@ -130,8 +132,7 @@ def _from_mapping(data: object, origin: str, name: str) -> PromptTemplate:
         values[key] = value
     template = data.get("template")
     if template not in (None, "none", "chat"):
-        raise PromptError(f"{origin}: template={template!r}; only 'none' (no chat template) or 'chat' "
-                          "are known")
+        raise PromptError(f"{origin}: template={template!r}; only 'none' (no chat template) or 'chat' are known")
     return PromptTemplate(**values, name=name, use_chat_template=template != "none")
 
 
@@ -162,8 +163,7 @@ def load_prompt(prompt: str | Path | PromptTemplate, side: str) -> PromptTemplat
         return _from_mapping(yaml.safe_load(resource.read_text(encoding="utf-8")), str(resource), prompt)
     path = Path(prompt)
     if path.suffix.lower() not in (".yaml", ".yml"):
-        raise PromptError(f"prompt={str(prompt)!r}: expected one of {PROMPT_VARIANTS} or a path to a "
-                          ".yaml file")
+        raise PromptError(f"prompt={str(prompt)!r}: expected one of {PROMPT_VARIANTS} or a path to a .yaml file")
     if not path.is_file():
         raise PromptError(f"prompt file {str(path)!r} does not exist")
     try:

@@ -23,10 +23,11 @@ step. A slot whose argmax is the mask id itself still counts as committed (the r
 masked and might re-decode it later; irrelevant for S = 1). Non-finite states or logits raise
 :class:`ReadoutError` instead of being zeroed silently (§11.23).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -194,8 +195,10 @@ def read_out(
         Also return the ``[B, K, V]`` slot logits.
     """
     if config.logits == "shifted" and not getattr(backbone.spec, "logits_shifted", False):
-        raise ValueError(f"logits='shifted' needs a backbone with next-token-aligned logits; "
-                         f"{backbone.spec.model_type!r} has spec.logits_shifted=False")
+        raise ValueError(
+            f"logits='shifted' needs a backbone with next-token-aligned logits; "
+            f"{backbone.spec.model_type!r} has spec.logits_shifted=False"
+        )
     device = _device_of(backbone)
     ids = batch.input_ids.to(device)
     mask = batch.attention_mask.to(device)
@@ -219,10 +222,9 @@ def read_out(
             break
         hidden = backbone.hidden_states(current, mask)
         if hidden.shape[:2] != ids.shape:
-            raise ReadoutError(f"backbone returned hidden states {tuple(hidden.shape)} for ids "
-                               f"{tuple(ids.shape)}")
-        slot_hidden = hidden[:, start:start + k]
-        logit_hidden = hidden[:, start - shift:start + k - shift]
+            raise ReadoutError(f"backbone returned hidden states {tuple(hidden.shape)} for ids {tuple(ids.shape)}")
+        slot_hidden = hidden[:, start : start + k]
+        logit_hidden = hidden[:, start - shift : start + k - shift]
         _check_finite(slot_hidden, "slot hidden states")
         if dense is None:
             dense = torch.zeros((n_rows, k, hidden.shape[-1]), dtype=torch.float32, device=device)
@@ -248,8 +250,13 @@ def read_out(
             decoded[lo:hi][select] = argmax[select]
             if content is not None:
                 ids_c, weights_c = slot_impacts(
-                    logits, content[0][lo:hi], content[1][lo:hi], mask_token_id=backbone.spec.mask_token_id,
-                    top_k=config.sparse_top_k, quantization=config.quantization, rounding=config.rounding,
+                    logits,
+                    content[0][lo:hi],
+                    content[1][lo:hi],
+                    mask_token_id=backbone.spec.mask_token_id,
+                    top_k=config.sparse_top_k,
+                    quantization=config.quantization,
+                    rounding=config.rounding,
                 )
                 if sparse_ids is None:
                     width = ids_c.shape[-1]
@@ -259,11 +266,10 @@ def read_out(
                 sparse_weights[lo:hi][select] = weights_c[select]
             if keep_logits:
                 if kept_logits is None:
-                    kept_logits = torch.zeros((n_rows, k, logits.shape[-1]), dtype=torch.float32,
-                                              device=device)
+                    kept_logits = torch.zeros((n_rows, k, logits.shape[-1]), dtype=torch.float32, device=device)
                 kept_logits[lo:hi][select] = logits[select]
             committed[lo:hi] |= select
-            current[lo:hi, start:start + k] = torch.where(select, argmax, current[lo:hi, start:start + k])
+            current[lo:hi, start : start + k] = torch.where(select, argmax, current[lo:hi, start : start + k])
             del logits
         remaining -= n_commit
         del hidden, slot_hidden, logit_hidden
@@ -271,5 +277,11 @@ def read_out(
     dense = dense * slot_mask.unsqueeze(-1)
     if sparse_weights is not None:
         sparse_weights = sparse_weights * slot_mask.unsqueeze(-1).to(torch.int32)
-    return Readout(dense=dense, slot_mask=slot_mask, decoded_ids=decoded, sparse_ids=sparse_ids,
-                   sparse_weights=sparse_weights, logits=kept_logits)
+    return Readout(
+        dense=dense,
+        slot_mask=slot_mask,
+        decoded_ids=decoded,
+        sparse_ids=sparse_ids,
+        sparse_weights=sparse_weights,
+        logits=kept_logits,
+    )

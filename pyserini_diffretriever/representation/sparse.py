@@ -14,17 +14,19 @@ Per slot k of text x with logits l_k (fp32):
 Only the ``|C(x)|`` logits of the content ids are gathered, so step 3 ranks the same non-zero entries as a
 top-k over the whole masked vocabulary (entries outside C(x) are exactly 0 there and are dropped anyway).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 ROUNDING_MODES = ("truncate", "round")
 
 
-def pad_content_ids(content_ids: Sequence[Sequence[int]], device: torch.device | str = "cpu"
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_content_ids(
+    content_ids: Sequence[Sequence[int]], device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Ragged content-id lists -> ``ids [B, C]`` (int64, padded with 0) and ``valid [B, C]`` (bool)."""
     width = max((len(ids) for ids in content_ids), default=0)
     ids = torch.zeros((len(content_ids), width), dtype=torch.long)
@@ -91,8 +93,7 @@ def slot_impacts(
     return ids, quantize(values, quantization, rounding)
 
 
-def pool_slots(ids: torch.Tensor, weights: torch.Tensor, slot_mask: torch.Tensor | None = None
-               ) -> list[dict[int, int]]:
+def pool_slots(ids: torch.Tensor, weights: torch.Tensor, slot_mask: torch.Tensor | None = None) -> list[dict[int, int]]:
     """Max-pool per-slot impacts into one ``{token_id: weight}`` dict per row (plain Python ints).
 
     ``slot_mask`` (``[B, K]`` bool) drops whole slots (stop-token truncation); zero weights are dropped.

@@ -7,12 +7,13 @@ at most 255 UTF-16 units long (Lucene's ``WhitespaceTokenizer`` limit) and uniqu
 The term of an id is ``tokenizer.convert_ids_to_tokens(id)`` (e.g. byte-level BPE strings such as ``Ġfox``).
 The vocabulary is checked once per tokenizer and the result cached.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import weakref
-from typing import Mapping
+from collections.abc import Mapping
 
 MAX_TERM_UTF16_UNITS = 255
 
@@ -58,8 +59,7 @@ class TermVocabulary:
             elif any(ch.isspace() for ch in term):
                 problems.append(f"id {token_id} {term!r} contains whitespace")
             elif _utf16_units(term) > MAX_TERM_UTF16_UNITS:
-                problems.append(f"id {token_id} is {_utf16_units(term)} UTF-16 units long "
-                                f"(> {MAX_TERM_UTF16_UNITS})")
+                problems.append(f"id {token_id} is {_utf16_units(term)} UTF-16 units long (> {MAX_TERM_UTF16_UNITS})")
             elif term in first_id:
                 problems.append(f"ids {first_id[term]} and {token_id} share the string {term!r}")
             else:
@@ -69,7 +69,8 @@ class TermVocabulary:
         if problems:
             name = getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
             raise TermStringError(
-                f"tokenizer {name!r} cannot be used for Lucene impact indexes: " + "; ".join(problems)
+                f"tokenizer {name!r} cannot be used for Lucene impact indexes: "
+                + "; ".join(problems)
                 + (" (first 5 problems shown)" if len(problems) >= 5 else "")
             )
         self._terms: list[str] = terms
@@ -78,8 +79,7 @@ class TermVocabulary:
     def term(self, token_id: int) -> str:
         """The term string of ``token_id``."""
         if not 0 <= token_id < self.size:
-            raise TermStringError(f"token id {token_id} is outside the tokenizer vocabulary "
-                                  f"(size {self.size})")
+            raise TermStringError(f"token id {token_id} is outside the tokenizer vocabulary (size {self.size})")
         return self._terms[token_id]
 
     def to_terms(self, weights: Mapping[int, int]) -> dict[str, int]:
@@ -87,7 +87,7 @@ class TermVocabulary:
         return {self.term(int(i)): int(w) for i, w in weights.items()}
 
 
-_CACHE: "weakref.WeakKeyDictionary[object, TermVocabulary]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[object, TermVocabulary] = weakref.WeakKeyDictionary()
 
 
 def term_vocabulary(tokenizer) -> TermVocabulary:

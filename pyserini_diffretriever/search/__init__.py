@@ -14,6 +14,7 @@ name                               what
 Importing this package loads numpy only: FAISS when a token index is used, torch when a query encoder is
 built, and the JVM only when a Pyserini searcher (dense or impact index) is opened.
 """
+
 from __future__ import annotations
 
 from .doc_means import build_doc_means

@@ -1,4 +1,5 @@
 """``python -m pyserini_diffretriever.search``: see :mod:`pyserini_diffretriever.cli.search`."""
+
 import sys
 
 from pyserini_diffretriever.cli.search import main

@@ -7,6 +7,7 @@ re-scored exactly, recover the MaxSim top-k with high recall (see :class:`~.mult
 Stored as ``doc_means.npy`` (dtype of ``vectors.npy``) with ``doc_means.json`` recording which vectors it was
 computed from; computed on the searcher's first open when missing or stale.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,10 @@ def _write(index: MultiVectorIndex, means: np.ndarray) -> None:
             np.save(handle, means.astype(index.vectors.dtype))
 
     atomic_write(folder / DOC_MEANS_FILE, save)
-    atomic_write(folder / DOC_MEANS_META_FILE,
-                 lambda path: Path(path).write_text(json.dumps(_fingerprint(index), indent=2) + "\n"))
+    atomic_write(
+        folder / DOC_MEANS_META_FILE,
+        lambda path: Path(path).write_text(json.dumps(_fingerprint(index), indent=2) + "\n"),
+    )
 
 
 def load_doc_means(index: MultiVectorIndex, write: bool = True) -> np.ndarray:

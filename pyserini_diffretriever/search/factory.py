@@ -25,12 +25,14 @@ have no ``query`` key: nothing more is compared for them. ``max_length`` and ``d
 
 Pyserini's searchers start the JVM on import; they are imported only when such an index is opened.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..writers.manifest import ManifestError
 from ..writers.verify import verify_output
@@ -92,7 +94,7 @@ def prompt_source_sha256(prompt: Any) -> str | None:
     if not isinstance(prompt, str) or not prompt:
         return None
     if prompt.startswith(PROMPT_HASH_PREFIX):
-        return prompt[len(PROMPT_HASH_PREFIX):]
+        return prompt[len(PROMPT_HASH_PREFIX) :]
     from ..representation.prompts import PromptError, load_prompt  # the package imports torch: only when needed
 
     try:
@@ -115,15 +117,24 @@ def _same_query_prompt(expected: Mapping[str, Any], actual: Mapping[str, Any]) -
     return want_source == have_source
 
 
-def _query_differences(expected: Mapping[str, Any], actual: Mapping[str, Any],
-                       skipped: set[str]) -> dict[str, tuple[Any, Any]]:
+def _query_differences(
+    expected: Mapping[str, Any], actual: Mapping[str, Any], skipped: set[str]
+) -> dict[str, tuple[Any, Any]]:
     """``{key: (index expects, query encoder has)}`` for the query K and prompt."""
     differences: dict[str, tuple[Any, Any]] = {}
-    if ("k" not in skipped and expected.get("k") is not None and actual.get("k") is not None
-            and expected["k"] != actual["k"]):
+    if (
+        "k" not in skipped
+        and expected.get("k") is not None
+        and actual.get("k") is not None
+        and expected["k"] != actual["k"]
+    ):
         differences["k"] = (expected["k"], actual["k"])
-    if ("prompt" not in skipped and expected.get("prompt") is not None and actual.get("prompt") is not None
-            and not _same_query_prompt(expected, actual)):
+    if (
+        "prompt" not in skipped
+        and expected.get("prompt") is not None
+        and actual.get("prompt") is not None
+        and not _same_query_prompt(expected, actual)
+    ):
         differences["prompt"] = (expected["prompt"], actual["prompt"])
     return differences
 
@@ -170,7 +181,9 @@ def check_encoder_compatibility(
     differences = {
         key: (index_settings[key], encoder_settings[key])
         for key in keys
-        if key not in skipped and key in index_settings and key in encoder_settings
+        if key not in skipped
+        and key in index_settings
+        and key in encoder_settings
         and index_settings[key] != encoder_settings[key]
     }
     expected = REPRESENTATION_OF_KIND.get(kind)
@@ -181,19 +194,27 @@ def check_encoder_compatibility(
         differences.update(_query_differences(query, encoder_settings, skipped))
     if differences:
         listed = "; ".join(
-            f"{key}: index expects queries with {a!r} vs query encoder {b!r}" if key in QUERY_KEYS
+            f"{key}: index expects queries with {a!r} vs query encoder {b!r}"
+            if key in QUERY_KEYS
             else f"{key}: index {a!r} vs query encoder {b!r}"
             for key, (a, b) in differences.items()
         )
         advice = []
         if set(differences) - set(QUERY_KEYS):
-            advice.append("use the same backbone/adapter/tokenizer settings as for the documents"
-                          + (" (or ignore keys that differ only in name, e.g. a moved checkpoint folder)"
-                             if "backbone" in differences else ""))
+            advice.append(
+                "use the same backbone/adapter/tokenizer settings as for the documents"
+                + (
+                    " (or ignore keys that differ only in name, e.g. a moved checkpoint folder)"
+                    if "backbone" in differences
+                    else ""
+                )
+            )
         if set(differences) & set(QUERY_KEYS):
             named = " ".join(key for key in QUERY_KEYS if key in differences)
-            advice.append("leave the query K and prompt at the index's defaults (its manifest 'query' record), or "
-                          f"search with other query settings on purpose with --ignore-mismatch {named}")
+            advice.append(
+                "leave the query K and prompt at the index's defaults (its manifest 'query' record), or "
+                f"search with other query settings on purpose with --ignore-mismatch {named}"
+            )
         hint = "; ".join(advice)
         raise IndexMismatchError(
             f"{where}: the query encoder does not match the encoder that built this {kind} index ({listed}). "
@@ -219,7 +240,7 @@ def _default_query_prompt(expected: Mapping[str, Any], where: str | os.PathLike)
     if not isinstance(prompt, str) or not prompt.startswith(PROMPT_HASH_PREFIX):
         return prompt
     source = expected.get("prompt_file")
-    if source and prompt_source_sha256(source) == prompt[len(PROMPT_HASH_PREFIX):]:
+    if source and prompt_source_sha256(source) == prompt[len(PROMPT_HASH_PREFIX) :]:
         return source
     raise IndexFormatError(
         f"{where}: the index expects queries encoded with a custom prompt YAML (content {prompt}"
@@ -272,8 +293,9 @@ def query_encoder_for(
     settings = manifest.get("encoder", {})
     source = model if model is not None else settings.get("backbone")
     if source is None:
-        raise IndexFormatError("the index manifest records no encoder backbone; give the query encoder model "
-                               "explicitly (--encoder)")
+        raise IndexFormatError(
+            "the index manifest records no encoder backbone; give the query encoder model explicitly (--encoder)"
+        )
     options: dict[str, Any] = {
         key: settings[key] for key in DOCUMENT_SETTINGS_FOR_QUERIES if settings.get(key) is not None
     }
@@ -284,12 +306,21 @@ def query_encoder_for(
         max_length = expected.get("max_length") if max_length is None else max_length
     elif prompt is None and settings.get("prompt") in PROMPT_VARIANTS:
         prompt = settings["prompt"]
-    for key, value in (("k", k), ("prompt", prompt), ("dtype", dtype), ("max_length", max_length),
-                       ("batch_size", batch_size)):
+    for key, value in (
+        ("k", k),
+        ("prompt", prompt),
+        ("dtype", dtype),
+        ("max_length", max_length),
+        ("batch_size", batch_size),
+    ):
         if value is not None:
             options[key] = value
-    logger.info("query encoder for %s index: %s (%s)", kind, source if isinstance(source, (str, Path)) else
-                type(source).__name__, ", ".join(f"{key}={value}" for key, value in options.items()))
+    logger.info(
+        "query encoder for %s index: %s (%s)",
+        kind,
+        source if isinstance(source, (str, Path)) else type(source).__name__,
+        ", ".join(f"{key}={value}" for key, value in options.items()),
+    )
     return DiffRetrieverQueryEncoder(source, representation=REPRESENTATION_OF_KIND[kind], device=device, **options)
 
 
@@ -367,20 +398,32 @@ def open_searcher(
     except ManifestError as error:
         raise IndexFormatError(str(error)) from error
     if query_encoder is None:
-        query_encoder = query_encoder_for(manifest, model=model, k=k, prompt=prompt, device=device, dtype=dtype,
-                                          max_length=max_length, batch_size=batch_size, where=folder)
+        query_encoder = query_encoder_for(
+            manifest,
+            model=model,
+            k=k,
+            prompt=prompt,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            batch_size=batch_size,
+            where=folder,
+        )
     if hasattr(query_encoder, "settings"):
         query = manifest.get("query") if isinstance(manifest.get("query"), Mapping) else None
-        check_encoder_compatibility(manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch,
-                                    query=query)
+        check_encoder_compatibility(
+            manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch, query=query
+        )
     if kind == "dense":
         from pyserini.search.faiss import FaissSearcher
 
         _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
         searcher = FaissSearcher(str(folder), query_encoder)
         if manifest.get("dimension") is not None and searcher.dimension != manifest["dimension"]:
-            raise IndexFormatError(f"{folder}: the FAISS index has dimension {searcher.dimension}, its manifest "
-                                   f"says {manifest['dimension']}")
+            raise IndexFormatError(
+                f"{folder}: the FAISS index has dimension {searcher.dimension}, its manifest "
+                f"says {manifest['dimension']}"
+            )
         _check_dimension(folder, searcher.dimension, query_encoder, "FAISS index")
         return searcher
     if kind == "multi":

@@ -12,9 +12,11 @@ or tied scores), and it iterates a ``set`` so ties come out in a different order
 4. ``fused = alpha * a' + (1 - alpha) * b'`` (``alpha`` weighs run A, by convention the dense run);
 5. sort by ``(-fused, docid)`` and keep ``k``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .results import SearchResult, sort_results
 

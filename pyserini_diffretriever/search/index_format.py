@@ -5,12 +5,14 @@ Lucene impact index, ``diffretriever-manifest.json`` inside the Lucene folder, w
 searchers read it to pick the searcher, rebuild the matching query encoder and refuse incompatible
 encoders; doing that in one place keeps the messages identical everywhere.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..writers.manifest import INDEX_MANIFEST_NAME, KINDS, MANIFEST_NAME, ManifestError
 from ..writers.manifest import read_manifest as _read_writer_manifest
@@ -23,8 +25,15 @@ DOCID_FILE = "docid"
 FAISS_INDEX_FILE = "index"
 
 __all__ = [
-    "INDEX_MANIFEST_NAME", "KINDS", "MANIFEST_NAME", "IndexFormatError", "IndexMismatchError", "atomic_write",
-    "read_docids", "read_manifest", "vectors_fingerprint",
+    "INDEX_MANIFEST_NAME",
+    "KINDS",
+    "MANIFEST_NAME",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "atomic_write",
+    "read_docids",
+    "read_manifest",
+    "vectors_fingerprint",
 ]
 
 

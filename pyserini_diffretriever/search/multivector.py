@@ -22,12 +22,14 @@ Two modes:
 ``exact``
     Exhaustive MaxSim over every document, streamed in bounded chunks: the reference ranking.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -124,9 +126,15 @@ class MultiVectorSearcher:
         sources = tuple(sources)
         if not sources or any(source not in SOURCES for source in sources):
             raise ValueError(f"sources {sources!r}: choose one or more of {', '.join(SOURCES)}")
-        for name, value in (("candidates", candidates), ("nprobe", nprobe), ("ef_search", ef_search),
-                            ("threads", threads), ("chunk_bytes", chunk_bytes), ("token_hits", token_hits),
-                            ("nlist", nlist)):
+        for name, value in (
+            ("candidates", candidates),
+            ("nprobe", nprobe),
+            ("ef_search", ef_search),
+            ("threads", threads),
+            ("chunk_bytes", chunk_bytes),
+            ("token_hits", token_hits),
+            ("nlist", nlist),
+        ):
             if value is not None and int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.index = MultiVectorIndex(index_dir, mmap=mmap)
@@ -168,8 +176,12 @@ class MultiVectorSearcher:
     def _ensure_token_index(self) -> Any:
         if self._token_index is None:
             self._token_index, self.token_index_info = load_token_index(self.index, **self._token_index_options)
-            logger.info("token index of %s: %s over %d vectors", self.index.index_dir,
-                        self.token_index_info.factory, self.token_index_info.num_vectors)
+            logger.info(
+                "token index of %s: %s over %d vectors",
+                self.index.index_dir,
+                self.token_index_info.factory,
+                self.token_index_info.num_vectors,
+            )
         return self._token_index
 
     # -- query handling -------------------------------------------------------------------------------------
@@ -225,9 +237,12 @@ class MultiVectorSearcher:
         group = max(self.chunk_bytes // (4 * max(self.num_docs, 1)), 1)
         found = []
         for lo in range(0, len(queries), group):
-            scores = query_means[lo:lo + group] @ means.T  # [group, N]
-            top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth] if depth < self.num_docs else \
-                np.broadcast_to(np.arange(self.num_docs), scores.shape)
+            scores = query_means[lo : lo + group] @ means.T  # [group, N]
+            top = (
+                np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+                if depth < self.num_docs
+                else np.broadcast_to(np.arange(self.num_docs), scores.shape)
+            )
             found.extend(np.sort(row) for row in top)
         return found
 
@@ -325,8 +340,9 @@ class MultiVectorSearcher:
             self._exact_group(queries, group, k, results)
         return results
 
-    def _exact_group(self, queries: list[np.ndarray], group: list[int], k: int,
-                     results: list[list[SearchResult]]) -> None:
+    def _exact_group(
+        self, queries: list[np.ndarray], group: list[int], k: int, results: list[list[SearchResult]]
+    ) -> None:
         matrix = np.concatenate([queries[i] for i in group])
         query_offsets = np.concatenate([[0], np.cumsum([len(queries[i]) for i in group])])
         # one chunk holds its rows (float32, then float64) and their float64 [rows, columns] similarities

@@ -8,12 +8,14 @@ Layout (written by :mod:`pyserini_diffretriever.writers`): ``vectors.npy`` ``[to
 float16, ``offsets.npy`` int64 ``[N + 1]`` (document ``i`` owns rows ``offsets[i]:offsets[i+1]``), ``docid``
 (one id per line, in document order) and ``manifest.json`` with ``kind == "multi"``.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -61,8 +63,10 @@ class MultiVectorIndex:
     def _load(self, name: str, mmap_mode: str | None) -> np.ndarray:
         path = self.index_dir / name
         if not path.is_file():
-            raise IndexFormatError(f"{path}: missing (a multi-vector index needs {VECTORS_FILE}, {OFFSETS_FILE}, "
-                                   f"{DOCID_FILE} and the manifest)")
+            raise IndexFormatError(
+                f"{path}: missing (a multi-vector index needs {VECTORS_FILE}, {OFFSETS_FILE}, "
+                f"{DOCID_FILE} and the manifest)"
+            )
         try:
             return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
         except (OSError, ValueError) as error:
@@ -86,8 +90,11 @@ class MultiVectorIndex:
             raise IndexFormatError(
                 f"{where / DOCID_FILE}: {len(self.docids)} docids for {self.num_docs} documents in {OFFSETS_FILE}"
             )
-        for key, actual in (("num_docs", self.num_docs), ("dimension", self.dimension),
-                            ("num_vectors", self.num_vectors)):
+        for key, actual in (
+            ("num_docs", self.num_docs),
+            ("dimension", self.dimension),
+            ("num_vectors", self.num_vectors),
+        ):
             expected = self.manifest.get(key)
             if expected is not None and expected != actual:
                 raise IndexFormatError(f"{where}: manifest says {key}={expected}, the files hold {actual}")
@@ -146,9 +153,9 @@ class MultiVectorIndex:
         """Yield ``(first_doc, end_doc, rows float32, local_offsets)`` over the collection, ``max_rows`` at a time."""
         for start, end in iter_doc_chunks(self.offsets, max_rows):
             lo, hi = self.offsets[start], self.offsets[end]
-            yield start, end, np.asarray(self.vectors[lo:hi], dtype=np.float32), self.offsets[start:end + 1] - lo
+            yield start, end, np.asarray(self.vectors[lo:hi], dtype=np.float32), self.offsets[start : end + 1] - lo
 
     def iter_vector_blocks(self, block_rows: int) -> Iterator[np.ndarray]:
         """Yield the vectors as float32 blocks of at most ``block_rows`` rows (for building token indexes)."""
         for lo in range(0, self.num_vectors, max(int(block_rows), 1)):
-            yield np.ascontiguousarray(self.vectors[lo:lo + block_rows], dtype=np.float32)
+            yield np.ascontiguousarray(self.vectors[lo : lo + block_rows], dtype=np.float32)

@@ -4,10 +4,12 @@ Why: Pyserini's ``HybridSearcher`` and ``output_writer`` only read ``.docid`` an
 dataclass with exactly those two fields lets our results flow through Pyserini unchanged, and a single
 ``(-score, docid)`` order (Pyserini's ``tie_breaker``) makes runs identical from one process to the next.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 
 class Hit(Protocol):

@@ -6,11 +6,13 @@ multi-vector run (spec pyserini.md §7). The lines below are byte-for-byte Pyser
 with one deliberate difference: hits are always written in Pyserini's ``tie_breaker`` order,
 ``(-score, docid)``, so equal scores come out identically in every process.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable, Mapping, TextIO
+from typing import Any, TextIO
 
 from .results import SearchResult, sort_results
 
@@ -44,8 +46,9 @@ class RunWriter:
         Hits written per query.
     """
 
-    def __init__(self, path: str | Path, output_format: str = "trec", tag: str = "DiffRetriever",
-                 max_hits: int = 1000) -> None:
+    def __init__(
+        self, path: str | Path, output_format: str = "trec", tag: str = "DiffRetriever", max_hits: int = 1000
+    ) -> None:
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output format {output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
         self.path = Path(path)
@@ -54,13 +57,14 @@ class RunWriter:
         self.max_hits = int(max_hits)
         self._file: TextIO | None = None
 
-    def __enter__(self) -> "RunWriter":
+    def __enter__(self) -> RunWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("w", encoding="utf-8")
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -82,8 +86,13 @@ class RunWriter:
         return len(lines)
 
 
-def write_run(path: str | Path, results: Mapping[str, Iterable[Any]], output_format: str = "trec",
-              tag: str = "DiffRetriever", max_hits: int = 1000) -> Path:
+def write_run(
+    path: str | Path,
+    results: Mapping[str, Iterable[Any]],
+    output_format: str = "trec",
+    tag: str = "DiffRetriever",
+    max_hits: int = 1000,
+) -> Path:
     """Write ``{qid: hits}`` as a run file (see :class:`RunWriter`); returns the path."""
     with RunWriter(path, output_format, tag, max_hits) as writer:
         for qid, hits in results.items():
@@ -101,8 +110,9 @@ def read_run(path: str | Path) -> dict[str, list[SearchResult]]:
                 continue
             fields = line.split()
             if len(fields) != 6:
-                raise RunFormatError(f"{path}:{number}: expected 6 fields 'qid Q0 docid rank score tag', "
-                                     f"got {len(fields)}")
+                raise RunFormatError(
+                    f"{path}:{number}: expected 6 fields 'qid Q0 docid rank score tag', got {len(fields)}"
+                )
             try:
                 score = float(fields[4])
             except ValueError as error:

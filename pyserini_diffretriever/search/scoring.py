@@ -8,9 +8,10 @@ MaxSim (method.md §4, item 3) is ``score(q, d) = sum_i max(0, max_j q_i . d_j)`
 per-query-vector maximum clamped at 0, so all-zero (truncated) vectors on either side contribute nothing and a
 document without vectors scores 0.
 """
+
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 

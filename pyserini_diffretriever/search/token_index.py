@@ -19,6 +19,7 @@ Kinds
     ``flat`` up to :data:`FLAT_MAX_VECTORS` vectors, ``ivf`` above.
 A FAISS ``factory`` string (e.g. ``"IVF4096,SQ8"``) may replace the kind for full control.
 """
+
 from __future__ import annotations
 
 import json
@@ -165,8 +166,9 @@ def _write(token_index: Any, info: TokenIndexInfo, index_dir: Path) -> None:
     import faiss
 
     atomic_write(index_dir / TOKEN_INDEX_FILE, lambda path: faiss.write_index(token_index, path))
-    atomic_write(index_dir / TOKEN_INDEX_META_FILE,
-                 lambda path: Path(path).write_text(json.dumps(asdict(info), indent=2) + "\n"))
+    atomic_write(
+        index_dir / TOKEN_INDEX_META_FILE, lambda path: Path(path).write_text(json.dumps(asdict(info), indent=2) + "\n")
+    )
 
 
 def build_token_index(
@@ -208,8 +210,14 @@ def build_token_index(
     """
     index = MultiVectorIndex(index_dir)
     token_index, info = create_token_index(
-        index, kind, nlist=nlist, hnsw_m=hnsw_m, ef_construction=ef_construction, factory=factory,
-        train_size=train_size, seed=seed,
+        index,
+        kind,
+        nlist=nlist,
+        hnsw_m=hnsw_m,
+        ef_construction=ef_construction,
+        factory=factory,
+        train_size=train_size,
+        seed=seed,
     )
     _write(token_index, info, index.index_dir)
     logger.info("wrote %s (%s over %d vectors)", index.index_dir / TOKEN_INDEX_FILE, info.factory, info.num_vectors)
@@ -250,8 +258,10 @@ def load_token_index(
     if info is not None and not info.matches(index):
         logger.warning("%s: token index was built over other vectors; rebuilding", index.index_dir)
         info = None
-    if info is not None and wanted != "auto" and (
-        info.kind != wanted or (factory and info.factory != factory) or (nlist and info.nlist != nlist)
+    if (
+        info is not None
+        and wanted != "auto"
+        and (info.kind != wanted or (factory and info.factory != factory) or (nlist and info.nlist != nlist))
     ):
         logger.info("%s: token index is %s, %s requested; rebuilding", index.index_dir, info.factory, factory or kind)
         info = None

@@ -25,15 +25,17 @@ the sign of a wrongly converted file. ``on_error="skip"`` leaves such records ou
 (:func:`load_topics`); problems with the whole file (missing, unknown type, unparsable JSON document, truncated
 gzip, no topics) are always errors.
 """
+
 from __future__ import annotations
 
 import gzip
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +98,10 @@ def _kind(path: Path) -> str:
         return "tsv"
     if name in (".json", ".jsonl"):
         return name[1:]
-    raise TopicsFormatError(f"{path}: unknown topics type {''.join(suffixes) or '(none)'}; "
-                            "expected .tsv/.txt (qid<TAB>text), .json or .jsonl (optionally .gz)")
+    raise TopicsFormatError(
+        f"{path}: unknown topics type {''.join(suffixes) or '(none)'}; "
+        "expected .tsv/.txt (qid<TAB>text), .json or .jsonl (optionally .gz)"
+    )
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -160,16 +164,20 @@ class _Collector:
         id_key = next((key for key in ID_KEYS if key in record), None)
         text_key = next((key for key in TEXT_KEYS if key in record), None)
         if id_key is None or text_key is None:
-            self.problem(where, f"a query record needs an id key ({', '.join(ID_KEYS)}) and a text key "
-                                f"({', '.join(TEXT_KEYS)}); found {', '.join(sorted(record)) or 'no keys'}")
+            self.problem(
+                where,
+                f"a query record needs an id key ({', '.join(ID_KEYS)}) and a text key "
+                f"({', '.join(TEXT_KEYS)}); found {', '.join(sorted(record)) or 'no keys'}",
+            )
             return
         self.add(where, record[id_key], record[text_key], _BAD_IN_JSON_TEXT)
 
 
 def _decode_error(error: UnicodeDecodeError, data: bytes, offset: int = 0) -> str:
     column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-    return (f"invalid UTF-8 (byte 0x{data[error.start]:02x} at byte {column + offset} of the line); "
-            "save the file as UTF-8")
+    return (
+        f"invalid UTF-8 (byte 0x{data[error.start]:02x} at byte {column + offset} of the line); save the file as UTF-8"
+    )
 
 
 def _lines(path: Path, handle: IO[bytes], collector: _Collector) -> Iterator[tuple[int, str]]:
@@ -216,8 +224,9 @@ def _read_json(path: Path, handle: IO[bytes], collector: _Collector) -> None:
         text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, bom + error.start) + 1
-        raise TopicsFormatError(f"{path}:{line}: {_decode_error(error, data[bom:], bom if line == 1 else 0)}") \
-            from error
+        raise TopicsFormatError(
+            f"{path}:{line}: {_decode_error(error, data[bom:], bom if line == 1 else 0)}"
+        ) from error
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -272,8 +281,9 @@ def load_topics(path: str | Path, on_error: str = "strict") -> TopicsFile:
         raise ValueError(f"on_error={on_error!r}: expected one of {ON_ERROR_CHOICES}")
     path = Path(path)
     if not path.is_file():
-        raise TopicsFormatError(f"{path}: topics file not found (named Pyserini topics are not resolved: "
-                                "give a local file)")
+        raise TopicsFormatError(
+            f"{path}: topics file not found (named Pyserini topics are not resolved: give a local file)"
+        )
     kind = _kind(path)
     result = TopicsFile(path)
     collector = _Collector(result, on_error)
@@ -283,9 +293,13 @@ def load_topics(path: str | Path, on_error: str = "strict") -> TopicsFile:
     except OSError as error:
         raise TopicsFormatError(f"{path}: cannot read ({error})") from error
     if result.extra_columns:
-        logger.warning("%s: %d lines have more than two tab-separated columns (first: line %d); only the first two "
-                       "(qid, query) are used, as Pyserini's TSV topic readers do", path, result.extra_columns,
-                       result.first_extra_column_line)
+        logger.warning(
+            "%s: %d lines have more than two tab-separated columns (first: line %d); only the first two "
+            "(qid, query) are used, as Pyserini's TSV topic readers do",
+            path,
+            result.extra_columns,
+            result.first_extra_column_line,
+        )
     if not result.topics:
         skipped = f" ({len(result.skipped)} bad records skipped, first: {result.skipped[0]})" if result.skipped else ""
         raise TopicsFormatError(f"{path}: no topics found{skipped}")

@@ -14,6 +14,7 @@ command continues; :func:`verify_output` (:mod:`.verify`) checks a finished fold
 
 Importing this package loads numpy only (faiss when a dense folder is written; never the JVM).
 """
+
 from __future__ import annotations
 
 from .atomic import OutputExistsError, atomic_output_dir, check_output_free

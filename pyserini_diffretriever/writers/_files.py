@@ -4,6 +4,7 @@ Why a function of its own: every byte this package writes into an output folder 
 :func:`open_output`, so tests can put a simulated full disk (``OSError(ENOSPC)`` after N bytes) or a kill
 point behind every write without patching built-ins.
 """
+
 from __future__ import annotations
 
 import os

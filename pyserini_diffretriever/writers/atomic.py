@@ -7,6 +7,7 @@ a finished index. Output is written into a sibling folder named ``OUT.partial-<p
 inspection; it is never mistaken for output and may be deleted. This is for short jobs (merging shards,
 Lucene indexing); the encoder uses the resumable variant in :mod:`.checkpoint`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,12 @@ def check_output_free(path: str | os.PathLike, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         stale = path.with_name(f"{path.name}.partial.lock")
-        hint = (f" (the run that wrote it was stopped right after finishing it: {stale.name} is left over and may be "
-                "deleted)" if stale.is_file() and not path.with_name(f"{path.name}.partial").exists() else "")
+        hint = (
+            f" (the run that wrote it was stopped right after finishing it: {stale.name} is left over and may be "
+            "deleted)"
+            if stale.is_file() and not path.with_name(f"{path.name}.partial").exists()
+            else ""
+        )
         raise OutputExistsError(f"{path} already exists{hint}; choose another output or pass --overwrite")
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"{path} exists and is not a folder")

@@ -24,6 +24,7 @@ Life cycle::
 
 ``with writer:`` runs ``open()`` and, on success, ``finish()`` + ``cleanup()`` (on error: ``abort()``).
 """
+
 from __future__ import annotations
 
 import json
@@ -96,7 +97,7 @@ class VectorWriter:
         self._closed_files: dict[str, int] = {}  # relative path -> final length of a file no longer appended
 
     # -- context manager ----------------------------------------------------------------------------------------
-    def __enter__(self) -> "VectorWriter":
+    def __enter__(self) -> VectorWriter:
         return self.open()
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -111,7 +112,7 @@ class VectorWriter:
         self.cleanup()
 
     # -- life cycle -----------------------------------------------------------------------------------------------
-    def open(self, state: Mapping[str, Any] | None = None, preserve: Iterable[str] = ()) -> "VectorWriter":
+    def open(self, state: Mapping[str, Any] | None = None, preserve: Iterable[str] = ()) -> VectorWriter:
         """Start a fresh folder (``state=None``; it must be empty) or resume from a :meth:`checkpoint` state.
 
         Resuming deletes every file of the folder that the state does not list, except the relative paths in
@@ -145,9 +146,13 @@ class VectorWriter:
             files[relative] = handle.tell()
         for folder in sorted({(self.directory / relative).parent for relative in files} | {self.directory}):
             fsync_dir(folder)
-        return {"num_docs": self.num_docs, "num_skipped_records": self.num_skipped_records,
-                "skipped_by_problem": dict(sorted(self.skipped_by_problem.items())),
-                "files": dict(sorted(files.items())), **self._state()}
+        return {
+            "num_docs": self.num_docs,
+            "num_skipped_records": self.num_skipped_records,
+            "skipped_by_problem": dict(sorted(self.skipped_by_problem.items())),
+            "files": dict(sorted(files.items())),
+            **self._state(),
+        }
 
     def finish(self) -> dict[str, Any]:
         """Close the data files, write the derived files and ``manifest.json``; return the manifest."""
@@ -243,8 +248,9 @@ class VectorWriter:
             size = path.stat().st_size if path.is_file() else None
             if size is None or size < length:
                 found = "missing" if size is None else f"{size} bytes"
-                raise CheckpointStateError(f"{path}: {found}, but the checkpoint committed {length} bytes; the "
-                                           "unfinished output is damaged")
+                raise CheckpointStateError(
+                    f"{path}: {found}, but the checkpoint committed {length} bytes; the unfinished output is damaged"
+                )
         for path in sorted(self.directory.rglob("*"), reverse=True):
             relative = path.relative_to(self.directory).as_posix()
             if path.is_file() and relative not in files and relative not in preserve:
@@ -255,8 +261,10 @@ class VectorWriter:
 
     def _require_open(self) -> None:
         if not self._entered:
-            raise RuntimeError(f"{type(self).__name__} must be used as a context manager (with ... as writer) or "
-                               "opened with writer.open()")
+            raise RuntimeError(
+                f"{type(self).__name__} must be used as a context manager (with ... as writer) or "
+                "opened with writer.open()"
+            )
 
     def _check_ids(self, batch_info: Mapping[str, Any]) -> list[str]:
         """The batch's ids, each a non-empty one-line string never written before."""

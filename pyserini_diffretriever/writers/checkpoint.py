@@ -22,6 +22,7 @@ How
 * A failure keeps ``OUT.partial`` when something was committed (rerun to resume, or pass ``restart=True`` to
   discard it) and deletes it otherwise.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,8 +83,9 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def settings_differences(committed: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """``{dotted.key: (committed, current)}`` for every setting that differs (missing keys show as ``None``)."""
     old, new = _flatten(committed), _flatten(json.loads(json.dumps(current)))
-    return {key: (old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys())
-            if old.get(key) != new.get(key)}
+    return {
+        key: (old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)
+    }
 
 
 class ResumableOutput:
@@ -119,8 +121,9 @@ class ResumableOutput:
         ``OUT.partial`` was started with other settings, or its ``progress.json`` is unreadable.
     """
 
-    def __init__(self, final: str | os.PathLike, settings: Mapping[str, Any], *, overwrite: bool = False,
-                 restart: bool = False) -> None:
+    def __init__(
+        self, final: str | os.PathLike, settings: Mapping[str, Any], *, overwrite: bool = False, restart: bool = False
+    ) -> None:
         self.final = Path(final)
         self.partial = partial_path(final)
         self.lock_path = lock_path(final)
@@ -132,7 +135,7 @@ class ResumableOutput:
         self._finalized = False
 
     # -- context manager ------------------------------------------------------------------------------------------
-    def __enter__(self) -> "ResumableOutput":
+    def __enter__(self) -> ResumableOutput:
         check_output_free(self.final, self.overwrite)
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self._lock()
@@ -147,8 +150,11 @@ class ResumableOutput:
         try:
             if exc_type is not None and not self._finalized:
                 if (self.partial / PROGRESS_NAME).is_file():
-                    logger.warning("unfinished output kept in %s (%s); rerun the same command to resume, or "
-                                   "restart to discard it", self.partial, self.describe_progress())
+                    logger.warning(
+                        "unfinished output kept in %s (%s); rerun the same command to resume, or restart to discard it",
+                        self.partial,
+                        self.describe_progress(),
+                    )
                 else:
                     shutil.rmtree(self.partial, ignore_errors=True)
         finally:
@@ -165,8 +171,12 @@ class ResumableOutput:
 
     def commit(self, state: Mapping[str, Any]) -> None:
         """Durably record ``state`` (JSON-serialisable; the data files must already be fsynced)."""
-        data = {"format": PROGRESS_FORMAT, "format_version": PROGRESS_VERSION, "settings": self.settings,
-                "state": dict(state)}
+        data = {
+            "format": PROGRESS_FORMAT,
+            "format_version": PROGRESS_VERSION,
+            "settings": self.settings,
+            "state": dict(state),
+        }
         text = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
         tmp = self.partial / f".{PROGRESS_NAME}.tmp"
         with _files.open_output(tmp, "wb") as handle:
@@ -186,8 +196,9 @@ class ResumableOutput:
         (self.partial / f".{PROGRESS_NAME}.tmp").unlink(missing_ok=True)
         if self.final.exists():
             if not self.overwrite:
-                raise ResumeError(f"{self.final} appeared while this run was writing; the finished output stays in "
-                                  f"{self.partial}")
+                raise ResumeError(
+                    f"{self.final} appeared while this run was writing; the finished output stays in {self.partial}"
+                )
             old = self.final.with_name(f"{self.final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
             os.replace(self.final, old)
             os.replace(self.partial, self.final)
@@ -222,19 +233,26 @@ class ResumableOutput:
             if data.get("format") != PROGRESS_FORMAT or not isinstance(data.get("state"), dict):
                 raise ValueError(f"format is {data.get('format')!r}")
             if data.get("format_version") != PROGRESS_VERSION:
-                raise ValueError(f"format_version {data.get('format_version')!r}, this version reads "
-                                 f"{PROGRESS_VERSION}")
+                raise ValueError(
+                    f"format_version {data.get('format_version')!r}, this version reads {PROGRESS_VERSION}"
+                )
         except (OSError, ValueError, AttributeError) as error:
-            raise ResumeError(f"{progress_file}: cannot read the progress of the unfinished run ({error}); "
-                              "restart to discard it (--restart)") from None
+            raise ResumeError(
+                f"{progress_file}: cannot read the progress of the unfinished run ({error}); "
+                "restart to discard it (--restart)"
+            ) from None
         differences = settings_differences(data.get("settings", {}), self.settings)
         if differences:
-            shown = "; ".join(f"{key}: {old!r} (unfinished run) vs {new!r} (this run)"
-                              for key, (old, new) in list(differences.items())[:8])
+            shown = "; ".join(
+                f"{key}: {old!r} (unfinished run) vs {new!r} (this run)"
+                for key, (old, new) in list(differences.items())[:8]
+            )
             more = f"; and {len(differences) - 8} more" if len(differences) > 8 else ""
-            raise ResumeError(f"{self.partial} was started with other settings, so it cannot be resumed: {shown}"
-                              f"{more}. Rerun with the original settings to resume, or restart to discard it "
-                              "(--restart)")
+            raise ResumeError(
+                f"{self.partial} was started with other settings, so it cannot be resumed: {shown}"
+                f"{more}. Rerun with the original settings to resume, or restart to discard it "
+                "(--restart)"
+            )
         self.progress = data["state"]
         logger.info("resuming unfinished output %s (%s)", self.partial, self.describe_progress())
 
@@ -249,8 +267,10 @@ class ResumableOutput:
             except OSError:
                 holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "unknown"
                 os.close(fd)
-                raise OutputLockedError(f"{self.final} is being written by another run (pid/host {holder}; lock "
-                                        f"{self.lock_path}); wait for it to finish or stop it") from None
+                raise OutputLockedError(
+                    f"{self.final} is being written by another run (pid/host {holder}; lock "
+                    f"{self.lock_path}); wait for it to finish or stop it"
+                ) from None
             try:  # the holder may have unlinked the lock between our open and flock: lock the live file only
                 same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
             except FileNotFoundError:

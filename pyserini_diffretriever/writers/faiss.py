@@ -12,6 +12,7 @@ defaults to 768), keeps the index only in memory (nothing to resume after a cras
 checks every batch (shape, finite values), appends raw float32 rows (resumable), builds the index at the end,
 and writes the manifest last.
 """
+
 from __future__ import annotations
 
 import logging
@@ -100,8 +101,9 @@ class FaissFlatWriter(VectorWriter):
         ids = self._check_ids(batch_info)
         vectors = np.asarray(batch_info["vector"])
         if vectors.ndim != 2 or vectors.shape[0] != len(ids):
-            raise WriterError(f"dense batch must have shape [{len(ids)}, H], got {list(vectors.shape)} "
-                              f"(first id {ids[0]!r})")
+            raise WriterError(
+                f"dense batch must have shape [{len(ids)}, H], got {list(vectors.shape)} (first id {ids[0]!r})"
+            )
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
         bad = ~np.isfinite(vectors).all(axis=1)
         if bad.any():
@@ -109,8 +111,9 @@ class FaissFlatWriter(VectorWriter):
         if self.dimension is None:
             self.dimension = int(vectors.shape[1])
         if vectors.shape[1] != self.dimension:
-            raise WriterError(f"dense vectors have dimension {vectors.shape[1]}, expected {self.dimension} "
-                              f"(first id {ids[0]!r})")
+            raise WriterError(
+                f"dense vectors have dimension {vectors.shape[1]}, expected {self.dimension} (first id {ids[0]!r})"
+            )
         self._open_files[RAW_VECTORS_NAME].write(vectors.tobytes())
         self._open_files[DOCID_NAME].write("".join(f"{docid}\n" for docid in ids).encode("utf-8"))
         self.num_docs += len(ids)
@@ -119,16 +122,25 @@ class FaissFlatWriter(VectorWriter):
         raw = self.directory / RAW_VECTORS_NAME
         expected = self.num_docs * int(self.dimension) * 4
         if raw.stat().st_size != expected:
-            raise WriterError(f"{raw}: {raw.stat().st_size} bytes, expected {expected} for {self.num_docs} "
-                              f"vectors of dimension {self.dimension}")
+            raise WriterError(
+                f"{raw}: {raw.stat().st_size} bytes, expected {expected} for {self.num_docs} "
+                f"vectors of dimension {self.dimension}"
+            )
         tmp = self.directory / f"{INDEX_NAME}.tmp"
         write_flat_ip_index(raw, self.num_docs, int(self.dimension), tmp)
         os.replace(tmp, self.directory / INDEX_NAME)
 
     def _manifest(self) -> dict[str, Any]:
-        return build_manifest("dense", self.encoder_settings, self.num_docs, dimension=self.dimension,
-                              shard=self.shard, index_type="IndexFlatIP", metric="inner_product",
-                              **self.manifest_extra)
+        return build_manifest(
+            "dense",
+            self.encoder_settings,
+            self.num_docs,
+            dimension=self.dimension,
+            shard=self.shard,
+            index_type="IndexFlatIP",
+            metric="inner_product",
+            **self.manifest_extra,
+        )
 
 
 def flat_index_header(num_vectors: int, dimension: int, metric: str = "inner_product") -> bytes:
@@ -139,12 +151,18 @@ def flat_index_header(num_vectors: int, dimension: int, metric: str = "inner_pro
     codes as ``uint64 n*d`` followed by ``n*d`` float32. The tests check it against ``faiss.write_index``.
     """
     fourcc, metric_type = {"inner_product": (b"IxFI", 0), "l2": (b"IxF2", 1)}[metric]
-    return (struct.pack("<4siqqqbi", fourcc, dimension, num_vectors, 1 << 20, 1 << 20, 1, metric_type)
-            + struct.pack("<Q", num_vectors * dimension))
+    return struct.pack("<4siqqqbi", fourcc, dimension, num_vectors, 1 << 20, 1 << 20, 1, metric_type) + struct.pack(
+        "<Q", num_vectors * dimension
+    )
 
 
-def write_flat_ip_index(raw_vectors: str | os.PathLike, num_vectors: int, dimension: int,
-                        path: str | os.PathLike, chunk_bytes: int = 64 << 20) -> None:
+def write_flat_ip_index(
+    raw_vectors: str | os.PathLike,
+    num_vectors: int,
+    dimension: int,
+    path: str | os.PathLike,
+    chunk_bytes: int = 64 << 20,
+) -> None:
     """Write the FAISS ``IndexFlatIP`` file of ``num_vectors`` float32 rows stored in ``raw_vectors``.
 
     Why not ``faiss.IndexFlatIP`` + ``faiss.write_index``: that holds every vector in memory a second time, and
@@ -170,8 +188,9 @@ def read_faiss_docids(directory: str | os.PathLike) -> list[str]:
         return [line.rstrip() for line in handle]
 
 
-def merge_faiss(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
-                manifest_extra: Mapping[str, Any] | None = None) -> int:
+def merge_faiss(
+    inputs: Sequence[str | os.PathLike], output: str | os.PathLike, manifest_extra: Mapping[str, Any] | None = None
+) -> int:
     """Concatenate dense shard folders (in the given order) into ``output``; return the document count."""
     import faiss
 

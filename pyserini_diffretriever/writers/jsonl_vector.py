@@ -14,6 +14,7 @@ all zero is **silently skipped** by the indexer. So this writer accepts only int
 are converted), drops zeros, rejects bad tokens, and treats an empty vector as an error (``strict=True``) or
 leaves the document out and lists it in ``empty-vector-docids.txt`` with a counted warning (``strict=False``).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,24 +49,30 @@ def clean_impact_vector(docid: str, vector: Mapping[str, Any]) -> dict[str, int]
         For a non-string or whitespace-containing or over-long token, or a negative / non-integer weight.
     """
     if not isinstance(vector, Mapping):
-        raise WriterError(f"impact vector of document {docid!r} must be a dict of token -> int, "
-                          f"got {type(vector).__name__}")
+        raise WriterError(
+            f"impact vector of document {docid!r} must be a dict of token -> int, got {type(vector).__name__}"
+        )
     cleaned: dict[str, int] = {}
     for token, weight in vector.items():
         if not isinstance(token, str) or not token:
             raise WriterError(f"document {docid!r}: impact token {token!r} is not a non-empty string")
         if any(ch.isspace() for ch in token):
-            raise WriterError(f"document {docid!r}: impact token {token!r} contains whitespace "
-                              "(Lucene would index it as several terms)")
+            raise WriterError(
+                f"document {docid!r}: impact token {token!r} contains whitespace "
+                "(Lucene would index it as several terms)"
+            )
         if len(token) > MAX_TOKEN_CHARS:
-            raise WriterError(f"document {docid!r}: impact token {token[:40]!r}... is longer than "
-                              f"{MAX_TOKEN_CHARS} characters (Lucene would split it)")
+            raise WriterError(
+                f"document {docid!r}: impact token {token[:40]!r}... is longer than "
+                f"{MAX_TOKEN_CHARS} characters (Lucene would split it)"
+            )
         if isinstance(weight, bool) or not isinstance(weight, Real):
             raise WriterError(f"document {docid!r}: weight of token {token!r} is {weight!r}, not an integer")
-        if not isinstance(weight, Integral):
-            if not float(weight).is_integer():
-                raise WriterError(f"document {docid!r}: weight {weight!r} of token {token!r} is not an integer; "
-                                  "quantise impacts before writing (Anserini would truncate it)")
+        if not isinstance(weight, Integral) and not float(weight).is_integer():
+            raise WriterError(
+                f"document {docid!r}: weight {weight!r} of token {token!r} is not an integer; "
+                "quantise impacts before writing (Anserini would truncate it)"
+            )
         value = int(weight)
         if value < 0:
             raise WriterError(f"document {docid!r}: negative weight {value} for token {token!r}")
@@ -145,16 +152,22 @@ class JsonVectorWriter(VectorWriter):
             self._reopen_file(EMPTY_REPORT_NAME)
 
     def _state(self) -> dict[str, Any]:
-        return {"part": self._part, "in_part": self._in_part, "num_postings": self.num_postings,
-                "num_empty": len(self.empty_docids)}
+        return {
+            "part": self._part,
+            "in_part": self._in_part,
+            "num_postings": self.num_postings,
+            "num_empty": len(self.empty_docids),
+        }
 
     def _restore(self, state: Mapping[str, Any]) -> None:
         self._part, self._in_part = int(state["part"]), int(state["in_part"])
         self.num_postings = int(state["num_postings"])
         self.empty_docids = read_id_lines(self.directory / EMPTY_REPORT_NAME)
         if len(self.empty_docids) != int(state["num_empty"]):
-            raise WriterError(f"{self.directory / EMPTY_REPORT_NAME}: {len(self.empty_docids)} ids, the checkpoint "
-                              f"committed {state['num_empty']}")
+            raise WriterError(
+                f"{self.directory / EMPTY_REPORT_NAME}: {len(self.empty_docids)} ids, the checkpoint "
+                f"committed {state['num_empty']}"
+            )
 
     def _committed_ids(self) -> list[str]:
         return [str(docid) for docid, _ in iter_vector_records(self.directory)] + self.empty_docids
@@ -187,8 +200,9 @@ class JsonVectorWriter(VectorWriter):
                     "documents out with a report"
                 )
             self.add_empty_docids([docid])
-            logger.warning("document %r has an empty impact vector; left out (%d so far)", docid,
-                           len(self.empty_docids))
+            logger.warning(
+                "document %r has an empty impact vector; left out (%d so far)", docid, len(self.empty_docids)
+            )
             return False
         if self._part < 0 or self._in_part >= self.records_per_file:
             self._next_part()
@@ -209,14 +223,27 @@ class JsonVectorWriter(VectorWriter):
 
     def _finish(self) -> None:
         if self.empty_docids:
-            logger.warning("%d document(s) had empty impact vectors and were left out; see %s",
-                           len(self.empty_docids), self.directory / EMPTY_REPORT_NAME)
+            logger.warning(
+                "%d document(s) had empty impact vectors and were left out; see %s",
+                len(self.empty_docids),
+                self.directory / EMPTY_REPORT_NAME,
+            )
 
     def _manifest(self) -> dict[str, Any]:
-        extra = {"num_skipped_empty": len(self.empty_docids), "num_postings": self.num_postings,
-                 "num_files": self._part + 1, **self.manifest_extra}
-        return build_manifest("impact-vectors", self.encoder_settings, self.num_docs,
-                              quantization=self.quantization, shard=self.shard, **extra)
+        extra = {
+            "num_skipped_empty": len(self.empty_docids),
+            "num_postings": self.num_postings,
+            "num_files": self._part + 1,
+            **self.manifest_extra,
+        }
+        return build_manifest(
+            "impact-vectors",
+            self.encoder_settings,
+            self.num_docs,
+            quantization=self.quantization,
+            shard=self.shard,
+            **extra,
+        )
 
 
 def vector_files(directory: str | os.PathLike) -> list[Path]:
@@ -235,20 +262,24 @@ def iter_vector_records(directory: str | os.PathLike):
                     record = json.loads(raw.decode("utf-8"))
                     docid, vector = record["id"], record["vector"]
                 except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-                    raise WriterError(f"{path}, line {line_number}: not a JsonVectorCollection record ({error}); "
-                                      "the file is truncated or corrupt") from None
+                    raise WriterError(
+                        f"{path}, line {line_number}: not a JsonVectorCollection record ({error}); "
+                        "the file is truncated or corrupt"
+                    ) from None
                 yield docid, vector
 
 
-def merge_jsonl_vectors(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
-                        manifest_extra: Mapping[str, Any] | None = None) -> int:
+def merge_jsonl_vectors(
+    inputs: Sequence[str | os.PathLike], output: str | os.PathLike, manifest_extra: Mapping[str, Any] | None = None
+) -> int:
     """Concatenate impact-vectors shard folders (in order) into ``output``; return the document count.
 
     Records are re-validated (ids unique across shards); empty-vector reports of the shards are concatenated.
     """
     first = read_manifest(inputs[0], "impact-vectors")
-    writer = JsonVectorWriter(output, first["encoder"], quantization=first["quantization"],
-                              manifest_extra=manifest_extra)
+    writer = JsonVectorWriter(
+        output, first["encoder"], quantization=first["quantization"], manifest_extra=manifest_extra
+    )
     with writer:
         for folder in inputs:
             for docid, vector in iter_vector_records(folder):

@@ -26,6 +26,7 @@ included.
 
 A Lucene index folder keeps its copy as ``diffretriever-manifest.json`` (Lucene owns the folder's other names).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -61,11 +62,11 @@ def creation_time() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
         try:
-            moment = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+            moment = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
         except (ValueError, OverflowError, OSError) as error:
             raise ManifestError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds ({error})") from None
     else:
-        moment = _dt.datetime.now(_dt.timezone.utc)
+        moment = _dt.datetime.now(_dt.UTC)
     return moment.isoformat(timespec="seconds")
 
 
@@ -194,20 +195,28 @@ def read_manifest(directory: str | os.PathLike, kind: str | tuple[str, ...] | No
         raise ManifestError(f"{directory}: not a folder (expected a pyserini-diffretriever output folder)")
     path = manifest_path(directory)
     if not path.is_file():
-        partial = sorted(p.name for p in directory.parent.glob(directory.name + ".partial*")
-                         if not p.name.endswith(".lock"))
-        hint = (f"; found unfinished output {partial[0]} (an interrupted run?)" if partial else
-                "; was it written by `python -m pyserini_diffretriever.encode` and did that run finish?")
+        partial = sorted(
+            p.name for p in directory.parent.glob(directory.name + ".partial*") if not p.name.endswith(".lock")
+        )
+        hint = (
+            f"; found unfinished output {partial[0]} (an interrupted run?)"
+            if partial
+            else "; was it written by `python -m pyserini_diffretriever.encode` and did that run finish?"
+        )
         raise ManifestError(f"{directory}: no {MANIFEST_NAME} or {INDEX_MANIFEST_NAME}{hint}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError(f"{path}: corrupt manifest ({error})") from error
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ManifestError(f"{path}: not a pyserini-diffretriever manifest (format={data.get('format') if isinstance(data, dict) else None!r})")
+        raise ManifestError(
+            f"{path}: not a pyserini-diffretriever manifest (format={data.get('format') if isinstance(data, dict) else None!r})"
+        )
     version = data.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ManifestError(f"{path}: format_version {version!r} is not supported (this package reads <= {FORMAT_VERSION}); upgrade pyserini-diffretriever")
+        raise ManifestError(
+            f"{path}: format_version {version!r} is not supported (this package reads <= {FORMAT_VERSION}); upgrade pyserini-diffretriever"
+        )
     if data.get("kind") not in KINDS:
         raise ManifestError(f"{path}: unknown kind {data.get('kind')!r}")
     if not isinstance(data.get("num_docs"), int) or data["num_docs"] < 0:

@@ -6,6 +6,7 @@ dimension / dtype / quantisation, the query settings the index expects (``query`
 shard ids must be exactly ``0 .. n-1``. Shards are concatenated in shard-id order, so the merged folder equals
 an unsharded run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,10 @@ def check_shards(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, dict[s
     for path, manifest in shards[1:]:
         for key in _MUST_AGREE:
             if manifest.get(key) != reference.get(key):
-                raise ManifestError(f"cannot merge {path} with {reference_path}: {key!r} differs "
-                                    f"({manifest.get(key)!r} vs {reference.get(key)!r})")
+                raise ManifestError(
+                    f"cannot merge {path} with {reference_path}: {key!r} differs "
+                    f"({manifest.get(key)!r} vs {reference.get(key)!r})"
+                )
     nums = {manifest["shard"]["num"] for _, manifest in shards}
     ids = sorted(manifest["shard"]["id"] for _, manifest in shards)
     if len(nums) != 1 or ids != list(range(len(shards))) or nums != {len(shards)}:

@@ -15,6 +15,7 @@ one batch and disk at one copy, and an interrupted run resumes from its last che
 Read with ``np.load(DIR/"vectors.npy", mmap_mode="r")``.
 Candidate-generation (ANN) structures are built by the searcher from these files.
 """
+
 from __future__ import annotations
 
 import io
@@ -125,18 +126,22 @@ class MultiVectorWriter(VectorWriter):
         for docid, matrix in zip(ids, matrices):  # check the whole batch before appending any of it
             matrix = np.asarray(matrix)
             if matrix.ndim != 2 or matrix.shape[0] < 1:
-                raise WriterError(f"multi-vector of document {docid!r} must have shape [K>=1, H], "
-                                  f"got {list(matrix.shape)}")
+                raise WriterError(
+                    f"multi-vector of document {docid!r} must have shape [K>=1, H], got {list(matrix.shape)}"
+                )
             if dimension is None:
                 dimension = int(matrix.shape[1])
             if matrix.shape[1] != dimension:
-                raise WriterError(f"multi-vector of document {docid!r} has dimension {matrix.shape[1]}, "
-                                  f"expected {dimension}")
+                raise WriterError(
+                    f"multi-vector of document {docid!r} has dimension {matrix.shape[1]}, expected {dimension}"
+                )
             with np.errstate(over="ignore"):  # float16 overflow becomes inf, reported just below
                 stored = np.ascontiguousarray(matrix, dtype=self.dtype)
             if not np.isfinite(stored).all():
-                raise WriterError(f"multi-vector of document {docid!r} has NaN or infinite values"
-                                  + (" after conversion to float16" if self.dtype == np.float16 else ""))
+                raise WriterError(
+                    f"multi-vector of document {docid!r} has NaN or infinite values"
+                    + (" after conversion to float16" if self.dtype == np.float16 else "")
+                )
             stored_all.append(stored.tobytes())
             num_vectors += stored.shape[0]
             ends.append(num_vectors)
@@ -151,12 +156,15 @@ class MultiVectorWriter(VectorWriter):
         vectors = self.directory / VECTORS_NAME
         expected = _HEADER_BYTES + self.num_vectors * int(self.dimension) * self.dtype.itemsize
         if vectors.stat().st_size != expected:
-            raise WriterError(f"{vectors}: {vectors.stat().st_size} bytes, expected {expected} for "
-                              f"{self.num_vectors} vectors of dimension {self.dimension}")
+            raise WriterError(
+                f"{vectors}: {vectors.stat().st_size} bytes, expected {expected} for "
+                f"{self.num_vectors} vectors of dimension {self.dimension}"
+            )
         ends = np.fromfile(self.directory / RAW_OFFSETS_NAME, dtype="<i8")
         if ends.shape != (self.num_docs,) or (self.num_docs and ends[-1] != self.num_vectors):
-            raise WriterError(f"{self.directory / RAW_OFFSETS_NAME}: {ends.shape[0]} offsets for "
-                              f"{self.num_docs} documents")
+            raise WriterError(
+                f"{self.directory / RAW_OFFSETS_NAME}: {ends.shape[0]} offsets for {self.num_docs} documents"
+            )
         with _files.open_output(vectors, "r+b") as handle:
             handle.write(_npy_header(self.dtype, (self.num_vectors, int(self.dimension))))
             handle.flush()
@@ -169,9 +177,16 @@ class MultiVectorWriter(VectorWriter):
         os.replace(tmp, self.directory / OFFSETS_NAME)
 
     def _manifest(self) -> dict[str, Any]:
-        return build_manifest("multi", self.encoder_settings, self.num_docs, dimension=self.dimension,
-                              shard=self.shard, dtype=self.dtype.name, num_vectors=self.num_vectors,
-                              **self.manifest_extra)
+        return build_manifest(
+            "multi",
+            self.encoder_settings,
+            self.num_docs,
+            dimension=self.dimension,
+            shard=self.shard,
+            dtype=self.dtype.name,
+            num_vectors=self.num_vectors,
+            **self.manifest_extra,
+        )
 
 
 class MultiVectorFolder:
@@ -205,8 +220,9 @@ class MultiVectorFolder:
         if self.manifest["num_docs"] != n:
             problems.append(f"manifest num_docs {self.manifest['num_docs']} != {n} ids")
         if self.vectors.ndim != 2 or self.vectors.shape[1] != self.manifest.get("dimension"):
-            problems.append(f"vectors.npy shape {self.vectors.shape} does not match dimension "
-                            f"{self.manifest.get('dimension')}")
+            problems.append(
+                f"vectors.npy shape {self.vectors.shape} does not match dimension {self.manifest.get('dimension')}"
+            )
         if problems:
             raise WriterError(f"{self.directory}: inconsistent multi-vector folder: {'; '.join(problems)}")
 
@@ -215,23 +231,36 @@ class MultiVectorFolder:
 
     def document(self, i: int) -> np.ndarray:
         """The ``[K', H]`` vectors of document ``i``."""
-        return np.asarray(self.vectors[self.offsets[i]: self.offsets[i + 1]])
+        return np.asarray(self.vectors[self.offsets[i] : self.offsets[i + 1]])
 
 
-def merge_multivector(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
-                      manifest_extra: Mapping[str, Any] | None = None, docs_per_step: int = 4096) -> int:
+def merge_multivector(
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    manifest_extra: Mapping[str, Any] | None = None,
+    docs_per_step: int = 4096,
+) -> int:
     """Concatenate multi-vector shard folders (in order) into ``output``; return the document count."""
     first = MultiVectorFolder(inputs[0])
-    writer = MultiVectorWriter(output, first.manifest["encoder"], dtype=first.manifest.get("dtype", "float32"),
-                               dimension=first.manifest["dimension"], manifest_extra=manifest_extra)
+    writer = MultiVectorWriter(
+        output,
+        first.manifest["encoder"],
+        dtype=first.manifest.get("dtype", "float32"),
+        dimension=first.manifest["dimension"],
+        manifest_extra=manifest_extra,
+    )
     with writer:
         for folder in inputs:
             shard = MultiVectorFolder(folder)
             for begin in range(0, len(shard), docs_per_step):
                 stop = min(begin + docs_per_step, len(shard))
-                block = np.asarray(shard.vectors[shard.offsets[begin]: shard.offsets[stop]])
-                local = shard.offsets[begin: stop + 1] - shard.offsets[begin]
-                writer.write({"id": shard.docids[begin:stop],
-                              "vector": [block[local[i]: local[i + 1]] for i in range(stop - begin)]})
+                block = np.asarray(shard.vectors[shard.offsets[begin] : shard.offsets[stop]])
+                local = shard.offsets[begin : stop + 1] - shard.offsets[begin]
+                writer.write(
+                    {
+                        "id": shard.docids[begin:stop],
+                        "vector": [block[local[i] : local[i + 1]] for i in range(stop - begin)],
+                    }
+                )
             writer.copy_skipped_report(folder)
     return writer.num_docs

@@ -20,6 +20,7 @@ Checks per kind
   ids and ``num_postings``.
 * ``impact-index``: a Lucene ``segments_N`` file exists.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,9 @@ class CorruptOutputError(WriterError, ManifestError):
 
 
 def _fail(folder: Path, problem: str) -> CorruptOutputError:
-    return CorruptOutputError(f"{folder}: {problem}; the folder is damaged or incomplete (re-encode it, or copy it "
-                              "again if it was copied)")
+    return CorruptOutputError(
+        f"{folder}: {problem}; the folder is damaged or incomplete (re-encode it, or copy it again if it was copied)"
+    )
 
 
 def count_lines(path: Path) -> int:
@@ -98,20 +100,22 @@ def _check_dense(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
     if head[:4] in _FLAT_FOURCC:
         if len(head) < _FLAT_HEADER_BYTES:
             raise _fail(folder, f"{INDEX_NAME} is truncated ({size} bytes, shorter than a FAISS header)")
-        _, dimension, ntotal, _, _, _, metric = _FLAT_HEADER.unpack(head[:_FLAT_HEADER.size])
-        (elements,) = struct.unpack("<Q", head[_FLAT_HEADER.size:])
+        _, dimension, ntotal, _, _, _, metric = _FLAT_HEADER.unpack(head[: _FLAT_HEADER.size])
+        (elements,) = struct.unpack("<Q", head[_FLAT_HEADER.size :])
         expected = _FLAT_HEADER_BYTES + 4 * elements
         if elements != ntotal * dimension or size != expected:
-            raise _fail(folder, f"{INDEX_NAME} is {size} bytes, expected {expected} for {ntotal} vectors of "
-                                f"dimension {dimension} (truncated or corrupt)")
+            raise _fail(
+                folder,
+                f"{INDEX_NAME} is {size} bytes, expected {expected} for {ntotal} vectors of "
+                f"dimension {dimension} (truncated or corrupt)",
+            )
     else:
         import faiss
 
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as error:
-            raise _fail(folder, f"{INDEX_NAME} is not a readable FAISS index ({str(error).splitlines()[0]})") \
-                from None
+            raise _fail(folder, f"{INDEX_NAME} is not a readable FAISS index ({str(error).splitlines()[0]})") from None
         dimension, ntotal = index.d, index.ntotal
     if dimension != manifest.get("dimension"):
         raise _fail(folder, f"{INDEX_NAME} has dimension {dimension}, the manifest says {manifest.get('dimension')}")
@@ -148,8 +152,11 @@ def _check_multi(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
         raise _fail(folder, f"{VECTORS_NAME} holds {dtype.name}, the manifest says {manifest.get('dtype')}")
     expected = offset + int(np.prod(shape)) * dtype.itemsize
     if vectors.stat().st_size != expected:
-        raise _fail(folder, f"{VECTORS_NAME} is {vectors.stat().st_size} bytes, expected {expected} for shape "
-                            f"{list(shape)} (truncated or corrupt)")
+        raise _fail(
+            folder,
+            f"{VECTORS_NAME} is {vectors.stat().st_size} bytes, expected {expected} for shape "
+            f"{list(shape)} (truncated or corrupt)",
+        )
     try:
         offsets = np.load(_require_file(folder, OFFSETS_NAME), allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
@@ -183,18 +190,23 @@ def _check_impact_vectors(folder: Path, manifest: dict[str, Any], deep: bool) ->
             postings += len(vector)
         records = len(seen)
         if "num_postings" in manifest and postings != manifest["num_postings"]:
-            raise _fail(folder, f"{VECTORS_DIR}/ holds {postings} postings, the manifest says "
-                                f"{manifest['num_postings']}")
+            raise _fail(
+                folder, f"{VECTORS_DIR}/ holds {postings} postings, the manifest says {manifest['num_postings']}"
+            )
     else:
         records = sum(count_lines(entry) for entry in entries)
     if records != manifest["num_docs"]:
-        raise _fail(folder, f"{VECTORS_DIR}/ holds {records} records, the manifest says "
-                            f"num_docs={manifest['num_docs']}")
+        raise _fail(
+            folder, f"{VECTORS_DIR}/ holds {records} records, the manifest says num_docs={manifest['num_docs']}"
+        )
     empty = folder / EMPTY_REPORT_NAME
     listed = count_lines(empty) if empty.is_file() else 0
     if listed != manifest.get("num_skipped_empty", 0):
-        raise _fail(folder, f"{EMPTY_REPORT_NAME} lists {listed} ids, the manifest says "
-                            f"num_skipped_empty={manifest.get('num_skipped_empty', 0)}")
+        raise _fail(
+            folder,
+            f"{EMPTY_REPORT_NAME} lists {listed} ids, the manifest says "
+            f"num_skipped_empty={manifest.get('num_skipped_empty', 0)}",
+        )
 
 
 def _check_impact_index(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
@@ -202,12 +214,20 @@ def _check_impact_index(folder: Path, manifest: dict[str, Any], deep: bool) -> N
         raise _fail(folder, "no Lucene segments_N file")
 
 
-_CHECKS = {"dense": _check_dense, "multi": _check_multi, "impact-vectors": _check_impact_vectors,
-           "impact-index": _check_impact_index}
+_CHECKS = {
+    "dense": _check_dense,
+    "multi": _check_multi,
+    "impact-vectors": _check_impact_vectors,
+    "impact-index": _check_impact_index,
+}
 
 
-def verify_output(folder: str | os.PathLike, kind: str | tuple[str, ...] | None = None,
-                  deep: bool = False, ignore_temporary: bool = False) -> dict[str, Any]:
+def verify_output(
+    folder: str | os.PathLike,
+    kind: str | tuple[str, ...] | None = None,
+    deep: bool = False,
+    ignore_temporary: bool = False,
+) -> dict[str, Any]:
     """Check an output folder (see the module docstring) and return its manifest.
 
     Parameters
@@ -237,8 +257,11 @@ def verify_output(folder: str | os.PathLike, kind: str | tuple[str, ...] | None 
     report = folder / SKIPPED_REPORT_NAME
     listed = count_lines(report) if report.is_file() else 0
     if listed != manifest.get("num_skipped_records", 0):
-        raise _fail(folder, f"{SKIPPED_REPORT_NAME} lists {listed} records, the manifest says "
-                            f"num_skipped_records={manifest.get('num_skipped_records', 0)}")
+        raise _fail(
+            folder,
+            f"{SKIPPED_REPORT_NAME} lists {listed} records, the manifest says "
+            f"num_skipped_records={manifest.get('num_skipped_records', 0)}",
+        )
     if deep and listed:
         with open(report, "rb") as handle:
             for number, line in enumerate(handle, start=1):

@@ -44,9 +44,7 @@ def _rope(x: torch.Tensor, theta: float) -> torch.Tensor:
     d = x.shape[-1]
     half = d // 2
     pos = torch.arange(x.shape[1], dtype=torch.float32)[:, None]
-    angle = pos * torch.pow(
-        torch.tensor(theta, dtype=torch.float32), -torch.arange(half, dtype=torch.float32) * 2 / d
-    )
+    angle = pos * torch.pow(torch.tensor(theta, dtype=torch.float32), -torch.arange(half, dtype=torch.float32) * 2 / d)
     c, s = torch.cos(angle), torch.sin(angle)
     a, b = x[..., :half], x[..., half:]
     return torch.cat([a * c - b * s, b * c + a * s], dim=-1)
@@ -125,9 +123,7 @@ def reference_hidden(
             for i in range(cfg["n_layers"])
         ]
         emb, norm_w = sd["model.transformer.wte.weight"], sd["model.transformer.ln_f.weight"]
-        kw = dict(
-            heads=cfg["n_heads"], kv_heads=cfg["n_kv_heads"], eps=cfg["rms_norm_eps"], theta=cfg["rope_theta"]
-        )
+        kw = dict(heads=cfg["n_heads"], kv_heads=cfg["n_kv_heads"], eps=cfg["rms_norm_eps"], theta=cfg["rope_theta"])
     out = torch.zeros(ids.shape[0], ids.shape[1], emb.shape[1])
     with torch.no_grad():
         for row in range(ids.shape[0]):

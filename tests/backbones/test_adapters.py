@@ -155,9 +155,7 @@ def test_merged_module_is_the_plain_native_class(adapter):
 
 def test_llada_ff_out_target_also_adapts_the_lm_head(llada_adapter):
     keys = load_file(str(llada_adapter.path / ADAPTER_WEIGHTS_FILE))
-    assert (
-        "base_model.model.model.transformer.ff_out.lora_B.weight" in keys
-    )  # PEFT suffix-matches the LM head
+    assert "base_model.model.model.transformer.ff_out.lora_B.weight" in keys  # PEFT suffix-matches the LM head
     base = load_backbone(llada_adapter.base_dir).model.state_dict()["model.transformer.ff_out.weight"]
     merged = load_backbone(llada_adapter.base_dir, adapter=str(llada_adapter.path)).model.state_dict()
     assert not torch.allclose(merged["model.transformer.ff_out.weight"], base)

@@ -32,8 +32,8 @@ def _pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     ids = torch.full((len(rows), length), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), length), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, length - len(row):] = torch.tensor(row)
-        mask[i, length - len(row):] = 1
+        ids[i, length - len(row) :] = torch.tensor(row)
+        mask[i, length - len(row) :] = 1
     return ids, mask
 
 
@@ -56,11 +56,21 @@ def test_contract_and_spec(backbones, which):
 
 def test_spec_ids_are_the_released_models(backbones):
     """Qwen2.5-Instruct: eos <|im_end|>, pad <|endoftext|>; Llama-3-Instruct: eos <|eot_id|>, no pad -> eos."""
-    q, l = backbones["qwen2"].spec, backbones["llama"].spec
+    q, llama = backbones["qwen2"].spec, backbones["llama"].spec
     assert (q.model_type, q.eos_token_id, q.pad_token_id, q.chat_end_token_id, q.vocab_size) == (
-        "qwen2", 151645, 151643, 151645, 152064)
-    assert (l.model_type, l.eos_token_id, l.pad_token_id, l.chat_end_token_id, l.vocab_size) == (
-        "llama", 128009, 128009, 128009, 128256)
+        "qwen2",
+        151645,
+        151643,
+        151645,
+        152064,
+    )
+    assert (llama.model_type, llama.eos_token_id, llama.pad_token_id, llama.chat_end_token_id, llama.vocab_size) == (
+        "llama",
+        128009,
+        128009,
+        128009,
+        128256,
+    )
 
 
 @pytest.mark.parametrize("which", ["qwen2", "llama"])
@@ -84,7 +94,7 @@ def test_left_padding_does_not_change_a_text(backbones, which):
     batch = lb.model.hidden_states(ids, mask)
     for i, row in enumerate(rows):
         alone = lb.model.hidden_states(torch.tensor([row]), torch.ones(1, len(row), dtype=torch.long))
-        torch.testing.assert_close(batch[i, -len(row):], alone[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(batch[i, -len(row) :], alone[0], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("which", ["qwen2", "llama"])

@@ -43,18 +43,14 @@ def test_rotary_buffer_is_real_fp32(dream_fp32):
     assert all(not layer.self_attn.is_causal for layer in dream_fp32.model.model.layers)
 
 
-def test_matches_independent_reference_without_padding(
-    dream_fp32, tiny_dream_dir, make_batch, rows, reference
-):
+def test_matches_independent_reference_without_padding(dream_fp32, tiny_dream_dir, make_batch, rows, reference):
     ids, mask = make_batch(rows([10, 10], seed=2), dream_fp32.spec.pad_token_id)
     with torch.no_grad():
         got = dream_fp32.model.hidden_states(ids, mask)
     assert (got - reference(tiny_dream_dir, ids, mask)).abs().max().item() < 1e-5
 
 
-def test_matches_independent_reference_with_left_padding(
-    dream_fp32, tiny_dream_dir, make_batch, rows, reference
-):
+def test_matches_independent_reference_with_left_padding(dream_fp32, tiny_dream_dir, make_batch, rows, reference):
     ids, mask = make_batch(rows([2, 12, 6], seed=3), dream_fp32.spec.pad_token_id)
     with torch.no_grad():
         got = dream_fp32.model.hidden_states(ids, mask)
@@ -68,9 +64,7 @@ def test_padding_invariance(dream_fp32, make_batch, rows):
     with torch.no_grad():
         batch = dream_fp32.model.hidden_states(ids, mask)
         for i, text in enumerate(texts):
-            alone = dream_fp32.model.hidden_states(
-                torch.tensor([text]), torch.ones(1, len(text), dtype=torch.long)
-            )
+            alone = dream_fp32.model.hidden_states(torch.tensor([text]), torch.ones(1, len(text), dtype=torch.long))
             assert (batch[i, -len(text) :] - alone[0]).abs().max().item() < 1e-5
 
 
@@ -141,15 +135,9 @@ def test_tokenizer_and_special_ids(dream_fp32, tiny_dream_dir):
     tok, spec = dream_fp32.tokenizer, dream_fp32.spec
     config = read_json(tiny_dream_dir / "config.json")
     assert tok.padding_side == "left"
-    assert (
-        spec.mask_token_id == config["mask_token_id"]
-        and tok.convert_ids_to_tokens(spec.mask_token_id) == "<|mask|>"
-    )
+    assert spec.mask_token_id == config["mask_token_id"] and tok.convert_ids_to_tokens(spec.mask_token_id) == "<|mask|>"
     assert tok.convert_ids_to_tokens(spec.chat_end_token_id) == "<|im_end|>"
-    assert (
-        spec.eos_token_id == tok.eos_token_id
-        and tok.convert_ids_to_tokens(spec.eos_token_id) == "<|endoftext|>"
-    )
+    assert spec.eos_token_id == tok.eos_token_id and tok.convert_ids_to_tokens(spec.eos_token_id) == "<|endoftext|>"
     assert spec.pad_token_id == tok.pad_token_id != spec.mask_token_id
     assert spec.logits_shifted is True and spec.family == "diffusion"
     assert tok("Hello world")["input_ids"] == [9707, 1879]  # backbones.md §1.4, DreamTokenizer docstring

@@ -41,9 +41,7 @@ def test_weights_equal_the_checkpoint_cast_to_dtype(llada_fp32, tiny_llada_dir):
         assert torch.equal(got[name], tensor.float()), name
 
 
-def test_matches_independent_reference_without_padding(
-    llada_fp32, tiny_llada_dir, make_batch, rows, reference
-):
+def test_matches_independent_reference_without_padding(llada_fp32, tiny_llada_dir, make_batch, rows, reference):
     ids, mask = make_batch(rows([12, 12], seed=2), llada_fp32.spec.pad_token_id)
     with torch.no_grad():
         got = llada_fp32.model.hidden_states(ids, mask)
@@ -51,9 +49,7 @@ def test_matches_independent_reference_without_padding(
     assert (got - want).abs().max().item() < 1e-5
 
 
-def test_matches_independent_reference_with_left_padding(
-    llada_fp32, tiny_llada_dir, make_batch, rows, reference
-):
+def test_matches_independent_reference_with_left_padding(llada_fp32, tiny_llada_dir, make_batch, rows, reference):
     ids, mask = make_batch(rows([3, 11, 7], seed=3), llada_fp32.spec.pad_token_id)
     with torch.no_grad():
         got = llada_fp32.model.hidden_states(ids, mask)
@@ -68,9 +64,7 @@ def test_padding_invariance(llada_fp32, make_batch, rows):
     with torch.no_grad():
         batch = llada_fp32.model.hidden_states(ids, mask)
         for i, text in enumerate(texts):
-            alone = llada_fp32.model.hidden_states(
-                torch.tensor([text]), torch.ones(1, len(text), dtype=torch.long)
-            )
+            alone = llada_fp32.model.hidden_states(torch.tensor([text]), torch.ones(1, len(text), dtype=torch.long))
             assert (batch[i, -len(text) :] - alone[0]).abs().max().item() < 1e-5
 
 
@@ -139,9 +133,10 @@ def test_rejects_a_row_without_real_tokens(llada_fp32):
 
 
 def test_config_from_dict_reads_the_real_config():
-    from pyserini_diffretriever.backbones.loading import read_json
     from pathlib import Path
+
     import pyserini_diffretriever
+    from pyserini_diffretriever.backbones.loading import read_json
 
     real = read_json(Path(pyserini_diffretriever.__file__).parent / "resources" / "llada" / "config.json")
     cfg = LLaDAConfig.from_dict(real)

@@ -76,9 +76,7 @@ def test_hub_id_offline_without_cache_is_a_clear_error(tmp_path, monkeypatch):
         load_backbone("nobody-owner/no-such-diffusion-model")
     message = str(err.value)
     assert "nobody-owner/no-such-diffusion-model" in message and "HF_HUB_OFFLINE" in message
-    assert isinstance(
-        err.value.__cause__, FileNotFoundError
-    )  # the hub's LocalEntryNotFoundError, no network used
+    assert isinstance(err.value.__cause__, FileNotFoundError)  # the hub's LocalEntryNotFoundError, no network used
 
 
 def test_sharded_checkpoint_loads_like_single_file(tmp_path, tiny_llada_dir):
@@ -99,9 +97,7 @@ def test_index_naming_a_missing_shard(tmp_path):
 def test_missing_tensor_is_named(tmp_path, tiny_llada_dir):
     model_dir = _copy(tiny_llada_dir, tmp_path / "m")
     _rewrite(model_dir, lambda t: t.pop("model.transformer.blocks.1.up_proj.weight"))
-    with pytest.raises(
-        CheckpointMismatchError, match=r"missing.*model\.transformer\.blocks\.1\.up_proj\.weight"
-    ):
+    with pytest.raises(CheckpointMismatchError, match=r"missing.*model\.transformer\.blocks\.1\.up_proj\.weight"):
         load_backbone(model_dir)
 
 

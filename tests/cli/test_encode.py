@@ -1,5 +1,6 @@
 """``python -m pyserini_diffretriever.encode``: layouts per representation, one pass for several, shards +
 merge == unsharded, precise bad-input errors, and all-or-nothing output (exceptions and SIGKILL)."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,13 @@ def cranfield_like(n: int = 20) -> list[dict]:
     docs = []
     for i in range(n):
         title, text = TOPICS[i % len(TOPICS)]
-        docs.append({"_id": f"cran{i + 1}", "title": f"{title} {i // len(TOPICS) + 1}",
-                     "text": f"{text}; case {i} with mach number {i % 7 + 1}."})
+        docs.append(
+            {
+                "_id": f"cran{i + 1}",
+                "title": f"{title} {i // len(TOPICS) + 1}",
+                "text": f"{text}; case {i} with mach number {i % 7 + 1}.",
+            }
+        )
     return docs
 
 
@@ -96,9 +102,28 @@ def run_main(monkeypatch, argv, encoder=None) -> int:
 
 
 def argv_for(corpus, out, *reps, extra_input=(), extra_encoder=(), extra_output=()):
-    return ["input", "--corpus", corpus, "--fields", "title", "text", *extra_input,
-            "encoder", "--encoder", "fake", "--representation", *reps, "--batch-size", "3", *extra_encoder,
-            "output", "--embeddings", out, "--no-progress", *extra_output]
+    return [
+        "input",
+        "--corpus",
+        corpus,
+        "--fields",
+        "title",
+        "text",
+        *extra_input,
+        "encoder",
+        "--encoder",
+        "fake",
+        "--representation",
+        *reps,
+        "--batch-size",
+        "3",
+        *extra_encoder,
+        "output",
+        "--embeddings",
+        out,
+        "--no-progress",
+        *extra_output,
+    ]
 
 
 def load_folder(folder: Path) -> dict:
@@ -134,9 +159,11 @@ def test_single_representation_writes_its_folder_at_embeddings(tmp_path, monkeyp
     assert manifest["kind"] == {"impact": "impact-vectors"}.get(representation, representation)
     assert manifest["num_docs"] == 20 and manifest["encoder"]["representation"] == representation
     assert manifest["corpus"]["fields"] == ["title", "text"] and manifest["corpus"]["shard_range"] == [0, 20]
-    expected = {"dense": ["docid", "index", "manifest.json"],
-                "multi": ["docid", "manifest.json", "offsets.npy", "vectors.npy"],
-                "impact": ["manifest.json", "vectors"]}[representation]
+    expected = {
+        "dense": ["docid", "index", "manifest.json"],
+        "multi": ["docid", "manifest.json", "offsets.npy", "vectors.npy"],
+        "impact": ["manifest.json", "vectors"],
+    }[representation]
     assert sorted(p.name for p in out.iterdir()) == expected
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "out"]
 
@@ -165,8 +192,9 @@ def test_shards_merged_equal_an_unsharded_run(tmp_path, monkeypatch):
     reps = ("dense", "multi", "impact")
     assert run_main(monkeypatch, argv_for(corpus, tmp_path / "full", *reps)) == 0
     for shard in range(3):
-        argv = argv_for(corpus, tmp_path / f"shard{shard}", *reps,
-                        extra_input=("--shard-id", str(shard), "--shard-num", "3"))
+        argv = argv_for(
+            corpus, tmp_path / f"shard{shard}", *reps, extra_input=("--shard-id", str(shard), "--shard-num", "3")
+        )
         assert run_main(monkeypatch, argv) == 0
         assert read_manifest(tmp_path / f"shard{shard}" / "dense")["shard"] == {"id": shard, "num": 3}
     assert read_manifest(tmp_path / "shard2" / "multi")["corpus"]["shard_range"] == [12, 20]  # 20 // 3 = 6 each
@@ -215,9 +243,21 @@ def test_bad_records_fail_with_file_and_line_and_no_output(tmp_path, monkeypatch
     ],
 )
 def test_usage_errors_exit_2(tmp_path, capsys, argv_change, message):
-    argv = ["input", "--corpus", str(tmp_path), "--fields", *argv_change.get("fields", ["text"]),
-            *argv_change.get("shard", []), *argv_change.get("input_extra", []), "encoder", "--encoder", "m",
-            "--representation", *argv_change.get("reps", ["dense"]), *argv_change.get("encoder_extra", [])]
+    argv = [
+        "input",
+        "--corpus",
+        str(tmp_path),
+        "--fields",
+        *argv_change.get("fields", ["text"]),
+        *argv_change.get("shard", []),
+        *argv_change.get("input_extra", []),
+        "encoder",
+        "--encoder",
+        "m",
+        "--representation",
+        *argv_change.get("reps", ["dense"]),
+        *argv_change.get("encoder_extra", []),
+    ]
     if not argv_change.get("drop_output"):
         argv += ["output", "--embeddings", str(tmp_path / "o"), *argv_change.get("output_extra", [])]
     with pytest.raises(SystemExit) as info:
@@ -244,8 +284,7 @@ def test_empty_impact_vectors_fail_or_are_reported(tmp_path, monkeypatch, caplog
     assert run_main(monkeypatch, argv_for(corpus, tmp_path / "strict", "impact")) == 1
     assert "document 'cran3' has an empty impact vector" in caplog.text
     assert not (tmp_path / "strict").exists()
-    assert run_main(monkeypatch, argv_for(corpus, tmp_path / "lenient", "impact",
-                                          extra_output=["--allow-empty"])) == 0
+    assert run_main(monkeypatch, argv_for(corpus, tmp_path / "lenient", "impact", extra_output=["--allow-empty"])) == 0
     assert read_manifest(tmp_path / "lenient")["num_skipped_empty"] == 1
     assert (tmp_path / "lenient" / "empty-vector-docids.txt").read_text() == "cran3\n"
 
@@ -255,8 +294,14 @@ def test_exception_mid_corpus_leaves_nothing(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(20))
     reader = JsonlCorpusReader(corpus, fields=("title", "text"))
     with pytest.raises(RuntimeError, match="encoder exploded"):
-        encode_cli.encode_corpus(FakeEncoder(fail_after=3), reader, tmp_path / "out", ["dense", "multi", "impact"],
-                                 batch_size=3, progress=False)
+        encode_cli.encode_corpus(
+            FakeEncoder(fail_after=3),
+            reader,
+            tmp_path / "out",
+            ["dense", "multi", "impact"],
+            batch_size=3,
+            progress=False,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
 
 
@@ -265,13 +310,37 @@ def test_resuming_with_other_expected_query_settings_is_refused(tmp_path):
     reader = JsonlCorpusReader(corpus, fields=("title", "text"))
     query = {"k": 4, "prompt": "few", "prompt_sha256": "a" * 64, "max_length": 512}
     with pytest.raises(RuntimeError, match="encoder exploded"):  # progress committed after each batch
-        encode_cli.encode_corpus(FakeEncoder(fail_after=3), reader, tmp_path / "out", ["dense"], batch_size=3,
-                                 progress=False, checkpoint_every=1, query=query)
+        encode_cli.encode_corpus(
+            FakeEncoder(fail_after=3),
+            reader,
+            tmp_path / "out",
+            ["dense"],
+            batch_size=3,
+            progress=False,
+            checkpoint_every=1,
+            query=query,
+        )
     with pytest.raises(encode_cli.ResumeError, match=r"query\.k"):
-        encode_cli.encode_corpus(FakeEncoder(), reader, tmp_path / "out", ["dense"], batch_size=3, progress=False,
-                                 checkpoint_every=1, query={**query, "k": 2})
-    encode_cli.encode_corpus(FakeEncoder(), reader, tmp_path / "out", ["dense"], batch_size=3, progress=False,
-                             checkpoint_every=1, query=query)
+        encode_cli.encode_corpus(
+            FakeEncoder(),
+            reader,
+            tmp_path / "out",
+            ["dense"],
+            batch_size=3,
+            progress=False,
+            checkpoint_every=1,
+            query={**query, "k": 2},
+        )
+    encode_cli.encode_corpus(
+        FakeEncoder(),
+        reader,
+        tmp_path / "out",
+        ["dense"],
+        batch_size=3,
+        progress=False,
+        checkpoint_every=1,
+        query=query,
+    )
     assert read_manifest(tmp_path / "out")["query"] == query
 
 
@@ -303,8 +372,13 @@ def test_sigkill_mid_run_leaves_no_finished_output(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(30))
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(corpus), str(out)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(corpus), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         for _ in range(3):  # three batches encoded and written: well inside the run
             assert process.stdout.readline().strip() == "batch", process.stderr.read()
@@ -327,9 +401,9 @@ def test_sigkill_mid_run_leaves_no_finished_output(tmp_path):
 def test_tiny_dream_all_representations_and_shards(tmp_path, tiny_dream_dir):
     """Real encoder end to end: one run for three representations, FaissSearcher on the dense folder, and
     two shards merged == the unsharded run (up to float noise from different batch padding)."""
-    import pyserini_diffretriever  # noqa: F401  (Java before pyserini.search)
     from pyserini.search.faiss import FaissSearcher
 
+    import pyserini_diffretriever  # noqa: F401  (Java before pyserini.search)
     from pyserini_diffretriever.encoders import DiffRetrieverQueryEncoder
 
     docs = cranfield_like(10)
@@ -337,9 +411,25 @@ def test_tiny_dream_all_representations_and_shards(tmp_path, tiny_dream_dir):
     common_encoder = ["--encoder", str(tiny_dream_dir), "--batch-size", "4", "--max-length", "64", "--device", "cpu"]
 
     def encode(out, *extra_input):
-        argv = ["input", "--corpus", str(corpus), "--fields", "title", "text", *extra_input,
-                "encoder", *common_encoder, "--representation", "dense", "multi", "impact",
-                "output", "--embeddings", str(out), "--no-progress"]
+        argv = [
+            "input",
+            "--corpus",
+            str(corpus),
+            "--fields",
+            "title",
+            "text",
+            *extra_input,
+            "encoder",
+            *common_encoder,
+            "--representation",
+            "dense",
+            "multi",
+            "impact",
+            "output",
+            "--embeddings",
+            str(out),
+            "--no-progress",
+        ]
         assert encode_cli.main(argv) == 0
 
     encode(tmp_path / "full")
@@ -376,8 +466,20 @@ def test_tiny_dream_all_representations_and_shards(tmp_path, tiny_dream_dir):
 
 def test_unloadable_encoder_is_a_clean_error(tmp_path, caplog):
     corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(3))
-    argv = ["input", "--corpus", str(corpus), "encoder", "--encoder", str(tmp_path / "no-such-model"),
-            "--device", "cpu", "output", "--embeddings", str(tmp_path / "out"), "--no-progress"]
+    argv = [
+        "input",
+        "--corpus",
+        str(corpus),
+        "encoder",
+        "--encoder",
+        str(tmp_path / "no-such-model"),
+        "--device",
+        "cpu",
+        "output",
+        "--embeddings",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
     assert encode_cli.main(argv) == 1
     assert "cannot load encoder" in caplog.text and not (tmp_path / "out").exists()
 
@@ -393,8 +495,23 @@ def test_query_settings_need_a_diffretriever_encoder(tmp_path, monkeypatch, capl
 
 def test_bad_query_prompt_is_refused_before_encoding(tmp_path, tiny_dream_dir, caplog):
     corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(3))
-    argv = ["input", "--corpus", str(corpus), "encoder", "--encoder", str(tiny_dream_dir), "--device", "cpu",
-            "--max-length", "64", "--query-prompt", str(tmp_path / "missing.yaml"),
-            "output", "--embeddings", str(tmp_path / "out"), "--no-progress"]
+    argv = [
+        "input",
+        "--corpus",
+        str(corpus),
+        "encoder",
+        "--encoder",
+        str(tiny_dream_dir),
+        "--device",
+        "cpu",
+        "--max-length",
+        "64",
+        "--query-prompt",
+        str(tmp_path / "missing.yaml"),
+        "output",
+        "--embeddings",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
     assert encode_cli.main(argv) == 1
     assert "missing.yaml" in caplog.text and "does not exist" in caplog.text and not (tmp_path / "out").exists()

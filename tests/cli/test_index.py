@@ -2,6 +2,7 @@
 
 Shard merging through this CLI is covered with the encode runs in ``test_encode.py``.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -37,8 +38,10 @@ def test_help_shows_the_equivalent_pyserini_command(capsys):
     with pytest.raises(SystemExit):
         index_cli.main(["lucene", "-h"])
     text = " ".join(capsys.readouterr().out.split())
-    assert ("python -m pyserini.index.lucene --collection JsonVectorCollection --input OUT/impact/vectors "
-            "--index IDX --generator DefaultLuceneDocumentGenerator --threads N --impact --pretokenized") in text
+    assert (
+        "python -m pyserini.index.lucene --collection JsonVectorCollection --input OUT/impact/vectors "
+        "--index IDX --generator DefaultLuceneDocumentGenerator --threads N --impact --pretokenized"
+    ) in text
 
 
 @pytest.mark.jvm
@@ -47,12 +50,37 @@ def test_encode_impact_then_lucene_index_and_search(tmp_path, monkeypatch):
 
     corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(20))
     monkeypatch.setattr(encode_cli, "load_encoder", lambda args: FakeEncoder())
-    assert encode_cli.main(["input", "--corpus", str(corpus), "--fields", "title", "text",
-                            "encoder", "--encoder", "fake", "--representation", "dense", "impact",
-                            "output", "--embeddings", str(tmp_path / "out"), "--records-per-file", "7",
-                            "--no-progress"]) == 0
-    assert index_cli.main(["lucene", "--input", str(tmp_path / "out" / "impact"), "--index", str(tmp_path / "idx"),
-                           "--threads", "2"]) == 0
+    assert (
+        encode_cli.main(
+            [
+                "input",
+                "--corpus",
+                str(corpus),
+                "--fields",
+                "title",
+                "text",
+                "encoder",
+                "--encoder",
+                "fake",
+                "--representation",
+                "dense",
+                "impact",
+                "output",
+                "--embeddings",
+                str(tmp_path / "out"),
+                "--records-per-file",
+                "7",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        index_cli.main(
+            ["lucene", "--input", str(tmp_path / "out" / "impact"), "--index", str(tmp_path / "idx"), "--threads", "2"]
+        )
+        == 0
+    )
     manifest = read_manifest(tmp_path / "idx", "impact-index")
     assert manifest["num_docs"] == manifest["indexed_docs"] == 20
     assert manifest["encoder"] == read_manifest(tmp_path / "out" / "impact")["encoder"]
@@ -79,10 +107,34 @@ def test_tiny_dream_impact_index_searched_with_the_query_encoder(tmp_path, tiny_
     from pyserini_diffretriever.encoders import DiffRetrieverQueryEncoder
 
     corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(12))
-    assert encode_cli.main(["input", "--corpus", str(corpus), "--fields", "title", "text",
-                            "encoder", "--encoder", str(tiny_dream_dir), "--representation", "impact",
-                            "--batch-size", "6", "--max-length", "64", "--device", "cpu",
-                            "output", "--embeddings", str(tmp_path / "impact"), "--no-progress"]) == 0
+    assert (
+        encode_cli.main(
+            [
+                "input",
+                "--corpus",
+                str(corpus),
+                "--fields",
+                "title",
+                "text",
+                "encoder",
+                "--encoder",
+                str(tiny_dream_dir),
+                "--representation",
+                "impact",
+                "--batch-size",
+                "6",
+                "--max-length",
+                "64",
+                "--device",
+                "cpu",
+                "output",
+                "--embeddings",
+                str(tmp_path / "impact"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert index_cli.main(["lucene", "--input", str(tmp_path / "impact"), "--index", str(tmp_path / "idx")]) == 0
     docs = dict(iter_vector_records(tmp_path / "impact"))
     assert len(docs) == 12

@@ -1,4 +1,5 @@
 """``python -m pyserini_diffretriever.search``: run files, hybrid fusion, errors, and trec_eval on the output."""
+
 from __future__ import annotations
 
 import logging
@@ -9,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from search.index_builders import FakeQueryEncoder, random_multi_docs, write_multi_index
 
 from pyserini_diffretriever.cli import search as search_cli
 from pyserini_diffretriever.search import factory
 from pyserini_diffretriever.search.multivector import MultiVectorSearcher
 from pyserini_diffretriever.search.scoring import maxsim
-from search.index_builders import FakeQueryEncoder, random_multi_docs, write_multi_index
 
 TREC_LINE = re.compile(r"^(\S+) Q0 (\S+) (\d+) (-?\d+\.\d{6}) (\S+)$")
 
@@ -51,8 +52,22 @@ def fake_multi(tmp_path, monkeypatch):
 
 def test_single_index_run_is_pyserini_trec_with_exact_scores(fake_multi, tmp_path):
     out = tmp_path / "runs" / "multi.trec"
-    argv = ["--index", str(fake_multi["folder"]), "--topics", str(fake_multi["topics"]), "--output", str(out),
-            "--hits", "5", "--mode", "exact", "--run-tag", "mytag", "--batch-size", "2"]
+    argv = [
+        "--index",
+        str(fake_multi["folder"]),
+        "--topics",
+        str(fake_multi["topics"]),
+        "--output",
+        str(out),
+        "--hits",
+        "5",
+        "--mode",
+        "exact",
+        "--run-tag",
+        "mytag",
+        "--batch-size",
+        "2",
+    ]
     assert search_cli.main(argv) == 0
     run = parse_trec(out)
     assert list(run) == ["1", "2", "doc5"] and all(len(hits) == 5 for hits in run.values())
@@ -66,8 +81,19 @@ def test_single_index_run_is_pyserini_trec_with_exact_scores(fake_multi, tmp_pat
 
 def test_default_mode_msmarco_output_and_remove_query(fake_multi, tmp_path):
     out = tmp_path / "run.tsv"
-    argv = ["--index", str(fake_multi["folder"]), "--topics", str(fake_multi["topics"]), "--output", str(out),
-            "--hits", "3", "--output-format", "msmarco", "--remove-query"]
+    argv = [
+        "--index",
+        str(fake_multi["folder"]),
+        "--topics",
+        str(fake_multi["topics"]),
+        "--output",
+        str(out),
+        "--hits",
+        "3",
+        "--output-format",
+        "msmarco",
+        "--remove-query",
+    ]
     assert search_cli.main(argv) == 0
     lines = [line.split("\t") for line in out.read_text().splitlines()]
     assert all(len(fields) == 3 for fields in lines)
@@ -96,8 +122,12 @@ def test_usage_errors_exit_with_status_2(argv, tmp_path):
 
 def test_data_errors_are_reported_with_status_1(fake_multi, tmp_path, capsys):
     out = str(tmp_path / "r.trec")
-    assert search_cli.main(["--dense-index", str(fake_multi["folder"]), "--topics", str(fake_multi["topics"]),
-                            "--output", out]) == 1
+    assert (
+        search_cli.main(
+            ["--dense-index", str(fake_multi["folder"]), "--topics", str(fake_multi["topics"]), "--output", out]
+        )
+        == 1
+    )
     assert "given as --dense-index but its manifest kind is 'multi'" in capsys.readouterr().err
     bad = tmp_path / "bad.tsv"
     bad.write_text("1\tfine\n2 missing tab\n")
@@ -133,10 +163,36 @@ def test_encode_index_search_and_trec_eval_end_to_end(tmp_path, tiny_dream_dir, 
 
     corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(12))
     out = tmp_path / "enc"
-    assert encode_cli.main(["input", "--corpus", str(corpus), "--fields", "title", "text",
-                            "encoder", "--encoder", str(tiny_dream_dir), "--batch-size", "4", "--max-length", "64",
-                            "--device", "cpu", "--representation", "dense", "multi", "impact",
-                            "output", "--embeddings", str(out), "--no-progress"]) == 0
+    assert (
+        encode_cli.main(
+            [
+                "input",
+                "--corpus",
+                str(corpus),
+                "--fields",
+                "title",
+                "text",
+                "encoder",
+                "--encoder",
+                str(tiny_dream_dir),
+                "--batch-size",
+                "4",
+                "--max-length",
+                "64",
+                "--device",
+                "cpu",
+                "--representation",
+                "dense",
+                "multi",
+                "impact",
+                "output",
+                "--embeddings",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert index_cli.main(["lucene", "--input", str(out / "impact"), "--index", str(tmp_path / "lucene")]) == 0
     topics = tmp_path / "topics.tsv"
     topics.write_text("1\tshock wave boundary layer\n2\theat transfer at high mach number\n3\twing flutter\n")
@@ -145,8 +201,24 @@ def test_encode_index_search_and_trec_eval_end_to_end(tmp_path, tiny_dream_dir, 
 
     def search(name, *argv):
         run = tmp_path / f"{name}.trec"
-        assert search_cli.main([*argv, "--topics", str(topics), "--output", str(run), "--hits", "10",
-                                "--max-length", "64", "--run-tag", name]) == 0
+        assert (
+            search_cli.main(
+                [
+                    *argv,
+                    "--topics",
+                    str(topics),
+                    "--output",
+                    str(run),
+                    "--hits",
+                    "10",
+                    "--max-length",
+                    "64",
+                    "--run-tag",
+                    name,
+                ]
+            )
+            == 0
+        )
         parsed = parse_trec(run)
         # a random tiny model may give a query no impact term present in the index: no lines, as in Pyserini
         assert list(parsed) == ["1", "2", "3"] or (name == "impact" and set(parsed) <= {"1", "2", "3"})
@@ -157,12 +229,30 @@ def test_encode_index_search_and_trec_eval_end_to_end(tmp_path, tiny_dream_dir, 
     search("impact", "--index", str(tmp_path / "lucene"))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="pyserini_diffretriever.search.factory"):
-        hybrid_run, hybrid = search("hybrid", "--multi-index", str(out / "multi"), "--impact-index",
-                                    str(tmp_path / "lucene"), "--alpha", "0.5", "--depth", "10")
+        hybrid_run, hybrid = search(
+            "hybrid",
+            "--multi-index",
+            str(out / "multi"),
+            "--impact-index",
+            str(tmp_path / "lucene"),
+            "--alpha",
+            "0.5",
+            "--depth",
+            "10",
+        )
     built = [r.getMessage() for r in caplog.records if r.getMessage().startswith("query encoder for")]
     assert len(built) == 2 and "DiffRetrieverModel" in built[1]  # the impact side reuses the loaded model
-    search("pyserini", "--dense-index", str(out / "dense"), "--impact-index", str(tmp_path / "lucene"),
-           "--fusion", "pyserini", "--depth", "10")
+    search(
+        "pyserini",
+        "--dense-index",
+        str(out / "dense"),
+        "--impact-index",
+        str(tmp_path / "lucene"),
+        "--fusion",
+        "pyserini",
+        "--depth",
+        "10",
+    )
     assert all(0.0 <= score <= 1.0 for hits in hybrid.values() for _, _, score, _ in hits)
 
     # the CLI's multi run is exhaustive MaxSim of the query encoder's vectors against the stored documents
@@ -173,18 +263,39 @@ def test_encode_index_search_and_trec_eval_end_to_end(tmp_path, tiny_dream_dir, 
     assert [d for d, *_ in multi["3"]] == [d for _, d in expected[:10]]
 
     for run in (multi_run, hybrid_run):
-        done = subprocess.run([sys.executable, "-m", "pyserini_diffretriever.run", "pyserini.eval.trec_eval",
-                               "-c", "-m", "ndcg_cut.10", str(qrels), str(run)],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pyserini_diffretriever.run",
+                "pyserini.eval.trec_eval",
+                "-c",
+                "-m",
+                "ndcg_cut.10",
+                str(qrels),
+                str(run),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         value = re.search(r"ndcg_cut_10\s+all\s+([0-9.]+)", done.stdout)
         assert value and 0.0 <= float(value.group(1)) <= 1.0, done.stdout
 
 
 def test_module_entry_point_prints_help_without_starting_java():
-    done = subprocess.run([sys.executable, "-c", "import runpy, sys, jnius_config; sys.argv = ['x', '--help']\n"
-                           "try:\n    runpy.run_module('pyserini_diffretriever.search', run_name='__main__')\n"
-                           "except SystemExit as e:\n    print('exit', e.code, jnius_config.vm_running)"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import runpy, sys, jnius_config; sys.argv = ['x', '--help']\n"
+            "try:\n    runpy.run_module('pyserini_diffretriever.search', run_name='__main__')\n"
+            "except SystemExit as e:\n    print('exit', e.code, jnius_config.vm_running)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "--multi-index" in done.stdout and "trec_eval" in done.stdout
     assert done.stdout.strip().endswith("exit 0 False")

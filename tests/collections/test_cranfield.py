@@ -61,9 +61,7 @@ def test_corpus_lines_are_single_json_records_without_newlines():
     for line in lines[:-1]:
         record = json.loads(line)
         assert list(record) == ["id", "title", "text"]
-        assert all(
-            "\n" not in value and "\t" not in value and value == value.strip() for value in record.values()
-        )
+        assert all("\n" not in value and "\t" not in value and value == value.strip() for value in record.values())
 
 
 def test_empty_documents_are_kept_and_only_those_are_empty(collection):

@@ -1,4 +1,5 @@
 """Shared tiny models for the encoder tests (loaded once, read-only)."""
+
 from __future__ import annotations
 
 import pytest

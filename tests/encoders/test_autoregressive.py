@@ -1,4 +1,5 @@
 """The Pyserini encoder classes and the encode CLI with an autoregressive (PromptReps) backbone, method.md §9."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,11 @@ from pyserini_diffretriever.representation.content_words import content_token_id
 
 pytestmark = pytest.mark.jvm  # importing pyserini.encode starts the JVM in Pyserini 2.3
 
-DOCS = ["Volcanic eruptions inject sulfate aerosols into the stratosphere and cool the climate.",
-        "Photosynthesis converts light into chemical energy.",
-        "lift and drag of thin wings at supersonic speeds"]
+DOCS = [
+    "Volcanic eruptions inject sulfate aerosols into the stratosphere and cool the climate.",
+    "Photosynthesis converts light into chemical energy.",
+    "lift and drag of thin wings at supersonic speeds",
+]
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +89,9 @@ def test_forward_calls_per_batch_are_one_plus_n_minus_one(models, monkeypatch):
     model = models["qwen2"]
     calls = []
     original = type(model.backbone.model).causal_forward
-    monkeypatch.setattr(type(model.backbone.model), "causal_forward",
-                        lambda self, *a, **kw: calls.append(1) or original(self, *a, **kw))
+    monkeypatch.setattr(
+        type(model.backbone.model), "causal_forward", lambda self, *a, **kw: calls.append(1) or original(self, *a, **kw)
+    )
     DiffRetrieverDocumentEncoder(model, k=6, batch_size=2, representation="multi").encode(DOCS)
     assert len(calls) == 2 * 6  # two batches, each a prompt pass + 5 single-token steps
 
@@ -111,9 +115,28 @@ def test_encode_cli_accepts_an_autoregressive_backbone(folders, tmp_path):
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"d{i}", "contents": text}) + "\n" for i, text in enumerate(DOCS)))
     out = tmp_path / "out"
-    status = encode_cli.main(["input", "--corpus", str(corpus), "encoder", "--encoder", str(folders["qwen2"]),
-                              "--representation", "dense", "multi", "impact", "--device", "cpu", "--k", "3",
-                              "output", "--embeddings", str(out), "--no-progress"])
+    status = encode_cli.main(
+        [
+            "input",
+            "--corpus",
+            str(corpus),
+            "encoder",
+            "--encoder",
+            str(folders["qwen2"]),
+            "--representation",
+            "dense",
+            "multi",
+            "impact",
+            "--device",
+            "cpu",
+            "--k",
+            "3",
+            "output",
+            "--embeddings",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert status == 0
     manifest = read_manifest(out / "multi")
     assert manifest["encoder"]["family"] == "autoregressive" and manifest["encoder"]["k"] == 3

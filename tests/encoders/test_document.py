@@ -1,4 +1,5 @@
 """DiffRetrieverDocumentEncoder: the Pyserini DocumentEncoder contract on tiny Dream / LLaDA checkpoints."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,10 @@ TITLES = ["Volcanoes", None, "Retrieval"]
 
 @pytest.fixture(scope="module")
 def encoders(dream_model):
-    return {rep: DiffRetrieverDocumentEncoder(dream_model, representation=rep, max_length=128)
-            for rep in ("dense", "multi", "impact")}
+    return {
+        rep: DiffRetrieverDocumentEncoder(dream_model, representation=rep, max_length=128)
+        for rep in ("dense", "multi", "impact")
+    }
 
 
 def test_is_a_pyserini_document_encoder(encoders):
@@ -62,9 +65,21 @@ def test_impact_output_has_plain_int_weights(encoders, dream_model):
             assert type(term) is str and type(weight) is int and weight >= 1
             assert not any(ch.isspace() for ch in term)
     # the title's content words are allowed terms of the first passage
-    allowed = {terms.term(i) for w in ("volcanoes", "volcanic", "eruptions", "inject", "sulfate", "aerosols",
-                                        "stratosphere", "cool", "climate")
-               for i in dream_model.tokenizer.encode(w, add_special_tokens=False)}
+    allowed = {
+        terms.term(i)
+        for w in (
+            "volcanoes",
+            "volcanic",
+            "eruptions",
+            "inject",
+            "sulfate",
+            "aerosols",
+            "stratosphere",
+            "cool",
+            "climate",
+        )
+        for i in dream_model.tokenizer.encode(w, add_special_tokens=False)
+    }
     assert set(out[0]) <= allowed
 
 
@@ -125,11 +140,27 @@ def test_settings_record_what_must_match(encoders, dream_model):
     assert doc["model_type"] == "Dream" and doc["hidden_size"] == dream_model.hidden_size
     assert doc["vocabulary_sha256"] == query["vocabulary_sha256"] and len(doc["vocabulary_sha256"]) == 64
     assert doc["prompt"] == "few" and doc["prompt_sha256"] != query["prompt_sha256"]
-    for key in ("backbone", "max_length", "quantization", "rounding", "sparse_top_k", "logits", "denoise_steps",
-                "adapter", "representation", "prompt_ids_sha256", "tokenizer_size"):
+    for key in (
+        "backbone",
+        "max_length",
+        "quantization",
+        "rounding",
+        "sparse_top_k",
+        "logits",
+        "denoise_steps",
+        "adapter",
+        "representation",
+        "prompt_ids_sha256",
+        "tokenizer_size",
+    ):
         assert key in doc
     assert (doc["quantization"], doc["rounding"], doc["sparse_top_k"], doc["logits"], doc["denoise_steps"]) == (
-        100.0, "truncate", 128, "unshifted", 1)
+        100.0,
+        "truncate",
+        128,
+        "unshifted",
+        1,
+    )
     assert all(doc[key] == query[key] for key in SHARED_SETTINGS)
 
 
@@ -146,17 +177,20 @@ def test_loading_by_path(tiny_dream_dir):
     assert encoder.encode(["hello"]).shape == (1, encoder.dimension)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"representation": "sparse"}, ValueError, "representation='sparse'"),
-    ({"prompt": "four"}, ValueError, "prompt='four'"),
-    ({"logits": "left"}, ValueError, "logits='left'"),
-    ({"rounding": "floor"}, ValueError, "rounding='floor'"),
-    ({"max_length": 20}, ValueError, "leaves no room for text"),
-    ({"k": 0}, ValueError, "k=0"),
-    ({"denoise_steps": 0}, ValueError, "denoise_steps=0"),
-    ({"batch_size": 0}, ValueError, "batch_size=0"),
-    ({"pooling": "cls"}, TypeError, "unexpected keyword arguments \\['pooling'\\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"representation": "sparse"}, ValueError, "representation='sparse'"),
+        ({"prompt": "four"}, ValueError, "prompt='four'"),
+        ({"logits": "left"}, ValueError, "logits='left'"),
+        ({"rounding": "floor"}, ValueError, "rounding='floor'"),
+        ({"max_length": 20}, ValueError, "leaves no room for text"),
+        ({"k": 0}, ValueError, "k=0"),
+        ({"denoise_steps": 0}, ValueError, "denoise_steps=0"),
+        ({"batch_size": 0}, ValueError, "batch_size=0"),
+        ({"pooling": "cls"}, TypeError, "unexpected keyword arguments \\['pooling'\\]"),
+    ],
+)
 def test_constructor_validation(dream_model, kwargs, error, message):
     with pytest.raises(error, match=message):
         DiffRetrieverDocumentEncoder(dream_model, **kwargs)

@@ -1,4 +1,5 @@
 """DiffRetrieverQueryEncoder: the Pyserini QueryEncoder contract, including a real FaissSearcher round trip."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Lucene impact indexes from impact-vectors folders: Pyserini's indexer, verified counts, searchable scores."""
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,8 @@ def test_count_mismatch_names_the_skipped_record_and_leaves_no_index(tmp_path):
     folder = _impact_folder(tmp_path / "impact")
     # a hand-edited part file with a record Anserini silently skips (all weights truncate to 0)
     (folder / "vectors" / "part-00009.jsonl").write_text(
-        json.dumps({"id": "bad", "contents": "", "vector": {"wing": 0.4}}) + "\n")
+        json.dumps({"id": "bad", "contents": "", "vector": {"wing": 0.4}}) + "\n"
+    )
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["num_docs"] += 1
     (folder / "manifest.json").write_text(json.dumps(manifest))
@@ -91,5 +93,16 @@ def test_input_checks(tmp_path):
 
 def test_documented_pyserini_arguments(tmp_path):
     assert pyserini_index_args("V", "I", threads=3) == [
-        "--collection", "JsonVectorCollection", "--input", "V", "--index", "I",
-        "--generator", "DefaultLuceneDocumentGenerator", "--threads", "3", "--impact", "--pretokenized"]
+        "--collection",
+        "JsonVectorCollection",
+        "--input",
+        "V",
+        "--index",
+        "I",
+        "--generator",
+        "DefaultLuceneDocumentGenerator",
+        "--threads",
+        "3",
+        "--impact",
+        "--pretokenized",
+    ]

@@ -3,6 +3,7 @@
 Each scenario runs in a fresh interpreter (a JVM is started once per process and cannot be restarted),
 with every outbound socket connection blocked, as on an offline machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.jvm]
 # Runs inside the child: block sockets, import the package, build a 3-doc impact index with Pyserini's own
 # indexing CLI, then search it with LuceneImpactSearcher and a custom QueryEncoder.
 SCENARIO = textwrap.dedent(
-    r'''
+    r"""
     import json, os, socket, subprocess, sys
 
     def _refuse(*args, **kwargs):
@@ -62,7 +63,7 @@ SCENARIO = textwrap.dedent(
         "java_home": os.environ["JAVA_HOME"], "source": runtime.source, "vector": runtime.has_vector_module,
         "jvm": str(autoclass("java.lang.System").getProperty("java.version")), "hits": hits,
     }))
-    '''
+    """
 )
 
 
@@ -100,15 +101,21 @@ def _system_jdk21() -> str:
 
 
 def test_java_home_unset_indexes_with_pyserini_cli_and_searches(tmp_path):
-    result = _run(tmp_path, {"JAVA_HOME": None, "PYSERINI_DIFFRETRIEVER_JAVA": None}, mode="subprocess"
-                  if _java.find_java_runtime().has_vector_module else "wrapper")
+    result = _run(
+        tmp_path,
+        {"JAVA_HOME": None, "PYSERINI_DIFFRETRIEVER_JAVA": None},
+        mode="subprocess" if _java.find_java_runtime().has_vector_module else "wrapper",
+    )
     _check_hits(result)
 
 
 def test_java_home_set_to_jdk21_is_used(tmp_path):
     home = _system_jdk21()
-    result = _run(tmp_path, {"JAVA_HOME": home, "PYSERINI_DIFFRETRIEVER_JAVA": None},
-                  mode="subprocess" if _java.inspect_runtime(home, "x").has_vector_module else "wrapper")
+    result = _run(
+        tmp_path,
+        {"JAVA_HOME": home, "PYSERINI_DIFFRETRIEVER_JAVA": None},
+        mode="subprocess" if _java.inspect_runtime(home, "x").has_vector_module else "wrapper",
+    )
     assert result["java_home"] == home
     _check_hits(result)
 

@@ -10,6 +10,7 @@ without it the real encoder named by ``encoder --encoder`` is loaded. ``--kill-a
 its N-th write-side I/O event (the event is written to ``--label-file`` first). A run that ends writes its
 number of events to ``--count-file`` and exits with the CLI's status; ``--trace-file`` lists every event.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ def main() -> int:
     if options.fake:
         encode_cli.load_encoder = lambda args: FakeEncoder()
     faults = IOFaults(kill_at=options.kill_at, label_file=options.label_file, trace_file=options.trace_file).install()
-    status = encode_cli.main(argv[split + 1:])
+    status = encode_cli.main(argv[split + 1 :])
     if options.count_file:
         Path(options.count_file).write_text(str(faults.events))
     return status

@@ -8,6 +8,7 @@
   is used up).
 * :func:`compare_trees`: byte-for-byte comparison of two output folders.
 """
+
 from __future__ import annotations
 
 import errno
@@ -43,8 +44,13 @@ def cranfield_like(n: int) -> list[dict]:
     docs = []
     for i in range(n):
         title, text = TOPICS[i % len(TOPICS)]
-        docs.append({"_id": f"cran{i + 1}", "title": f"{title} {i // len(TOPICS) + 1}",
-                     "text": f"{text}; case {i} with mach number {i % 7 + 1}." + " more detail" * (i % 6)})
+        docs.append(
+            {
+                "_id": f"cran{i + 1}",
+                "title": f"{title} {i // len(TOPICS) + 1}",
+                "text": f"{text}; case {i} with mach number {i % 7 + 1}." + " more detail" * (i % 6),
+            }
+        )
     return docs
 
 
@@ -96,7 +102,7 @@ class FakeEncoder:
 class _FaultyFile:
     """A writable binary handle whose writes are I/O events (and may hit a full disk)."""
 
-    def __init__(self, handle, faults: "IOFaults", path: str) -> None:
+    def __init__(self, handle, faults: IOFaults, path: str) -> None:
         self._handle, self._faults, self._path = handle, faults, path
 
     def write(self, data) -> int:
@@ -121,7 +127,7 @@ class _FaultyFile:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._handle, name)
 
-    def __enter__(self) -> "_FaultyFile":
+    def __enter__(self) -> _FaultyFile:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -135,13 +141,21 @@ class IOFaults:
     the rest of the process, which is what a child about to be killed wants).
     """
 
-    def __init__(self, kill_at: int | None = None, enospc_after: int | None = None,
-                 label_file: str | os.PathLike | None = None, trace_file: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        kill_at: int | None = None,
+        enospc_after: int | None = None,
+        label_file: str | os.PathLike | None = None,
+        trace_file: str | os.PathLike | None = None,
+    ) -> None:
         self.kill_at = kill_at
         self.enospc_after = enospc_after
         self.label_file = label_file
-        self.trace_fd = (None if trace_file is None else
-                         _ORIGINAL["os.open"](str(trace_file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        self.trace_fd = (
+            None
+            if trace_file is None
+            else _ORIGINAL["os.open"](str(trace_file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        )
         self.events = 0
         self.bytes_written = 0
         self.enospc_hits: list[str] = []
@@ -161,7 +175,7 @@ class IOFaults:
                 _ORIGINAL["os.close"](fd)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def install(self, setattr: Callable[[Any, str, Any], None] = setattr) -> "IOFaults":
+    def install(self, setattr: Callable[[Any, str, Any], None] = setattr) -> IOFaults:
         from pyserini_diffretriever.writers import _files
 
         original_open = _files.open_output
@@ -177,6 +191,7 @@ class IOFaults:
                 if self.enospc_after is not None and name == "fsync" and self.bytes_written >= self.enospc_after:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "fsync")
                 return function(*args, **kwargs)
+
             return wrapped
 
         setattr(_files, "open_output", open_output)
@@ -192,8 +207,9 @@ _ORIGINAL = {"os.open": os.open, "os.write": os.write, "os.close": os.close}
 # --- comparing outputs -------------------------------------------------------------------------------------
 def tree_files(folder: Path) -> dict[str, bytes]:
     """``{relative path: bytes}`` of every file under ``folder``."""
-    return {path.relative_to(folder).as_posix(): path.read_bytes()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()
+    }
 
 
 def compare_trees(left: Path, right: Path) -> list[str]:
@@ -203,8 +219,9 @@ def compare_trees(left: Path, right: Path) -> list[str]:
     problems += [f"only in {right.name}: {name}" for name in sorted(b.keys() - a.keys())]
     for name in sorted(a.keys() & b.keys()):
         if a[name] != b[name]:
-            first = next((i for i, (x, y) in enumerate(zip(a[name], b[name])) if x != y), min(len(a[name]),
-                                                                                                len(b[name])))
+            first = next(
+                (i for i, (x, y) in enumerate(zip(a[name], b[name])) if x != y), min(len(a[name]), len(b[name]))
+            )
             problems.append(f"{name}: {len(a[name])} vs {len(b[name])} bytes, first difference at byte {first}")
     return problems
 
@@ -216,8 +233,14 @@ def siblings(out: Path) -> list[str]:
 
 # --- child processes ---------------------------------------------------------------------------------------
 def child_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               SOURCE_DATE_EPOCH="1700000000", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        SOURCE_DATE_EPOCH="1700000000",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     env.update(extra)
     return env
 
@@ -227,15 +250,44 @@ def encode_module_command(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "pyserini_diffretriever.encode", *argv]
 
 
-def encode_argv(corpus: Path, out: Path, encoder: str = "fake", representations: Sequence[str] = ("dense", "multi",
-                "impact"), batch_size: int = 3, checkpoint_every: int = 1, extra_input: Sequence[str] = (),
-                extra_encoder: Sequence[str] = (), extra_output: Sequence[str] = ()) -> list[str]:
+def encode_argv(
+    corpus: Path,
+    out: Path,
+    encoder: str = "fake",
+    representations: Sequence[str] = ("dense", "multi", "impact"),
+    batch_size: int = 3,
+    checkpoint_every: int = 1,
+    extra_input: Sequence[str] = (),
+    extra_encoder: Sequence[str] = (),
+    extra_output: Sequence[str] = (),
+) -> list[str]:
     """Arguments of ``python -m pyserini_diffretriever.encode`` for the fault-injection runs."""
-    return ["input", "--corpus", str(corpus), "--fields", "title", "text", *extra_input,
-            "encoder", "--encoder", encoder, "--representation", *representations, "--batch-size", str(batch_size),
-            *extra_encoder,
-            "output", "--embeddings", str(out), "--no-progress", "--records-per-file", "7",
-            "--checkpoint-every", str(checkpoint_every), *extra_output]
+    return [
+        "input",
+        "--corpus",
+        str(corpus),
+        "--fields",
+        "title",
+        "text",
+        *extra_input,
+        "encoder",
+        "--encoder",
+        encoder,
+        "--representation",
+        *representations,
+        "--batch-size",
+        str(batch_size),
+        *extra_encoder,
+        "output",
+        "--embeddings",
+        str(out),
+        "--no-progress",
+        "--records-per-file",
+        "7",
+        "--checkpoint-every",
+        str(checkpoint_every),
+        *extra_output,
+    ]
 
 
 @dataclass
@@ -247,11 +299,21 @@ class ChildResult:
     trace: list[str]  # every event "N<TAB>label" when traced
 
 
-def run_child(argv: Sequence[str], workdir: Path, *, fake: bool = True, kill_at: int | None = None,
-              trace: bool = False, timeout: float = 300) -> ChildResult:
+def run_child(
+    argv: Sequence[str],
+    workdir: Path,
+    *,
+    fake: bool = True,
+    kill_at: int | None = None,
+    trace: bool = False,
+    timeout: float = 300,
+) -> ChildResult:
     """Run ``encode_child.py`` (the encode CLI, optionally with :class:`FakeEncoder`) to its end or its kill."""
-    label_file, count_file, trace_file = (workdir / "kill-label.txt", workdir / "event-count.txt",
-                                          workdir / "event-trace.txt")
+    label_file, count_file, trace_file = (
+        workdir / "kill-label.txt",
+        workdir / "event-count.txt",
+        workdir / "event-trace.txt",
+    )
     for path in (label_file, count_file, trace_file):
         path.unlink(missing_ok=True)
     command = [sys.executable, str(CHILD), "--count-file", str(count_file), "--label-file", str(label_file)]

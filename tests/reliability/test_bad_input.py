@@ -1,6 +1,7 @@
 """The bad-input catalogue: every kind of bad corpus record, in strict mode (a clear error naming file, line and
 problem; no output) and in skip mode (listed in skipped-records.jsonl, counted in the manifest, every good
 record still encoded: nothing lost silently)."""
+
 from __future__ import annotations
 
 import gzip
@@ -25,8 +26,12 @@ CATALOGUE = [
     ("json-single-quotes", "{'_id': 'x', 'text': 'a'}", "invalid-json", r"invalid JSON"),
     ("json-nested-too-deep", "[" * 2000 + "]" * 2000, "invalid-json", r"invalid JSON \(nested too deeply\)"),
     ("json-nbsp-only", "\u00a0", "invalid-json", r"invalid JSON"),
-    ("utf8-latin1-byte", b'{"_id": "x", "text": "caf\xe9"}', "invalid-utf8",
-     r"invalid UTF-8 \(byte 0xe9 at byte 26 of the line"),
+    (
+        "utf8-latin1-byte",
+        b'{"_id": "x", "text": "caf\xe9"}',
+        "invalid-utf8",
+        r"invalid UTF-8 \(byte 0xe9 at byte 26 of the line",
+    ),
     ("utf8-cut-multibyte", b'{"_id": "x", "text": "\xe2\x82"}', "invalid-utf8", r"invalid UTF-8"),
     ("not-object-list", '["x", "text"]', "not-an-object", r"expected a JSON object, got list"),
     ("not-object-string", '"just text"', "not-an-object", r"expected a JSON object, got str"),
@@ -48,16 +53,36 @@ CATALOGUE = [
     ("contents-wrong-split", '{"_id": "x", "contents": "a|b|c"}', "bad-field", r"splits into 1 parts"),
     ("empty-text", '{"_id": "x", "title": "", "text": ""}', "empty-text", r"empty text in document 'x'"),
     ("whitespace-text", '{"_id": "x", "title": " \\t", "text": "\\n  "}', "empty-text", r"empty text"),
-    ("nul-in-text", '{"_id": "x", "title": "t", "text": "a\\u0000b"}', "control-character",
-     r"field 'text' of document 'x' contains control character U\+0000 at offset 1"),
-    ("escape-in-text", '{"_id": "x", "title": "t", "text": "a\\u001b[31mred"}', "control-character",
-     r"control character U\+001B"),
-    ("lone-surrogate", '{"_id": "x", "title": "t", "text": "a\\ud800b"}', "control-character",
-     r"lone surrogate U\+D800"),
-    ("too-long", json.dumps({"_id": "x", "title": "t", "text": "lift " * 2000}), "too-long",
-     r"record is 10\d\d\d bytes, longer than the limit of 4096 \(--max-record-bytes\)"),
-    ("duplicate-id", '{"_id": "cran2", "title": "t", "text": "again"}', "duplicate-id",
-     r"duplicate id 'cran2' \(first seen at .*corpus.jsonl, line 2\)"),
+    (
+        "nul-in-text",
+        '{"_id": "x", "title": "t", "text": "a\\u0000b"}',
+        "control-character",
+        r"field 'text' of document 'x' contains control character U\+0000 at offset 1",
+    ),
+    (
+        "escape-in-text",
+        '{"_id": "x", "title": "t", "text": "a\\u001b[31mred"}',
+        "control-character",
+        r"control character U\+001B",
+    ),
+    (
+        "lone-surrogate",
+        '{"_id": "x", "title": "t", "text": "a\\ud800b"}',
+        "control-character",
+        r"lone surrogate U\+D800",
+    ),
+    (
+        "too-long",
+        json.dumps({"_id": "x", "title": "t", "text": "lift " * 2000}),
+        "too-long",
+        r"record is 10\d\d\d bytes, longer than the limit of 4096 \(--max-record-bytes\)",
+    ),
+    (
+        "duplicate-id",
+        '{"_id": "cran2", "title": "t", "text": "again"}',
+        "duplicate-id",
+        r"duplicate id 'cran2' \(first seen at .*corpus.jsonl, line 2\)",
+    ),
 ]
 LIMIT = ["--max-record-bytes", "4096"]
 
@@ -70,8 +95,11 @@ def corpus_with(tmp_path, bad_line):
 
 def run(monkeypatch, corpus, out, *extra_input, representations=("dense", "multi", "impact")):
     monkeypatch.setattr(encode_cli, "load_encoder", lambda args: FakeEncoder())
-    return encode_cli.main(encode_argv(corpus, out, representations=representations, checkpoint_every=1000,
-                                       extra_input=[*LIMIT, *extra_input]))
+    return encode_cli.main(
+        encode_argv(
+            corpus, out, representations=representations, checkpoint_every=1000, extra_input=[*LIMIT, *extra_input]
+        )
+    )
 
 
 def test_catalogue_covers_every_problem_code():
@@ -144,15 +172,26 @@ def test_same_shards_in_strict_and_skip_mode(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("lines", "ids"),
     [
-        ([b"\xef\xbb\xbf" + json.dumps({"_id": "a", "title": "", "text": "bom"}).encode(),
-          {"_id": "b", "title": "", "text": "x"}], ["a", "b"]),
-        ([json.dumps({"_id": "a", "title": "", "text": "crlf"}) + "\r", {"_id": "b", "title": "", "text": "x"}],
-         ["a", "b"]),
+        (
+            [
+                b"\xef\xbb\xbf" + json.dumps({"_id": "a", "title": "", "text": "bom"}).encode(),
+                {"_id": "b", "title": "", "text": "x"},
+            ],
+            ["a", "b"],
+        ),
+        (
+            [json.dumps({"_id": "a", "title": "", "text": "crlf"}) + "\r", {"_id": "b", "title": "", "text": "x"}],
+            ["a", "b"],
+        ),
         (["", {"_id": "a", "title": "", "text": "x"}, "   ", {"_id": "b", "title": "", "text": "y"}], ["a", "b"]),
-        ([{"_id": "a", "title": "", "text": "form\ffeed and\vtab are whitespace, \u0085 and C1 \u0090 are kept"}],
-         ["a"]),
-        ([{"_id": 7, "title": "", "text": "numeric id"}, {"_id": "ü-ñ", "title": "", "text": "non-ASCII id"}],
-         ["7", "ü-ñ"]),
+        (
+            [{"_id": "a", "title": "", "text": "form\ffeed and\vtab are whitespace, \u0085 and C1 \u0090 are kept"}],
+            ["a"],
+        ),
+        (
+            [{"_id": 7, "title": "", "text": "numeric id"}, {"_id": "ü-ñ", "title": "", "text": "non-ASCII id"}],
+            ["7", "ü-ñ"],
+        ),
     ],
     ids=["utf8-bom", "crlf", "blank-lines", "whitespace-controls", "numeric-and-unicode-ids"],
 )
@@ -164,8 +203,9 @@ def test_accepted_variants_are_not_problems(tmp_path, monkeypatch, lines, ids):
 
 def test_last_line_without_newline_is_a_record(tmp_path, monkeypatch):
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text(json.dumps({"_id": "a", "title": "", "text": "x"}) + "\n"
-                      + json.dumps({"_id": "b", "title": "", "text": "y"}))
+    corpus.write_text(
+        json.dumps({"_id": "a", "title": "", "text": "x"}) + "\n" + json.dumps({"_id": "b", "title": "", "text": "y"})
+    )
     assert run(monkeypatch, corpus, tmp_path / "out", representations=("dense",)) == 0
     assert read_faiss_docids(tmp_path / "out") == ["a", "b"]
 
@@ -204,8 +244,9 @@ def test_corrupt_gzip_corpus_names_the_file(tmp_path, monkeypatch, caplog):
 def test_bad_record_in_second_file_names_that_file(tmp_path, monkeypatch, caplog):
     folder = tmp_path / "corpus"
     write_corpus(folder / "a.jsonl", cranfield_like(3))
-    write_corpus(folder / "b.jsonl", [{"_id": "b1", "title": "", "text": "fine"},
-                                      '{"_id": "b2", "title": "", "text": 3}'])
+    write_corpus(
+        folder / "b.jsonl", [{"_id": "b1", "title": "", "text": "fine"}, '{"_id": "b2", "title": "", "text": 3}']
+    )
     assert run(monkeypatch, folder, tmp_path / "out") == 1
     assert f"{folder / 'b.jsonl'}, line 2: field 'text' of document 'b2' is int" in caplog.text
 

@@ -1,6 +1,7 @@
 """Truncated, corrupted and inconsistent output folders are detected with an error naming the folder, the file
 and the problem, wherever a folder is opened: verify_output, MultiVectorFolder, merge, Lucene indexing, and the
 searchers (open_searcher and the search CLI check a folder before FAISS or numpy read it)."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,13 @@ def folders(tmp_path_factory):
         argv = encode_argv(corpus, root / "pristine", checkpoint_every=1000, extra_input=["--on-error", "skip"])
         assert encode_cli.main(argv) == 0
         for shard in range(2):
-            argv = encode_argv(corpus, root / f"shard{shard}", representations=("dense",), checkpoint_every=1000,
-                               extra_input=["--on-error", "skip", "--shard-id", str(shard), "--shard-num", "2"])
+            argv = encode_argv(
+                corpus,
+                root / f"shard{shard}",
+                representations=("dense",),
+                checkpoint_every=1000,
+                extra_input=["--on-error", "skip", "--shard-id", str(shard), "--shard-num", "2"],
+            )
             assert encode_cli.main(argv) == 0
     finally:
         encode_cli.load_encoder = original
@@ -68,59 +74,141 @@ def _manifest_edit(folder, **changes):
 
 DAMAGE = {
     "dense": [
-        ("index-cut-end", lambda f: _truncate(f / "index", -10), CorruptOutputError,
-         r"index is \d+ bytes, expected \d+ for 10 vectors of dimension 8 \(truncated or corrupt\)"),
-        ("index-cut-header", lambda f: _truncate(f / "index", 20), CorruptOutputError,
-         r"index is truncated \(20 bytes, shorter than a FAISS header\)"),
-        ("index-garbage", lambda f: (f / "index").write_bytes(b"\x00garbage" * 10), CorruptOutputError,
-         r"index is not a readable FAISS index"),
+        (
+            "index-cut-end",
+            lambda f: _truncate(f / "index", -10),
+            CorruptOutputError,
+            r"index is \d+ bytes, expected \d+ for 10 vectors of dimension 8 \(truncated or corrupt\)",
+        ),
+        (
+            "index-cut-header",
+            lambda f: _truncate(f / "index", 20),
+            CorruptOutputError,
+            r"index is truncated \(20 bytes, shorter than a FAISS header\)",
+        ),
+        (
+            "index-garbage",
+            lambda f: (f / "index").write_bytes(b"\x00garbage" * 10),
+            CorruptOutputError,
+            r"index is not a readable FAISS index",
+        ),
         ("docid-missing", lambda f: (f / "docid").unlink(), CorruptOutputError, r"docid is missing"),
-        ("docid-extra-line", lambda f: (f / "docid").write_text((f / "docid").read_text() + "ghost\n"),
-         CorruptOutputError, r"docid lists 11 ids but the manifest says num_docs=10"),
+        (
+            "docid-extra-line",
+            lambda f: (f / "docid").write_text((f / "docid").read_text() + "ghost\n"),
+            CorruptOutputError,
+            r"docid lists 11 ids but the manifest says num_docs=10",
+        ),
         ("docid-cut", lambda f: _truncate(f / "docid", -2), CorruptOutputError, r"docid does not end with a newline"),
         ("manifest-missing", lambda f: (f / "manifest.json").unlink(), ManifestError, r"no manifest\.json"),
-        ("manifest-not-json", lambda f: (f / "manifest.json").write_text('{"format": "pyserini-diff'),
-         ManifestError, r"corrupt manifest"),
-        ("manifest-not-utf8", lambda f: (f / "manifest.json").write_bytes(b"\xff\xfe{}"), ManifestError,
-         r"corrupt manifest"),
-        ("manifest-num-docs", lambda f: _manifest_edit(f, num_docs=11), CorruptOutputError,
-         r"index holds 10 vectors, the manifest says num_docs=11"),
-        ("manifest-dimension", lambda f: _manifest_edit(f, dimension=16), CorruptOutputError,
-         r"index has dimension 8, the manifest says 16"),
-        ("leftover-temp", lambda f: (f / "vectors.f32.tmp").write_bytes(b"x"), CorruptOutputError,
-         r"temporary files \['vectors\.f32\.tmp'\] are still there"),
-        ("skip-report-cut", lambda f: _truncate(f / "skipped-records.jsonl", 0), CorruptOutputError,
-         r"skipped-records\.jsonl lists 0 records, the manifest says num_skipped_records=1"),
+        (
+            "manifest-not-json",
+            lambda f: (f / "manifest.json").write_text('{"format": "pyserini-diff'),
+            ManifestError,
+            r"corrupt manifest",
+        ),
+        (
+            "manifest-not-utf8",
+            lambda f: (f / "manifest.json").write_bytes(b"\xff\xfe{}"),
+            ManifestError,
+            r"corrupt manifest",
+        ),
+        (
+            "manifest-num-docs",
+            lambda f: _manifest_edit(f, num_docs=11),
+            CorruptOutputError,
+            r"index holds 10 vectors, the manifest says num_docs=11",
+        ),
+        (
+            "manifest-dimension",
+            lambda f: _manifest_edit(f, dimension=16),
+            CorruptOutputError,
+            r"index has dimension 8, the manifest says 16",
+        ),
+        (
+            "leftover-temp",
+            lambda f: (f / "vectors.f32.tmp").write_bytes(b"x"),
+            CorruptOutputError,
+            r"temporary files \['vectors\.f32\.tmp'\] are still there",
+        ),
+        (
+            "skip-report-cut",
+            lambda f: _truncate(f / "skipped-records.jsonl", 0),
+            CorruptOutputError,
+            r"skipped-records\.jsonl lists 0 records, the manifest says num_skipped_records=1",
+        ),
     ],
     "multi": [
-        ("vectors-cut", lambda f: _truncate(f / "vectors.npy", -4), CorruptOutputError,
-         r"vectors\.npy is \d+ bytes, expected \d+ for shape \[\d+, 8\] \(truncated or corrupt\)"),
-        ("vectors-header-zeroed", lambda f: (f / "vectors.npy").write_bytes(b"\0" * 128 + (f / "vectors.npy")
-                                                                           .read_bytes()[128:]),
-         CorruptOutputError, r"vectors\.npy: not a \.npy file"),
+        (
+            "vectors-cut",
+            lambda f: _truncate(f / "vectors.npy", -4),
+            CorruptOutputError,
+            r"vectors\.npy is \d+ bytes, expected \d+ for shape \[\d+, 8\] \(truncated or corrupt\)",
+        ),
+        (
+            "vectors-header-zeroed",
+            lambda f: (f / "vectors.npy").write_bytes(b"\0" * 128 + (f / "vectors.npy").read_bytes()[128:]),
+            CorruptOutputError,
+            r"vectors\.npy: not a \.npy file",
+        ),
         ("vectors-empty", lambda f: _truncate(f / "vectors.npy", 0), CorruptOutputError, r"vectors\.npy: not a \.npy"),
         ("offsets-missing", lambda f: (f / "offsets.npy").unlink(), CorruptOutputError, r"offsets\.npy is missing"),
-        ("offsets-cut", lambda f: _truncate(f / "offsets.npy", -8), CorruptOutputError,
-         r"offsets\.npy is not readable"),
-        ("offsets-wrong-length", lambda f: np.save(f / "offsets.npy", np.arange(5, dtype=np.int64)),
-         CorruptOutputError, r"offsets\.npy is int64 \[5\], expected int64 \[11\]"),
-        ("offsets-wrong-end", lambda f: np.save(f / "offsets.npy", np.arange(11, dtype=np.int64)),
-         CorruptOutputError, r"offsets\.npy must increase from 0 to \d+"),
-        ("manifest-dtype", lambda f: _manifest_edit(f, dtype="float16"), CorruptOutputError,
-         r"vectors\.npy holds float32, the manifest says float16"),
-        ("manifest-num-vectors", lambda f: _manifest_edit(f, num_vectors=3), CorruptOutputError,
-         r"vectors\.npy has shape \[\d+, 8\], the manifest says \[3, 8\]"),
-        ("docid-missing-line", lambda f: (f / "docid").write_text("\n".join((f / "docid").read_text().split()[1:])
-                                                                  + "\n"),
-         CorruptOutputError, r"docid lists 9 ids but the manifest says num_docs=10"),
+        (
+            "offsets-cut",
+            lambda f: _truncate(f / "offsets.npy", -8),
+            CorruptOutputError,
+            r"offsets\.npy is not readable",
+        ),
+        (
+            "offsets-wrong-length",
+            lambda f: np.save(f / "offsets.npy", np.arange(5, dtype=np.int64)),
+            CorruptOutputError,
+            r"offsets\.npy is int64 \[5\], expected int64 \[11\]",
+        ),
+        (
+            "offsets-wrong-end",
+            lambda f: np.save(f / "offsets.npy", np.arange(11, dtype=np.int64)),
+            CorruptOutputError,
+            r"offsets\.npy must increase from 0 to \d+",
+        ),
+        (
+            "manifest-dtype",
+            lambda f: _manifest_edit(f, dtype="float16"),
+            CorruptOutputError,
+            r"vectors\.npy holds float32, the manifest says float16",
+        ),
+        (
+            "manifest-num-vectors",
+            lambda f: _manifest_edit(f, num_vectors=3),
+            CorruptOutputError,
+            r"vectors\.npy has shape \[\d+, 8\], the manifest says \[3, 8\]",
+        ),
+        (
+            "docid-missing-line",
+            lambda f: (f / "docid").write_text("\n".join((f / "docid").read_text().split()[1:]) + "\n"),
+            CorruptOutputError,
+            r"docid lists 9 ids but the manifest says num_docs=10",
+        ),
     ],
     "impact": [
-        ("part-cut-mid-line", lambda f: _truncate(f / "vectors" / "part-00001.jsonl", -5), CorruptOutputError,
-         r"vectors/part-00001\.jsonl does not end with a newline \(truncated\)"),
-        ("part-missing", lambda f: (f / "vectors" / "part-00001.jsonl").unlink(), CorruptOutputError,
-         r"vectors/ holds 7 records, the manifest says num_docs=10"),
-        ("stray-file", lambda f: (f / "vectors" / "notes.txt").write_text("x"), CorruptOutputError,
-         r"vectors/ holds non-\.jsonl entries \['notes\.txt'\]"),
+        (
+            "part-cut-mid-line",
+            lambda f: _truncate(f / "vectors" / "part-00001.jsonl", -5),
+            CorruptOutputError,
+            r"vectors/part-00001\.jsonl does not end with a newline \(truncated\)",
+        ),
+        (
+            "part-missing",
+            lambda f: (f / "vectors" / "part-00001.jsonl").unlink(),
+            CorruptOutputError,
+            r"vectors/ holds 7 records, the manifest says num_docs=10",
+        ),
+        (
+            "stray-file",
+            lambda f: (f / "vectors" / "notes.txt").write_text("x"),
+            CorruptOutputError,
+            r"vectors/ holds non-\.jsonl entries \['notes\.txt'\]",
+        ),
         ("vectors-dir-missing", lambda f: shutil.rmtree(f / "vectors"), CorruptOutputError, r"vectors/ is missing"),
         ("manifest-kind", lambda f: _manifest_edit(f, kind="bogus"), ManifestError, r"unknown kind 'bogus'"),
     ],
@@ -167,20 +255,33 @@ def test_merge_refuses_a_damaged_shard(folders, tmp_path, caplog):
     shard1 = tmp_path / "shard1"
     shutil.copytree(folders / "shard1", shard1)
     _truncate(shard1 / "index", -8)
-    status = index_cli.main(["merge", "--inputs", str(folders / "shard0"), str(shard1), "--output",
-                             str(tmp_path / "merged")])
+    status = index_cli.main(
+        ["merge", "--inputs", str(folders / "shard0"), str(shard1), "--output", str(tmp_path / "merged")]
+    )
     assert status == 1
     assert re.search(rf"{re.escape(str(shard1))}: index is \d+ bytes, expected", caplog.text)
     assert not (tmp_path / "merged").exists()
 
 
 def test_merge_carries_the_skip_reports(folders, tmp_path):
-    assert index_cli.main(["merge", "--inputs", str(folders / "shard0"), str(folders / "shard1"), "--output",
-                           str(tmp_path / "merged")]) == 0
+    assert (
+        index_cli.main(
+            [
+                "merge",
+                "--inputs",
+                str(folders / "shard0"),
+                str(folders / "shard1"),
+                "--output",
+                str(tmp_path / "merged"),
+            ]
+        )
+        == 0
+    )
     merged = verify_output(tmp_path / "merged")
     assert merged["num_docs"] == DOCS and merged["num_skipped_records"] == 1
-    assert (tmp_path / "merged" / "skipped-records.jsonl").read_text() == \
-        (folders / "pristine" / "dense" / "skipped-records.jsonl").read_text()
+    assert (tmp_path / "merged" / "skipped-records.jsonl").read_text() == (
+        folders / "pristine" / "dense" / "skipped-records.jsonl"
+    ).read_text()
 
 
 def test_lucene_indexing_refuses_a_truncated_impact_folder(folders, tmp_path, caplog):
@@ -192,8 +293,12 @@ def test_lucene_indexing_refuses_a_truncated_impact_folder(folders, tmp_path, ca
 
 
 SEARCH_DAMAGE = [
-    ("dense", "index-cut-end", lambda f: _truncate(f / "index", -10),
-     r"index is \d+ bytes, expected \d+ for 10 vectors of dimension 8 \(truncated or corrupt\)"),
+    (
+        "dense",
+        "index-cut-end",
+        lambda f: _truncate(f / "index", -10),
+        r"index is \d+ bytes, expected \d+ for 10 vectors of dimension 8 \(truncated or corrupt\)",
+    ),
     ("dense", "index-cut-header", lambda f: _truncate(f / "index", 20), r"index is truncated \(20 bytes"),
     ("multi", "vectors-cut", lambda f: _truncate(f / "vectors.npy", -4), r"vectors\.npy is \d+ bytes, expected"),
 ]

@@ -2,6 +2,7 @@
 after B bytes (``OSError(ENOSPC)``, and fsync fails from then on). Each run must stop with one clear message,
 leave nothing that looks finished, keep the committed work, and a rerun after space is freed must end
 byte-identical to a run that never failed."""
+
 from __future__ import annotations
 
 import logging

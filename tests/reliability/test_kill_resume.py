@@ -11,6 +11,7 @@ Two kinds of trials:
 
 All runs set ``SOURCE_DATE_EPOCH`` so that "byte-identical" covers every file, manifests included.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -129,8 +130,16 @@ def _interrupted(tmp_path, monkeypatch, batches=4, docs=20):
 
 def _main(monkeypatch, corpus, out, *extra_output, batch_size=3, extra_input=()):
     monkeypatch.setattr(encode_cli, "load_encoder", lambda args: FakeEncoder())
-    return encode_cli.main(encode_argv(corpus, out, representations=("dense", "impact"), batch_size=batch_size,
-                                       extra_input=extra_input, extra_output=extra_output))
+    return encode_cli.main(
+        encode_argv(
+            corpus,
+            out,
+            representations=("dense", "impact"),
+            batch_size=batch_size,
+            extra_input=extra_input,
+            extra_output=extra_output,
+        )
+    )
 
 
 def test_resume_after_an_exception_equals_an_uninterrupted_run(tmp_path, monkeypatch, caplog):
@@ -157,8 +166,14 @@ def test_resume_after_an_exception_equals_an_uninterrupted_run(tmp_path, monkeyp
 def test_rerun_with_other_settings_is_refused_and_keeps_the_partial(tmp_path, monkeypatch, caplog, change, message):
     corpus = _interrupted(tmp_path, monkeypatch)
     before = sorted(p.name for p in (tmp_path / "out.partial").rglob("*"))
-    status = _main(monkeypatch, corpus, tmp_path / "out", *change.get("extra_output", ()),
-                   batch_size=change.get("batch_size", 3), extra_input=change.get("extra_input", ()))
+    status = _main(
+        monkeypatch,
+        corpus,
+        tmp_path / "out",
+        *change.get("extra_output", ()),
+        batch_size=change.get("batch_size", 3),
+        extra_input=change.get("extra_input", ()),
+    )
     assert status == 1
     assert re.search(message, caplog.text) and "--restart" in caplog.text
     assert sorted(p.name for p in (tmp_path / "out.partial").rglob("*")) == before
@@ -264,9 +279,16 @@ def test_real_encoder_killed_at_a_random_time_resumes_byte_identical(tmp_path, t
     corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(40))
 
     def command(out):
-        return encode_module_command(encode_argv(
-            corpus, out, encoder=str(tiny_dream_dir), batch_size=4, checkpoint_every=4,
-            extra_encoder=["--max-length", "64", "--device", "cpu"]))
+        return encode_module_command(
+            encode_argv(
+                corpus,
+                out,
+                encoder=str(tiny_dream_dir),
+                batch_size=4,
+                checkpoint_every=4,
+                extra_encoder=["--max-length", "64", "--device", "cpu"],
+            )
+        )
 
     status, window = kill_after(command(tmp_path / "ref"), tmp_path / "ref", None)
     assert status == 0 and window > 0
@@ -294,8 +316,14 @@ def test_real_encoder_is_deterministic(tmp_path, tiny_dream_dir, monkeypatch):
     encoder = DiffRetrieverDocumentEncoder(str(tiny_dream_dir), max_length=64, batch_size=4)
     monkeypatch.setattr(encode_cli, "load_encoder", lambda args: encoder)
     for name in ("first", "second"):
-        argv = encode_argv(corpus, tmp_path / name, encoder=str(tiny_dream_dir), batch_size=4, checkpoint_every=1000,
-                           extra_encoder=["--max-length", "64", "--device", "cpu"])
+        argv = encode_argv(
+            corpus,
+            tmp_path / name,
+            encoder=str(tiny_dream_dir),
+            batch_size=4,
+            checkpoint_every=1000,
+            extra_encoder=["--max-length", "64", "--device", "cpu"],
+        )
         assert encode_cli.main(argv) == 0
     assert compare_trees(tmp_path / "first", tmp_path / "second") == []
     assert (tmp_path / "first" / "impact" / "vectors" / "part-00003.jsonl").is_file()  # 24 records, 7 per part

@@ -7,6 +7,7 @@ The query K and prompt differ from the documents' by design (Dream: K_q=4, K_p=1
 the manifest's ``query`` record (what the index expects of its queries, written at encode time), not with the
 document settings; the default query encoder takes them from that record.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,14 @@ def index(tmp_path_factory, tiny_dream_dir, dream):
     original = encode_cli.load_encoder
     encode_cli.load_encoder = lambda args: encoder  # a module-scoped fixture cannot use monkeypatch
     try:
-        argv = encode_argv(corpus, root / "out", encoder=str(tiny_dream_dir), batch_size=4, checkpoint_every=1000,
-                           extra_encoder=["--max-length", "64", "--device", "cpu"])
+        argv = encode_argv(
+            corpus,
+            root / "out",
+            encoder=str(tiny_dream_dir),
+            batch_size=4,
+            checkpoint_every=1000,
+            extra_encoder=["--max-length", "64", "--device", "cpu"],
+        )
         assert encode_cli.main(argv) == 0
     finally:
         encode_cli.load_encoder = original
@@ -79,8 +86,12 @@ def test_matching_query_encoder_opens_and_searches(index, dream, name):
 # --- the query K and prompt the index expects (manifest "query") ----------------------------------------------
 def test_every_folder_records_the_query_settings_it_expects(index, dream):
     direct = query_encoder(dream, prompt="few").settings()  # what a default query encoder reports
-    expected = {"k": default_k("Dream", "query"), "prompt": "few", "prompt_sha256": direct["prompt_sha256"],
-                "max_length": 512}
+    expected = {
+        "k": default_k("Dream", "query"),
+        "prompt": "few",
+        "prompt_sha256": direct["prompt_sha256"],
+        "max_length": 512,
+    }
     assert expected["k"] == 4 != read_manifest(index / "dense")["encoder"]["k"]  # K_q differs from K_p
     for name in ("dense", "multi", "impact"):
         assert read_manifest(index / name)["query"] == expected
@@ -165,10 +176,26 @@ def yaml_index(tmp_path_factory, tiny_dream_dir, dream):
     original = encode_cli.load_encoder
     encode_cli.load_encoder = lambda args: encoder
     try:
-        argv = encode_argv(corpus, root / "out", encoder=str(tiny_dream_dir), representations=("multi",),
-                           batch_size=4, checkpoint_every=1000,
-                           extra_encoder=["--max-length", "64", "--device", "cpu", "--query-prompt",
-                                          str(root / "query.yaml"), "--query-k", "3", "--query-max-length", "48"])
+        argv = encode_argv(
+            corpus,
+            root / "out",
+            encoder=str(tiny_dream_dir),
+            representations=("multi",),
+            batch_size=4,
+            checkpoint_every=1000,
+            extra_encoder=[
+                "--max-length",
+                "64",
+                "--device",
+                "cpu",
+                "--query-prompt",
+                str(root / "query.yaml"),
+                "--query-k",
+                "3",
+                "--query-max-length",
+                "48",
+            ],
+        )
         assert encode_cli.main(argv) == 0
     finally:
         encode_cli.load_encoder = original
@@ -200,8 +227,11 @@ def test_missing_custom_query_prompt_asks_for_it(yaml_index, dream, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["query"]["prompt_file"] = str(tmp_path / "gone.yaml")
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexFormatError, match=r"custom prompt YAML .*gone\.yaml, which is missing or has changed.*"
-                                               r"--prompt PATH"):
+    with pytest.raises(
+        IndexFormatError,
+        match=r"custom prompt YAML .*gone\.yaml, which is missing or has changed.*"
+        r"--prompt PATH",
+    ):
         open_searcher(folder, model=dream)
 
 
@@ -215,8 +245,23 @@ def test_search_cli_defaults_refuses_and_ignores(index, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "k: index expects queries with 4 vs query encoder 2" in err and "prompt: index expects" in err
     assert "Traceback" not in err and not (tmp_path / "k2.trec").exists()
-    assert search_cli.main([*base, "--output", str(tmp_path / "k2.trec"), "--k", "2", "--prompt", "one",
-                            "--ignore-mismatch", "k", "prompt"]) == 0
+    assert (
+        search_cli.main(
+            [
+                *base,
+                "--output",
+                str(tmp_path / "k2.trec"),
+                "--k",
+                "2",
+                "--prompt",
+                "one",
+                "--ignore-mismatch",
+                "k",
+                "prompt",
+            ]
+        )
+        == 0
+    )
     with pytest.raises(SystemExit) as usage:
         search_cli.main([*base, "--output", str(tmp_path / "x.trec"), "--ignore-mismatch", "kq"])
     assert usage.value.code == 2
@@ -248,8 +293,11 @@ def test_index_built_with_other_settings_is_refused(index, dream, tmp_path, case
 
 @pytest.mark.parametrize(("name", "representation"), [("dense", "multi"), ("multi", "dense"), ("dense", "impact")])
 def test_query_representation_must_match_the_index(index, dream, name, representation):
-    with pytest.raises(IndexMismatchError, match=rf"representation: index '{name}' vs query encoder "
-                                                 rf"'{representation}'"):
+    with pytest.raises(
+        IndexMismatchError,
+        match=rf"representation: index '{name}' vs query encoder "
+        rf"'{representation}'",
+    ):
         open_searcher(index / name, query_encoder(dream, representation=representation))
 
 

@@ -1,4 +1,5 @@
 """Fixtures for representation tests: the real Dream tokenizer and loaded tiny backbones."""
+
 from __future__ import annotations
 
 from pathlib import Path

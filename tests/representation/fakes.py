@@ -1,7 +1,8 @@
 """Test doubles: a scripted backbone whose hidden states and logits the tests control exactly."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -9,11 +10,21 @@ from torch import nn
 from pyserini_diffretriever.backbones.base import BackboneSpec
 
 
-def small_spec(vocab_size: int = 12, hidden_size: int = 4, *, mask_token_id: int = 11,
-               logits_shifted: bool = True) -> BackboneSpec:
-    return BackboneSpec(model_type="Dream", family="diffusion", mask_token_id=mask_token_id, pad_token_id=0,
-                        eos_token_id=1, chat_end_token_id=2, hidden_size=hidden_size, vocab_size=vocab_size,
-                        logits_shifted=logits_shifted, name_or_path="scripted")
+def small_spec(
+    vocab_size: int = 12, hidden_size: int = 4, *, mask_token_id: int = 11, logits_shifted: bool = True
+) -> BackboneSpec:
+    return BackboneSpec(
+        model_type="Dream",
+        family="diffusion",
+        mask_token_id=mask_token_id,
+        pad_token_id=0,
+        eos_token_id=1,
+        chat_end_token_id=2,
+        hidden_size=hidden_size,
+        vocab_size=vocab_size,
+        logits_shifted=logits_shifted,
+        name_or_path="scripted",
+    )
 
 
 class ScriptedBackbone(nn.Module):

@@ -1,4 +1,5 @@
 """Dense representations (method §4) on hand examples."""
+
 from __future__ import annotations
 
 import numpy as np

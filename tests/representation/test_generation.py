@@ -1,5 +1,6 @@
 """PromptReps read-out (method.md §9): the AR input layout, cached generation == recomputation, forward-call
 count, stop truncation at ``"`` / special tokens, and the shared sparse/dense downstream."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,8 @@ import torch
 
 from pyserini_diffretriever.backbones import load_backbone
 from pyserini_diffretriever.fixtures import write_tiny_llama, write_tiny_qwen2
-from pyserini_diffretriever.representation.inputs import EncodedBatch, InputBuilder, InputError
 from pyserini_diffretriever.representation.generation import ar_stop_token_ids, generate_representatives
+from pyserini_diffretriever.representation.inputs import EncodedBatch, InputBuilder, InputError
 from pyserini_diffretriever.representation.readout import ReadoutConfig
 
 TEXTS = ["what is the boundary layer", "lift", "heat transfer to a blunt body in hypersonic flow at mach six"]
@@ -17,8 +18,10 @@ TEXTS = ["what is the boundary layer", "lift", "heat transfer to a blunt body in
 @pytest.fixture(scope="module")
 def backbones(tmp_path_factory):
     root = tmp_path_factory.mktemp("ar")
-    return {"qwen2": load_backbone(write_tiny_qwen2(root / "qwen2")),
-            "llama": load_backbone(write_tiny_llama(root / "llama"))}
+    return {
+        "qwen2": load_backbone(write_tiny_qwen2(root / "qwen2")),
+        "llama": load_backbone(write_tiny_llama(root / "llama")),
+    }
 
 
 def builder(lb, k=4, prompt="few", side="query", max_length=128):
@@ -44,6 +47,7 @@ class Counting:
 
 
 # -- input layout ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("which", ["qwen2", "llama"])
 def test_rows_end_with_the_opening_quote_and_have_no_masks_or_tail(backbones, which):
@@ -90,6 +94,7 @@ def test_text_budget_counts_the_prompt(backbones):
 
 # -- generation == recomputation --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("which", ["qwen2", "llama"])
 def test_kv_cache_generation_equals_recomputation(backbones, which):
     """Each slot's hidden state and logits equal an uncached forward over prompt + generated tokens."""
@@ -105,8 +110,9 @@ def test_kv_cache_generation_equals_recomputation(backbones, which):
         hidden = lb.model.hidden_states(full, torch.ones_like(full))[0]
         positions = [len(prompt) - 1 + k for k in range(n)]
         torch.testing.assert_close(out.dense[i], hidden[positions], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(out.logits[i], lb.model.vocab_logits(hidden[positions]).float(),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            out.logits[i], lb.model.vocab_logits(hidden[positions]).float(), atol=1e-5, rtol=1e-5
+        )
         assert out.decoded_ids[i].tolist() == out.logits[i].argmax(-1).tolist()
 
 
@@ -164,8 +170,9 @@ class Scripted(torch.nn.Module):
 
 def scripted_batch(last_tokens: list[int]) -> EncodedBatch:
     ids = torch.tensor([[4, t] for t in last_tokens])
-    return EncodedBatch(ids, torch.ones_like(ids), 5, (1,) * len(last_tokens), (False,) * len(last_tokens),
-                        autoregressive=True)
+    return EncodedBatch(
+        ids, torch.ones_like(ids), 5, (1,) * len(last_tokens), (False,) * len(last_tokens), autoregressive=True
+    )
 
 
 def test_stop_at_quote_and_special_zeroes_that_slot_and_later_ones():
@@ -174,10 +181,8 @@ def test_stop_at_quote_and_special_zeroes_that_slot_and_later_ones():
     # row 0: slots read at tokens 5, 6, '"' -> generated token 2 is '"' -> slots 2.. zeroed
     # row 1: slot 0 read at 7 predicts SPECIAL -> generated token 1 stops -> only slot 0 kept
     # row 2: 8 -> 9 -> 10 -> 11 -> 12, never stops
-    out = generate_representatives(model, scripted_batch([5, 7, 8]), 5, stop_ids={QUOTE, SPECIAL},
-                                   content_ids=content)
-    assert out.slot_mask.tolist() == [[True, True, False, False, False], [True, False, False, False, False],
-                                      [True] * 5]
+    out = generate_representatives(model, scripted_batch([5, 7, 8]), 5, stop_ids={QUOTE, SPECIAL}, content_ids=content)
+    assert out.slot_mask.tolist() == [[True, True, False, False, False], [True, False, False, False, False], [True] * 5]
     assert out.decoded_ids[2].tolist() == [9, 10, 11, 12, 13]
     assert out.decoded_ids[0, :2].tolist() == [6, QUOTE]
     assert (out.dense[0, 2:] == 0).all() and (out.dense[1, 1:] == 0).all() and (out.dense[2] != 0).any(-1).all()
@@ -210,6 +215,7 @@ def test_stop_ids_of_the_real_tokenizers(backbones):
 
 
 # -- argument checks -----------------------------------------------------------------------------------
+
 
 def test_rejects_diffusion_batches_and_settings(backbones):
     lb = backbones["qwen2"]

@@ -3,6 +3,7 @@
 The expected ids are built independently of the package: the Qwen chat template is written out by hand
 and the K-adapted prompt wording comes from the hand-written table in ``test_prompts``.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -16,20 +17,36 @@ from .test_prompts import SYSTEM, expected_suffix
 MASK, QUOTE, SPACE_QUOTE, IM_END, EOS = 151666, 1, 330, 151645, 151643
 
 DREAM_SPEC = BackboneSpec(
-    model_type="Dream", family="diffusion", mask_token_id=MASK, pad_token_id=EOS, eos_token_id=EOS,
-    chat_end_token_id=IM_END, hidden_size=8, vocab_size=152064, logits_shifted=True, name_or_path="dream-test",
+    model_type="Dream",
+    family="diffusion",
+    mask_token_id=MASK,
+    pad_token_id=EOS,
+    eos_token_id=EOS,
+    chat_end_token_id=IM_END,
+    hidden_size=8,
+    vocab_size=152064,
+    logits_shifted=True,
+    name_or_path="dream-test",
 )
-TEXTS = ["The Earth orbits the Sun.", "x", "Diffusion language models denoise masked tokens in parallel; "
-         "DiffRetriever reads K of them at once. " * 3]
+TEXTS = [
+    "The Earth orbits the Sun.",
+    "x",
+    "Diffusion language models denoise masked tokens in parallel; DiffRetriever reads K of them at once. " * 3,
+]
 
 
 def expected_row(tok, side: str, variant: str, k: int, text: str) -> list[int]:
     label = "Query" if side == "query" else "Passage"
     user_suffix, assistant_prefix = expected_suffix(variant, side, k)
-    before = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{label}: \""
+    before = f'<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{label}: "'
     after = f"{user_suffix}<|im_end|>\n<|im_start|>assistant\n{assistant_prefix}"
-    return (tok.encode(before, add_special_tokens=False) + tok.encode(text, add_special_tokens=False)
-            + tok.encode(after, add_special_tokens=False) + [MASK] * k + [QUOTE, IM_END, EOS])
+    return (
+        tok.encode(before, add_special_tokens=False)
+        + tok.encode(text, add_special_tokens=False)
+        + tok.encode(after, add_special_tokens=False)
+        + [MASK] * k
+        + [QUOTE, IM_END, EOS]
+    )
 
 
 @pytest.mark.parametrize("side", ["query", "passage"])
@@ -46,7 +63,7 @@ def test_layout_matches_hand_built_ids(dream_tokenizer, side, variant, k):
         assert batch.input_ids[row, : length - len(expected)].eq(EOS).all()  # left padding with the pad id
         assert batch.attention_mask[row].tolist() == [0] * (length - len(expected)) + [1] * len(expected)
     assert list(batch.mask_positions) == list(range(length - k - 3, length - 3))
-    assert batch.input_ids[:, length - k - 3: length - 3].eq(MASK).all()
+    assert batch.input_ids[:, length - k - 3 : length - 3].eq(MASK).all()
     # the quotation position (last suffix token) holds ' "' (id 330, with its leading space), not '"' (id 1)
     assert batch.input_ids[:, length - k - 4].eq(SPACE_QUOTE).all()
     assert batch.input_ids[:, -3:].tolist() == [[QUOTE, IM_END, EOS]] * len(TEXTS)
@@ -55,10 +72,12 @@ def test_layout_matches_hand_built_ids(dream_tokenizer, side, variant, k):
 def test_prompt_rendering_text(dream_tokenizer):
     builder = InputBuilder(dream_tokenizer, DREAM_SPEC, "few", 4, 512, "query")
     assert dream_tokenizer.decode(builder.prefix_ids) == (
-        f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\nQuery: \"")
+        f'<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\nQuery: "'
+    )
     assert dream_tokenizer.decode(builder.suffix_ids) == (
         '". Use a few words to represent the query in a retrieval task. Make sure your words are in lowercase.'
-        '<|im_end|>\n<|im_start|>assistant\nThe words are: "')
+        '<|im_end|>\n<|im_start|>assistant\nThe words are: "'
+    )
     assert builder.prefix_ids[0] == 151644 and builder.suffix_ids[-1] == SPACE_QUOTE
 
 
@@ -75,12 +94,13 @@ def test_mixed_lengths_and_truncation_touch_only_text(dream_tokenizer):
     length = batch.input_ids.shape[1]
     assert length == max_length + k + 3  # the truncated row fills the budget exactly
     text_ids = dream_tokenizer.encode(long_text, add_special_tokens=False)
-    assert batch.input_ids[1].tolist() == (builder.prefix_ids + text_ids[:budget] + builder.suffix_ids
-                                           + [MASK] * k + [QUOTE, IM_END, EOS])
+    assert batch.input_ids[1].tolist() == (
+        builder.prefix_ids + text_ids[:budget] + builder.suffix_ids + [MASK] * k + [QUOTE, IM_END, EOS]
+    )
     empty_row = batch.input_ids[2, batch.attention_mask[2].bool()].tolist()
     assert empty_row == builder.prefix_ids + builder.suffix_ids + [MASK] * k + [QUOTE, IM_END, EOS]
     for row in range(3):
-        assert batch.input_ids[row, length - k - 3: length - 3].eq(MASK).all()
+        assert batch.input_ids[row, length - k - 3 : length - 3].eq(MASK).all()
 
 
 def test_no_room_for_text_fails_loudly(dream_tokenizer):
@@ -89,11 +109,14 @@ def test_no_room_for_text_fails_loudly(dream_tokenizer):
     assert issubclass(InputError, ValueError)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"k": 0}, "k=0"),
-    ({"max_length": 0}, "max_length=0"),
-    ({"side": "doc"}, "side='doc'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"k": 0}, "k=0"),
+        ({"max_length": 0}, "max_length=0"),
+        ({"side": "doc"}, "side='doc'"),
+    ],
+)
 def test_invalid_arguments(dream_tokenizer, kwargs, message):
     args = {"prompt": "few", "k": 4, "max_length": 512, "side": "query"} | kwargs
     with pytest.raises(ValueError, match=message):
@@ -136,7 +159,10 @@ def test_titles(dream_tokenizer):
 
 
 def test_fingerprint_tracks_layout(dream_tokenizer):
-    make = lambda **kw: InputBuilder(dream_tokenizer, DREAM_SPEC, **({"prompt": "few", "k": 4, "max_length": 512,
-                                                                      "side": "query"} | kw)).fingerprint()
+    def make(**kw):
+        return InputBuilder(
+            dream_tokenizer, DREAM_SPEC, **({"prompt": "few", "k": 4, "max_length": 512, "side": "query"} | kw)
+        ).fingerprint()
+
     assert make() == make()
     assert len({make(), make(k=5), make(max_length=300), make(prompt="one"), make(side="passage")}) == 5

@@ -1,4 +1,5 @@
 """Prompt loading and K-adaptation (method §2.1-§2.2); expected strings are written out by hand."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,17 +19,26 @@ def expected_suffix(variant: str, side: str, k: int) -> tuple[str, str]:
     """(user_suffix, assistant_prefix) as §2.1/§2.2 state them, spelled out independently of the code."""
     count = {1: None, 2: "two", 4: "four", 10: "ten", 11: "11", 16: "16"}[k]
     if variant == "few":
-        return (f'". Use a few words to represent the {side} in a retrieval task. Make sure your words are in lowercase.',
-                'The words are: "')
+        return (
+            f'". Use a few words to represent the {side} in a retrieval task. Make sure your words are in lowercase.',
+            'The words are: "',
+        )
     if variant == "one":
         if k == 1:
-            return (f'". Use one word to represent the {side} in a retrieval task. Make sure your word is in lowercase.',
-                    'The word is: "')
-        return (f'". Use {count} words to represent the {side} in a retrieval task. Make sure your words are in lowercase.',
-                'The words are: "')
+            return (
+                f'". Use one word to represent the {side} in a retrieval task. Make sure your word is in lowercase.',
+                'The word is: "',
+            )
+        return (
+            f'". Use {count} words to represent the {side} in a retrieval task. Make sure your words are in lowercase.',
+            'The words are: "',
+        )
     number = "three" if k == 1 else count
-    return (f'". Use {number} words to represent the {side} in a retrieval task. Make sure your words are in '
-            "lowercase and split them by space.", 'The words are: "')
+    return (
+        f'". Use {number} words to represent the {side} in a retrieval task. Make sure your words are in '
+        "lowercase and split them by space.",
+        'The words are: "',
+    )
 
 
 @pytest.mark.parametrize("side", ["query", "passage"])
@@ -80,13 +90,16 @@ def test_template_none(tmp_path):
     assert load_prompt(path, "query").use_chat_template is False
 
 
-@pytest.mark.parametrize("content, message", [
-    ("system: s\nuser_prefix: p\nuser_suffix: q\n", "missing keys ['assistant_prefix']"),
-    ("system: s\nuser_prefix: p\nuser_suffix: q\nassistant_prefix: a\nextra: 1\n", "unknown keys ['extra']"),
-    ("system: s\nuser_prefix: 3\nuser_suffix: q\nassistant_prefix: a\n", "'user_prefix' must be a string"),
-    ("- a\n- b\n", "expected a YAML mapping"),
-    ("system: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("system: s\nuser_prefix: p\nuser_suffix: q\n", "missing keys ['assistant_prefix']"),
+        ("system: s\nuser_prefix: p\nuser_suffix: q\nassistant_prefix: a\nextra: 1\n", "unknown keys ['extra']"),
+        ("system: s\nuser_prefix: 3\nuser_suffix: q\nassistant_prefix: a\n", "'user_prefix' must be a string"),
+        ("- a\n- b\n", "expected a YAML mapping"),
+        ("system: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_bad_yaml_is_rejected(tmp_path, content, message):
     path = tmp_path / "bad.yaml"
     path.write_text(content)

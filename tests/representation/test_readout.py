@@ -1,4 +1,5 @@
 """One-pass read-out (method §3): positions, K-row logits, stop-token truncation, denoising, padding invariance."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,7 @@ V, MASK, STOP = 12, 11, 1
 def scripted_batch(rows: int, length: int, k: int) -> EncodedBatch:
     """Ids ``3`` everywhere, masks at L-K-3..L-4, one pad column on the left of row 0."""
     ids = torch.full((rows, length), 3, dtype=torch.long)
-    ids[:, length - k - 3: length - 3] = MASK
+    ids[:, length - k - 3 : length - 3] = MASK
     mask = torch.ones((rows, length), dtype=torch.long)
     ids[0, 0], mask[0, 0] = 0, 0
     return EncodedBatch(ids, mask, k, (1,) * rows, (False,) * rows)
@@ -92,10 +93,19 @@ def test_stop_truncation_zeroes_dense_and_sparse_slots():
     assert set(sparse[1]) == {STOP, 5, 6, 7} and set(sparse[2]) == {5, 6, 7, 8}
 
 
-@pytest.mark.parametrize("k, steps, counts", [
-    (4, 1, [4]), (4, 2, [1, 3]), (8, 2, [3, 5]), (16, 2, [7, 9]), (8, 4, [1, 2, 2, 3]), (16, 4, [3, 4, 4, 5]),
-    (4, 4, [1, 1, 1, 1]), (2, 4, [1, 1, 0, 0]),
-])
+@pytest.mark.parametrize(
+    "k, steps, counts",
+    [
+        (4, 1, [4]),
+        (4, 2, [1, 3]),
+        (8, 2, [3, 5]),
+        (16, 2, [7, 9]),
+        (8, 4, [1, 2, 2, 3]),
+        (16, 4, [3, 4, 4, 5]),
+        (4, 4, [1, 1, 1, 1]),
+        (2, 4, [1, 1, 0, 0]),
+    ],
+)
 def test_commit_schedule_matches_the_reference_table(k, steps, counts):
     assert commit_schedule(k, steps) == counts
 
@@ -122,7 +132,7 @@ def test_multi_step_denoising_commits_most_confident_first_and_captures_at_commi
     assert len(backbone.forward_ids) == 2  # schedule (4, 2) -> [1, 3]
     second = backbone.forward_ids[1]
     assert second[:, start + 3].eq(start + 3).all()  # the last slot was committed first and written back
-    assert second[:, start:start + 3].eq(MASK).all()
+    assert second[:, start : start + 3].eq(MASK).all()
     assert out.dense[:, :, 3].tolist() == [[1.0, 1.0, 1.0, 0.0]] * 2  # captured in pass 1, 1, 1 and 0
     assert out.decoded_ids.tolist() == [[start, start + 1, start + 2, start + 3]] * 2
 
@@ -139,8 +149,17 @@ def test_shifted_logits_need_a_shifted_backbone():
         read_out(backbone, scripted_batch(1, 9, 2), config=ReadoutConfig(logits="shifted"))
 
 
-@pytest.mark.parametrize("kwargs", [{"logits": "left"}, {"denoise_steps": 0}, {"sparse_top_k": 0},
-                                    {"quantization": 0}, {"rounding": "floor"}, {"max_logits_bytes": 0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"logits": "left"},
+        {"denoise_steps": 0},
+        {"sparse_top_k": 0},
+        {"quantization": 0},
+        {"rounding": "floor"},
+        {"max_logits_bytes": 0},
+    ],
+)
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         ReadoutConfig(**kwargs)
@@ -149,15 +168,22 @@ def test_config_validation(kwargs):
 # --- end to end on the tiny checkpoints --------------------------------------------------------------
 
 SHORT = "Photosynthesis converts light into chemical energy."
-LONGER = ["Volcanic eruptions inject sulfate aerosols into the stratosphere and cool the climate for years. " * 4,
-          "Diffusion language models predict all masked tokens of a sequence in parallel. " * 2]
+LONGER = [
+    "Volcanic eruptions inject sulfate aerosols into the stratosphere and cool the climate for years. " * 4,
+    "Diffusion language models predict all masked tokens of a sequence in parallel. " * 2,
+]
 
 
 def encode(loaded, texts, k=4, **config):
     tok, spec = loaded.tokenizer, loaded.spec
     builder = InputBuilder(tok, spec, "few", k, 256, "passage")
-    return read_out(loaded.model, builder.build(texts), config=ReadoutConfig(**config),
-                    stop_ids=stop_token_ids(tok, spec.mask_token_id), content_ids=content_token_ids(texts, tok))
+    return read_out(
+        loaded.model,
+        builder.build(texts),
+        config=ReadoutConfig(**config),
+        stop_ids=stop_token_ids(tok, spec.mask_token_id),
+        content_ids=content_token_ids(texts, tok),
+    )
 
 
 @pytest.mark.parametrize("family", ["dream", "llada"])
@@ -203,7 +229,7 @@ def test_k_row_head_equals_the_naive_full_logits(tiny_backbones, family, monkeyp
     with torch.no_grad():  # the reference's way: full logits, mask over V, top-128, int(100 v), max-pool
         full = original(model.hidden_states(batch.input_ids, batch.attention_mask)).float()
     start = batch.mask_start
-    naive = full[:, start:start + k]
+    naive = full[:, start : start + k]
     torch.testing.assert_close(out.logits, naive, rtol=1e-5, atol=1e-5)
     for row, allowed in enumerate(content):
         keep = torch.zeros(naive.shape[-1])

@@ -1,4 +1,5 @@
 """Sparse impacts (method §5): hand-computed weights, filtering, top-k, pooling; end to end on tiny Dream."""
+
 from __future__ import annotations
 
 import math
@@ -6,9 +7,9 @@ import math
 import pytest
 import torch
 
+from pyserini_diffretriever.representation.content_words import content_token_ids
 from pyserini_diffretriever.representation.inputs import InputBuilder
 from pyserini_diffretriever.representation.readout import read_out, stop_token_ids
-from pyserini_diffretriever.representation.content_words import content_token_ids
 from pyserini_diffretriever.representation.sparse import (
     pad_content_ids,
     pool_slots,
@@ -25,8 +26,9 @@ def impact(logit: float, scale: float = 100.0) -> int:
 
 
 def test_slot_impacts_hand_example():
-    logits = torch.tensor([[[0.0, 0.0, 2.0, 0.0, 0.0, 0.5, 0.0, -1.0, 0.0, 50.0],
-                            [0.0, 0.0, 0.1, 0.0, 0.0, 3.0, 0.0, 0.004, 0.0, 50.0]]])
+    logits = torch.tensor(
+        [[[0.0, 0.0, 2.0, 0.0, 0.0, 0.5, 0.0, -1.0, 0.0, 50.0], [0.0, 0.0, 0.1, 0.0, 0.0, 3.0, 0.0, 0.004, 0.0, 50.0]]]
+    )
     ids, valid = pad_content_ids([[2, 5, 7, MASK]])
     got_ids, got_w = slot_impacts(logits, ids, valid, mask_token_id=MASK, top_k=128)
     assert got_ids.shape == (1, 2, 4) and got_w.dtype == torch.int32
@@ -87,8 +89,12 @@ def test_sparse_vectors_hold_only_own_content_ids(tiny_backbones, family):
     words = [["quantum", "entanglement", "photons"], ["volcanic", "eruptions", "climate"], []]
     allowed = [{i for w in ws for i in tok.encode(w, add_special_tokens=False)} for ws in words]
     builder = InputBuilder(tok, spec, "few", 4, 128, "passage")
-    out = read_out(loaded.model, builder.build(texts), stop_ids=stop_token_ids(tok, spec.mask_token_id),
-                   content_ids=content_token_ids(texts, tok))
+    out = read_out(
+        loaded.model,
+        builder.build(texts),
+        stop_ids=stop_token_ids(tok, spec.mask_token_id),
+        content_ids=content_token_ids(texts, tok),
+    )
     vectors = out.sparse()
     assert vectors[2] == {}
     assert any(vectors[:2])  # the random tiny model still activates something

@@ -1,4 +1,5 @@
 """Lucene term strings: the full Dream vocabulary is usable, broken vocabularies are refused."""
+
 from __future__ import annotations
 
 import pytest
@@ -42,20 +43,23 @@ def test_to_terms_gives_plain_ints(dream_tokenizer):
 
     out = term_vocabulary(dream_tokenizer).to_terms({np.int64(9707): np.int32(12)})
     assert out == {"Hello": 12}
-    (key, value), = out.items()
+    ((key, value),) = out.items()
     assert type(key) is str and type(value) is int
 
 
-@pytest.mark.parametrize("tokens, message", [
-    (["a", "b c"], "contains whitespace"),
-    (["a", "b\u00a0"], "contains whitespace"),  # no-break space: Java's isWhitespace says no, we are stricter
-    (["a", "tab\t"], "contains whitespace"),
-    (["a", "b", "a"], "ids 0 and 2 share the string 'a'"),
-    (["a", ""], "has no token string"),
-    (["a", None], "has no token string"),
-    (["a", "x" * 256], "256 UTF-16 units"),
-    (["a", "\U0001F600" * 128], "256 UTF-16 units"),  # surrogate pairs count twice, as in Java
-])
+@pytest.mark.parametrize(
+    "tokens, message",
+    [
+        (["a", "b c"], "contains whitespace"),
+        (["a", "b\u00a0"], "contains whitespace"),  # no-break space: Java's isWhitespace says no, we are stricter
+        (["a", "tab\t"], "contains whitespace"),
+        (["a", "b", "a"], "ids 0 and 2 share the string 'a'"),
+        (["a", ""], "has no token string"),
+        (["a", None], "has no token string"),
+        (["a", "x" * 256], "256 UTF-16 units"),
+        (["a", "\U0001f600" * 128], "256 UTF-16 units"),  # surrogate pairs count twice, as in Java
+    ],
+)
 def test_unusable_vocabularies_raise(tokens, message):
     with pytest.raises(TermStringError, match=message):
         TermVocabulary(FakeTokenizer(tokens))

@@ -3,13 +3,15 @@
 Why here and not the project's writers: the search tests pin the *format contract* independently of the writer
 code, so a writer bug cannot hide a reader bug (and vice versa). Also fake query encoders and synthetic data.
 """
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +30,9 @@ ENCODER_SETTINGS = {
 }
 
 
-def write_manifest(folder: Path, kind: str, encoder: Mapping[str, Any] | None = None,
-                   name: str = "manifest.json", **extra: Any) -> Path:
+def write_manifest(
+    folder: Path, kind: str, encoder: Mapping[str, Any] | None = None, name: str = "manifest.json", **extra: Any
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {**FORMAT, "kind": kind, "encoder": dict(ENCODER_SETTINGS if encoder is None else encoder), **extra}
     (folder / name).write_text(json.dumps(manifest, indent=2))
@@ -40,8 +43,13 @@ def write_docids(folder: Path, docids: Sequence[str]) -> None:
     (folder / "docid").write_text("".join(f"{d}\n" for d in docids))
 
 
-def write_multi_index(folder: Path, docs: Sequence[np.ndarray], docids: Sequence[str],
-                      encoder: Mapping[str, Any] | None = None, dtype=np.float32) -> Path:
+def write_multi_index(
+    folder: Path,
+    docs: Sequence[np.ndarray],
+    docids: Sequence[str],
+    encoder: Mapping[str, Any] | None = None,
+    dtype=np.float32,
+) -> Path:
     """``docs[i]`` is the ``[K_i, H]`` array of document ``docids[i]`` (``K_i`` may be 0)."""
     folder.mkdir(parents=True, exist_ok=True)
     dim = docs[0].shape[1]
@@ -51,13 +59,21 @@ def write_multi_index(folder: Path, docs: Sequence[np.ndarray], docids: Sequence
     np.save(folder / "vectors.npy", vectors.astype(dtype))
     np.save(folder / "offsets.npy", offsets)
     write_docids(folder, docids)
-    write_manifest(folder, "multi", encoder, num_docs=len(docs), dimension=int(dim), num_vectors=int(offsets[-1]),
-                   dtype=np.dtype(dtype).name)
+    write_manifest(
+        folder,
+        "multi",
+        encoder,
+        num_docs=len(docs),
+        dimension=int(dim),
+        num_vectors=int(offsets[-1]),
+        dtype=np.dtype(dtype).name,
+    )
     return folder
 
 
-def write_dense_index(folder: Path, matrix: np.ndarray, docids: Sequence[str],
-                      encoder: Mapping[str, Any] | None = None) -> Path:
+def write_dense_index(
+    folder: Path, matrix: np.ndarray, docids: Sequence[str], encoder: Mapping[str, Any] | None = None
+) -> Path:
     """A FAISS ``IndexFlatIP`` folder exactly as Pyserini's ``FaissSearcher`` reads it, plus a manifest."""
     import faiss
 
@@ -70,17 +86,33 @@ def write_dense_index(folder: Path, matrix: np.ndarray, docids: Sequence[str],
     return folder
 
 
-def write_impact_index(folder: Path, vectors: Mapping[str, Mapping[str, int]],
-                       encoder: Mapping[str, Any] | None = None) -> Path:
+def write_impact_index(
+    folder: Path, vectors: Mapping[str, Mapping[str, int]], encoder: Mapping[str, Any] | None = None
+) -> Path:
     """A Lucene impact index built by Pyserini's own indexer (in a child process), plus its manifest."""
     collection = folder.parent / f"{folder.name}-jsonl"
     collection.mkdir(parents=True)
     with open(collection / "docs.jsonl", "w") as handle:
         for docid, vector in vectors.items():
             handle.write(json.dumps({"id": docid, "contents": "", "vector": dict(vector)}) + "\n")
-    command = [sys.executable, "-m", "pyserini_diffretriever.run", "pyserini.index.lucene",
-               "--collection", "JsonVectorCollection", "--input", str(collection), "--index", str(folder),
-               "--generator", "DefaultLuceneDocumentGenerator", "--threads", "1", "--impact", "--pretokenized"]
+    command = [
+        sys.executable,
+        "-m",
+        "pyserini_diffretriever.run",
+        "pyserini.index.lucene",
+        "--collection",
+        "JsonVectorCollection",
+        "--input",
+        str(collection),
+        "--index",
+        str(folder),
+        "--generator",
+        "DefaultLuceneDocumentGenerator",
+        "--threads",
+        "1",
+        "--impact",
+        "--pretokenized",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     write_manifest(folder, "impact-index", encoder, name="diffretriever-manifest.json", num_docs=len(vectors))
@@ -97,8 +129,9 @@ def random_multi_docs(n_docs: int, dim: int, seed: int, max_vectors: int = 5) ->
     return docs
 
 
-def clustered_collection(n_docs: int, per_doc: int, dim: int, n_topics: int, seed: int,
-                         doc_spread: float = 0.8, vector_spread: float = 0.6) -> list[np.ndarray]:
+def clustered_collection(
+    n_docs: int, per_doc: int, dim: int, n_topics: int, seed: int, doc_spread: float = 0.8, vector_spread: float = 0.6
+) -> list[np.ndarray]:
     """Random L2-normalised multi-vectors with topic structure, like real embeddings.
 
     Each text gets a centre near one of ``n_topics`` topic directions (``doc_spread``) and its vectors scatter
@@ -107,7 +140,9 @@ def clustered_collection(n_docs: int, per_doc: int, dim: int, n_topics: int, see
     """
     topics = _unit(np.random.default_rng(seed).standard_normal((n_topics, dim)))
     rng = np.random.default_rng([seed, n_docs, per_doc])
-    centres = _unit(topics[rng.integers(n_topics, size=n_docs)] + doc_spread * _unit(rng.standard_normal((n_docs, dim))))
+    centres = _unit(
+        topics[rng.integers(n_topics, size=n_docs)] + doc_spread * _unit(rng.standard_normal((n_docs, dim)))
+    )
     noise = _unit(rng.standard_normal((n_docs, per_doc, dim)))
     return [v.astype(np.float32) for v in _unit(centres[:, None, :] + vector_spread * noise)]
 
@@ -119,8 +154,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 class FakeSingleQueryEncoder:
     """A query encoder with a fixed ``{text: representation}`` table and ``settings()``, as the real one has."""
 
-    def __init__(self, table: Mapping[str, Any], representation: str,
-                 settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, table: Mapping[str, Any], representation: str, settings: Mapping[str, Any] | None = None
+    ) -> None:
         self.table = dict(table)
         self.representation = representation
         self._settings = {**ENCODER_SETTINGS, **(settings or {}), "representation": representation}

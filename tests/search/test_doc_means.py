@@ -1,4 +1,5 @@
 """Document mean vectors: computed once, written next to the vectors, recomputed when stale."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """open_searcher: the manifest picks the searcher and the query encoder; incompatible encoders are refused."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,15 @@ def multi_folder(tmp_path):
 
 
 def test_side_specific_settings_may_differ():
-    query = {**ENCODER_SETTINGS, "k": 4, "prompt": "one", "max_length": 64, "dtype": "bfloat16", "side": "query",
-             "representation": "multi"}
+    query = {
+        **ENCODER_SETTINGS,
+        "k": 4,
+        "prompt": "one",
+        "max_length": 64,
+        "dtype": "bfloat16",
+        "side": "query",
+        "representation": "multi",
+    }
     check_encoder_compatibility(ENCODER_SETTINGS, query, "multi")
 
 
@@ -30,7 +38,9 @@ def test_every_differing_key_is_listed_with_both_values():
     with pytest.raises(IndexMismatchError) as error:
         check_encoder_compatibility(ENCODER_SETTINGS, query, "multi", where="idx")
     assert error.value.differences == {
-        "backbone": ("fake/backbone", "other/model"), "hidden_size": (8, 16), "representation": ("multi", "dense"),
+        "backbone": ("fake/backbone", "other/model"),
+        "hidden_size": (8, 16),
+        "representation": ("multi", "dense"),
     }
     assert "idx" in str(error.value) and "hidden_size: index 8 vs query encoder 16" in str(error.value)
     check_encoder_compatibility(ENCODER_SETTINGS, query, "multi", ignore=("backbone", "hidden_size", "representation"))
@@ -148,8 +158,9 @@ def test_multi_options_are_refused_for_other_kinds(tmp_path):
 def test_query_encoder_is_rebuilt_from_the_manifest(tmp_path, tiny_dream_dir):
     from pyserini_diffretriever.encoders import DiffRetrieverDocumentEncoder, DiffRetrieverQueryEncoder
 
-    documents = DiffRetrieverDocumentEncoder(str(tiny_dream_dir), representation="multi", prompt="one",
-                                             quantization=50, rounding="round")
+    documents = DiffRetrieverDocumentEncoder(
+        str(tiny_dream_dir), representation="multi", prompt="one", quantization=50, rounding="round"
+    )
     texts = ["the wing stalls at high angle of attack", "heat transfer in laminar flow", "shock waves"]
     vectors = documents.encode(texts)
     folder = write_multi_index(tmp_path / "multi", vectors, ["w", "h", "s"], encoder=documents.settings())

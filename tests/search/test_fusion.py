@@ -1,4 +1,5 @@
 """The paper's min-max fusion on hand-made examples, and the HybridSearcher-shaped wrapper."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -23,8 +24,8 @@ def as_pairs(results):
 
 
 def test_union_with_missing_side_scoring_zero():
-    dense = hits(("a", 10.0), ("b", 6.0), ("c", 2.0))      # -> a 1, b 0.5, c 0
-    sparse = hits(("b", 30.0), ("d", 20.0), ("a", 10.0))   # -> b 1, d 0.5, a 0
+    dense = hits(("a", 10.0), ("b", 6.0), ("c", 2.0))  # -> a 1, b 0.5, c 0
+    sparse = hits(("b", 30.0), ("d", 20.0), ("a", 10.0))  # -> b 1, d 0.5, a 0
     fused = fuse_min_max_hits(dense, sparse, alpha=0.5)
     # a: .5*1 + .5*0 = .5 ; b: .5*.5 + .5*1 = .75 ; c: 0 (+ missing 0) ; d: missing 0 + .5*.5 = .25
     assert as_pairs(fused) == [("b", 0.75), ("a", 0.5), ("d", 0.25), ("c", 0.0)]

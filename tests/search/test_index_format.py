@@ -1,4 +1,5 @@
 """Index manifest reading (shared with the writers) and atomic writes of derived files."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,10 @@ def test_manifest_of_a_lucene_folder_and_default_encoder(tmp_path):
         ({"format": "other", "format_version": 1, "kind": "dense", "num_docs": 1}, "not a pyserini-diffretriever"),
         ({"format": "pyserini-diffretriever", "format_version": 9, "kind": "dense", "num_docs": 1}, "format_version"),
         ({"format": "pyserini-diffretriever", "format_version": 1, "kind": "colbert", "num_docs": 1}, "kind"),
-        ({"format": "pyserini-diffretriever", "format_version": 1, "kind": "dense", "num_docs": 1,
-          "encoder": "x"}, "encoder"),
+        (
+            {"format": "pyserini-diffretriever", "format_version": 1, "kind": "dense", "num_docs": 1, "encoder": "x"},
+            "encoder",
+        ),
     ],
 )
 def test_bad_manifests_are_format_errors_and_manifest_errors(tmp_path, content, message):

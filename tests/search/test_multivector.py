@@ -1,4 +1,5 @@
 """MultiVectorSearcher: exact mode equals exhaustive MaxSim; default mode recall and exact scores."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,13 @@ from pyserini_diffretriever.search.index_format import IndexMismatchError
 from pyserini_diffretriever.search.multivector import MultiVectorSearcher
 from pyserini_diffretriever.search.scoring import maxsim
 
-from .index_builders import FakeQueryEncoder, FakeSingleQueryEncoder, clustered_collection, random_multi_docs, \
-    write_multi_index
+from .index_builders import (
+    FakeQueryEncoder,
+    FakeSingleQueryEncoder,
+    clustered_collection,
+    random_multi_docs,
+    write_multi_index,
+)
 
 
 def reference_ranking(query, docs, docids, k):
@@ -75,8 +81,9 @@ def test_token_hits_alone_are_exact_when_the_flat_token_search_sees_every_vector
 def clustered(tmp_path_factory):
     """3,000 documents x 8 vectors around 60 topics, and 40 queries x 4 vectors on the same topics."""
     docs = clustered_collection(3000, 8, 32, 60, seed=5)
-    folder = write_multi_index(tmp_path_factory.mktemp("clustered") / "multi", docs,
-                               [f"d{i}" for i in range(len(docs))])
+    folder = write_multi_index(
+        tmp_path_factory.mktemp("clustered") / "multi", docs, [f"d{i}" for i in range(len(docs))]
+    )
     queries = clustered_collection(40, 4, 32, 60, seed=5)
     ids = [f"q{i}" for i in range(len(queries))]
     exact = MultiVectorSearcher(folder, mode="exact").batch_search(queries, ids, k=100)
@@ -120,8 +127,9 @@ def test_query_problems_are_reported(small):
         searcher.batch_search([np.ones((1, 8))], ["1", "2"])
 
 
-@pytest.mark.parametrize("kwargs", [{"mode": "fast"}, {"candidates": 0}, {"sources": ("tokens", "bm25")},
-                                    {"nprobe": -1}])
+@pytest.mark.parametrize(
+    "kwargs", [{"mode": "fast"}, {"candidates": 0}, {"sources": ("tokens", "bm25")}, {"nprobe": -1}]
+)
 def test_invalid_options_are_rejected(small, kwargs):
     with pytest.raises(ValueError):
         MultiVectorSearcher(small[0], **kwargs)

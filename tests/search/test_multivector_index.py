@@ -1,4 +1,5 @@
 """The multi-vector folder reader: memory-mapped, validated against itself and its manifest."""
+
 from __future__ import annotations
 
 import json
@@ -45,10 +46,18 @@ def test_float16_vectors_are_read_as_float32(tmp_path):
         (lambda p: (p / "docid").write_text("only-one\n"), "1 docids for 6 documents"),
         (lambda p: (p / "vectors.npy").unlink(), "vectors.npy: missing"),
         (lambda p: np.save(p / "vectors.npy", np.zeros((3, 2, 2))), "expected a 2-D array"),
-        (lambda p: (p / "manifest.json").write_text(
-            json.dumps({**json.loads((p / "manifest.json").read_text()), "dimension": 9})), "dimension=9"),
-        (lambda p: (p / "manifest.json").write_text(
-            json.dumps({**json.loads((p / "manifest.json").read_text()), "kind": "dense"})), "expected 'multi'"),
+        (
+            lambda p: (p / "manifest.json").write_text(
+                json.dumps({**json.loads((p / "manifest.json").read_text()), "dimension": 9})
+            ),
+            "dimension=9",
+        ),
+        (
+            lambda p: (p / "manifest.json").write_text(
+                json.dumps({**json.loads((p / "manifest.json").read_text()), "kind": "dense"})
+            ),
+            "expected 'multi'",
+        ),
     ],
 )
 def test_inconsistent_folders_are_rejected_with_the_file_named(folder, damage, message):

@@ -5,6 +5,7 @@
 (b) FaissSearcher over a flat IP folder returns exactly the exhaustive inner products;
 (d) pyserini's HybridSearcher runs unchanged over FaissSearcher or MultiVectorSearcher plus LuceneImpactSearcher.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,13 @@ from pyserini_diffretriever.search.multivector import MultiVectorSearcher
 from pyserini_diffretriever.search.scoring import dense_scores, impact_scores
 
 from .index_builders import ENCODER_SETTINGS as ENCODER
-from .index_builders import FakeQueryEncoder, random_multi_docs, write_dense_index, write_impact_index, \
-    write_multi_index
+from .index_builders import (
+    FakeQueryEncoder,
+    random_multi_docs,
+    write_dense_index,
+    write_impact_index,
+    write_multi_index,
+)
 
 pytestmark = pytest.mark.jvm  # importing pyserini.search.* starts the JVM
 
@@ -43,7 +49,10 @@ def collection(tmp_path_factory):
     root = tmp_path_factory.mktemp("pyserini")
     settings = {"hidden_size": DIM}
     return {
-        "docids": docids, "impact": impact, "dense": dense, "multi": multi,
+        "docids": docids,
+        "impact": impact,
+        "dense": dense,
+        "multi": multi,
         "impact_dir": write_impact_index(root / "impact", impact, {**ENCODER, **settings}),
         "dense_dir": write_dense_index(root / "dense", dense, docids, {**ENCODER, **settings}),
         "multi_dir": write_multi_index(root / "multi", multi, docids, {**ENCODER, **settings}),
@@ -119,10 +128,14 @@ def test_dense_faiss_search_equals_exhaustive_inner_products(collection):
 
 def test_dense_dimension_mismatches_are_reported(collection, tmp_path):
     with pytest.raises(IndexMismatchError, match="dimension"):
-        open_searcher(collection["dense_dir"], FakeQueryEncoder({}, "dense", {"hidden_size": DIM + 1}),
-                      ignore_mismatch=("hidden_size",))
-    broken = write_dense_index(tmp_path / "dense", collection["dense"][:, :8], collection["docids"],
-                               {**ENCODER, "hidden_size": DIM})
+        open_searcher(
+            collection["dense_dir"],
+            FakeQueryEncoder({}, "dense", {"hidden_size": DIM + 1}),
+            ignore_mismatch=("hidden_size",),
+        )
+    broken = write_dense_index(
+        tmp_path / "dense", collection["dense"][:, :8], collection["docids"], {**ENCODER, "hidden_size": DIM}
+    )
     manifest = (broken / "manifest.json").read_text().replace('"dimension": 8', f'"dimension": {DIM}')
     (broken / "manifest.json").write_text(manifest)
     # found by verify_output before FAISS loads the file
@@ -144,8 +157,10 @@ def test_pyserini_hybrid_searcher_runs_unchanged_over_our_searchers(collection, 
 
     queries = impact_queries(collection)
     rng = np.random.default_rng(9)
-    vectors = {q: (rng.standard_normal(DIM) if dense_kind == "dense" else rng.standard_normal((3, DIM)))
-               .astype(np.float32) for q in queries}
+    vectors = {
+        q: (rng.standard_normal(DIM) if dense_kind == "dense" else rng.standard_normal((3, DIM))).astype(np.float32)
+        for q in queries
+    }
     dense = open_searcher(collection[f"{dense_kind}_dir"], fake(vectors, dense_kind))
     sparse = open_searcher(collection["impact_dir"], fake(queries, "impact"))
     assert isinstance(dense, MultiVectorSearcher) == (dense_kind == "multi")
@@ -157,8 +172,9 @@ def test_pyserini_hybrid_searcher_runs_unchanged_over_our_searchers(collection, 
         assert all(h.score == pytest.approx(expected[h.docid]) for h in fused)
         assert sorted(expected.values(), reverse=True)[:8] == pytest.approx([h.score for h in fused])
     batch = hybrid.batch_search(["q0", "q1"], ["q0", "q1"], k0=15, k=8, alpha=0.3)
-    assert {q: sorted(h.docid for h in hits) for q, hits in batch.items()} == \
-        {q: sorted(h.docid for h in hybrid.search(q, k0=15, k=8, alpha=0.3)) for q in ("q0", "q1")}
+    assert {q: sorted(h.docid for h in hits) for q, hits in batch.items()} == {
+        q: sorted(h.docid for h in hybrid.search(q, k0=15, k=8, alpha=0.3)) for q in ("q0", "q1")
+    }
     ours = MinMaxHybridSearcher(dense, sparse, alpha=0.5, depth=15)
     assert ours.search("q2", k=8) == fuse_min_max_hits(dense.search("q2", 15), sparse.search("q2", 15), 0.5, 15, 8)
     assert ours.batch_search(["q2"], ["q2"], k=8)["q2"] == ours.search("q2", k=8)

@@ -1,4 +1,5 @@
 """SearchResult and the one deterministic order every searcher, fusion and writer uses."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Run files: Pyserini's exact TREC / MS MARCO lines, (-score, docid) order, round trip."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -10,8 +11,11 @@ from pyserini_diffretriever.search.runs import RunFormatError, RunWriter, read_r
 
 
 def test_trec_lines_match_pyserini_trec_writer_format(tmp_path):
-    hits = [SimpleNamespace(docid=" d2 ", score=0.5), SimpleNamespace(docid="d10", score=1.25),
-            SimpleNamespace(docid="d1", score=0.5)]
+    hits = [
+        SimpleNamespace(docid=" d2 ", score=0.5),
+        SimpleNamespace(docid="d10", score=1.25),
+        SimpleNamespace(docid="d1", score=0.5),
+    ]
     path = write_run(tmp_path / "sub" / "run.trec", {"q1": hits}, tag="tag1")
     # pyserini.output_writer.TrecWriter: f'{topic} Q0 {docid} {rank} {score:.6f} {tag}' (docid stripped)
     assert path.read_text().splitlines() == [
@@ -22,8 +26,12 @@ def test_trec_lines_match_pyserini_trec_writer_format(tmp_path):
 
 
 def test_msmarco_format_and_max_hits(tmp_path):
-    path = write_run(tmp_path / "run.tsv", {"7": [SearchResult("a", 2.0), SearchResult("b", 1.0)]},
-                     output_format="msmarco", max_hits=1)
+    path = write_run(
+        tmp_path / "run.tsv",
+        {"7": [SearchResult("a", 2.0), SearchResult("b", 1.0)]},
+        output_format="msmarco",
+        max_hits=1,
+    )
     assert path.read_text() == "7\ta\t1\n"
 
 

@@ -1,4 +1,5 @@
 """Clamped MaxSim, mean vectors and the deterministic top-k selection, against plain-Python references."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Token-level FAISS index: kinds, files, reuse, staleness."""
+
 from __future__ import annotations
 
 import json

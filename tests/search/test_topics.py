@@ -1,4 +1,5 @@
 """Local topics: TSV / JSON / JSONL (gzipped too), file order kept, malformed lines named."""
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """All-or-nothing output folders."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,10 +19,9 @@ def test_success_renames_partial_into_place(tmp_path):
 
 def test_error_removes_partial_and_leaves_no_output(tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output_dir(out) as partial:
-            (partial / "half").write_text("x")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_output_dir(out) as partial:
+        (partial / "half").write_text("x")
+        raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
 
 
@@ -29,13 +29,11 @@ def test_existing_output_needs_overwrite_and_survives_a_failed_overwrite(tmp_pat
     out = tmp_path / "out"
     out.mkdir()
     (out / "old").write_text("old")
-    with pytest.raises(OutputExistsError, match="--overwrite"):
-        with atomic_output_dir(out):
-            pass
-    with pytest.raises(RuntimeError):
-        with atomic_output_dir(out, overwrite=True) as partial:
-            (partial / "new").write_text("new")
-            raise RuntimeError("boom")
+    with pytest.raises(OutputExistsError, match="--overwrite"), atomic_output_dir(out):
+        pass
+    with pytest.raises(RuntimeError), atomic_output_dir(out, overwrite=True) as partial:
+        (partial / "new").write_text("new")
+        raise RuntimeError("boom")
     assert [p.name for p in out.iterdir()] == ["old"]
     with atomic_output_dir(out, overwrite=True) as partial:
         (partial / "new").write_text("new")

@@ -1,5 +1,6 @@
 """Writer checkpoints: after checkpoint(), more writes, and a crash, open(state) truncates every file to its
 committed length, deletes files created later, and the finished folder equals an uninterrupted one."""
+
 from __future__ import annotations
 
 import json

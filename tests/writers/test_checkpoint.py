@@ -1,4 +1,5 @@
 """ResumableOutput: stable OUT.partial, flock-based lock, committed progress, settings check, finalize."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,10 @@ SETTINGS = {"batch_size": 4, "encoder": {"dense": {"k": 16, "prompt": "few"}}, "
 def test_settings_differences_are_flattened_and_listed():
     other = {"batch_size": 8, "encoder": {"dense": {"k": 16, "prompt": "one"}}, "files": ["a", "b"], "new": 1}
     assert settings_differences(SETTINGS, other) == {
-        "batch_size": (4, 8), "encoder.dense.prompt": ("few", "one"), "new": (None, 1)}
+        "batch_size": (4, 8),
+        "encoder.dense.prompt": ("few", "one"),
+        "new": (None, 1),
+    }
     assert settings_differences(SETTINGS, json.loads(json.dumps(SETTINGS))) == {}
     assert settings_differences({"t": [1, 2]}, {"t": (1, 2)}) == {}  # compared as JSON
 
@@ -36,14 +40,12 @@ def test_fresh_run_commits_and_finalizes(tmp_path):
 
 def test_failure_before_a_commit_removes_the_partial_after_keeps_it(tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):
-        with ResumableOutput(out, SETTINGS):
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), ResumableOutput(out, SETTINGS):
+        raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(RuntimeError):
-        with ResumableOutput(out, SETTINGS) as run:
-            run.commit({"records_done": 5})
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), ResumableOutput(out, SETTINGS) as run:
+        run.commit({"records_done": 5})
+        raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.partial"]
     with ResumableOutput(out, SETTINGS) as run:
         assert run.progress == {"records_done": 5}
@@ -53,10 +55,9 @@ def test_failure_before_a_commit_removes_the_partial_after_keeps_it(tmp_path):
 
 def test_other_settings_are_refused_restart_discards(tmp_path):
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError):
-        with ResumableOutput(out, SETTINGS) as run:
-            run.commit({"records_done": 1})
-            raise RuntimeError
+    with pytest.raises(RuntimeError), ResumableOutput(out, SETTINGS) as run:
+        run.commit({"records_done": 1})
+        raise RuntimeError
     changed = {**SETTINGS, "batch_size": 2}
     with pytest.raises(ResumeError, match=r"batch_size: 4 \(unfinished run\) vs 2 \(this run\).*--restart"):
         with ResumableOutput(out, changed):
@@ -80,9 +81,8 @@ def test_existing_output_and_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old").write_text("old")
-    with pytest.raises(OutputExistsError):
-        with ResumableOutput(out, SETTINGS):
-            pass
+    with pytest.raises(OutputExistsError), ResumableOutput(out, SETTINGS):
+        pass
     with ResumableOutput(out, SETTINGS, overwrite=True) as run:
         (run.partial / "new").write_text("new")
         run.finalize()
@@ -96,8 +96,8 @@ def test_unreadable_progress_is_a_resume_error(tmp_path):
     with pytest.raises(ResumeError, match=r"cannot read the progress of the unfinished run"):
         with ResumableOutput(tmp_path / "out", SETTINGS):
             pass
-    (tmp_path / "out.partial" / PROGRESS_NAME).write_text(json.dumps(
-        {"format": "pyserini-diffretriever-progress", "format_version": 99, "state": {}}))
-    with pytest.raises(ResumeError, match=r"format_version 99"):
-        with ResumableOutput(tmp_path / "out", SETTINGS):
-            pass
+    (tmp_path / "out.partial" / PROGRESS_NAME).write_text(
+        json.dumps({"format": "pyserini-diffretriever-progress", "format_version": 99, "state": {}})
+    )
+    with pytest.raises(ResumeError, match=r"format_version 99"), ResumableOutput(tmp_path / "out", SETTINGS):
+        pass

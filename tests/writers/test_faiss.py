@@ -1,4 +1,5 @@
 """Dense FAISS folders: Pyserini's FaissSearcher opens them as is and ranks by exact inner product."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ def _vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
 def _write(out, ids, vectors, batch=3, **kwargs):
     with FaissFlatWriter(out, {"backbone": "fake"}, **kwargs) as writer:
         for start in range(0, len(ids), batch):
-            writer.write({"id": ids[start:start + batch], "vector": vectors[start:start + batch]})
+            writer.write({"id": ids[start : start + batch], "vector": vectors[start : start + batch]})
     return writer
 
 
@@ -35,8 +36,9 @@ def test_folder_layout_manifest_and_vectors(tmp_path):
 
 @pytest.mark.jvm
 def test_faiss_searcher_opens_folder_and_ranks_by_inner_product(tmp_path):
-    import pyserini_diffretriever  # noqa: F401  (Java first: importing pyserini.search starts the JVM)
     from pyserini.search.faiss import FaissSearcher
+
+    import pyserini_diffretriever  # noqa: F401  (Java first: importing pyserini.search starts the JVM)
 
     ids = [f"d{i}" for i in range(12)]
     vectors = _vectors(12, 6, seed=1)
@@ -66,22 +68,19 @@ def test_faiss_searcher_opens_folder_and_ranks_by_inner_product(tmp_path):
     ],
 )
 def test_bad_batches_raise_and_leave_no_manifest(tmp_path, second, message):
-    with pytest.raises(WriterError, match=message):
-        with FaissFlatWriter(tmp_path / "dense") as writer:
-            writer.write({"id": ["a"], "vector": np.ones((1, 4), np.float32)})
-            writer.write(second)
+    with pytest.raises(WriterError, match=message), FaissFlatWriter(tmp_path / "dense") as writer:
+        writer.write({"id": ["a"], "vector": np.ones((1, 4), np.float32)})
+        writer.write(second)
     assert not (tmp_path / "dense" / "manifest.json").exists()
 
 
 def test_empty_output_and_non_empty_folder_are_errors(tmp_path):
-    with pytest.raises(WriterError, match="no documents"):
-        with FaissFlatWriter(tmp_path / "dense"):
-            pass
+    with pytest.raises(WriterError, match="no documents"), FaissFlatWriter(tmp_path / "dense"):
+        pass
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
-    with pytest.raises(FileExistsError, match="not empty"):
-        with FaissFlatWriter(tmp_path / "full"):
-            pass
+    with pytest.raises(FileExistsError, match="not empty"), FaissFlatWriter(tmp_path / "full"):
+        pass
     with pytest.raises(RuntimeError, match="context manager"):
         FaissFlatWriter(tmp_path / "unused").write({"id": ["a"], "vector": np.ones((1, 2))})
 

@@ -1,4 +1,5 @@
 """JsonVectorCollection writer: integer weights only, no silent empty documents, parts of bounded size."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Manifest write/read round trip and the errors a reader gets for missing, corrupt or foreign manifests."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,14 @@ from pyserini_diffretriever.writers.manifest import (
 
 
 def test_round_trip_keeps_every_key(tmp_path):
-    manifest = build_manifest("impact-vectors", {"backbone": "tiny", "k": 4, "quantization": 100.0}, 3,
-                              quantization=100.0, shard=(1, 2), num_skipped_empty=0)
+    manifest = build_manifest(
+        "impact-vectors",
+        {"backbone": "tiny", "k": 4, "quantization": 100.0},
+        3,
+        quantization=100.0,
+        shard=(1, 2),
+        num_skipped_empty=0,
+    )
     write_manifest(tmp_path, manifest)
     read = read_manifest(tmp_path, "impact-vectors")
     assert read == json.loads(json.dumps(manifest))
@@ -52,8 +59,10 @@ def test_missing_manifest_mentions_unfinished_output(tmp_path):
     [
         ("{not json", "corrupt manifest"),
         (json.dumps({"format": "other"}), "not a pyserini-diffretriever manifest"),
-        (json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION + 1, "kind": "dense", "num_docs": 1}),
-         "format_version 2 is not supported"),
+        (
+            json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION + 1, "kind": "dense", "num_docs": 1}),
+            "format_version 2 is not supported",
+        ),
         (json.dumps({"format": FORMAT, "format_version": 1, "kind": "bogus", "num_docs": 1}), "unknown kind"),
         (json.dumps({"format": FORMAT, "format_version": 1, "kind": "dense"}), "num_docs missing"),
     ],

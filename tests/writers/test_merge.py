@@ -1,4 +1,5 @@
 """Merging shard folders: manifests must agree, shards are joined in shard-id order."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ ENCODER = {"backbone": "fake", "k": 2}
 
 def _dense(path, ids, shard, encoder=ENCODER, dim=4):
     with FaissFlatWriter(path, encoder, shard=shard) as writer:
-        writer.write({"id": ids, "vector": np.arange(len(ids) * dim, dtype=np.float32).reshape(len(ids), dim)
-                      + 100 * shard[0]})
+        writer.write(
+            {"id": ids, "vector": np.arange(len(ids) * dim, dtype=np.float32).reshape(len(ids), dim) + 100 * shard[0]}
+        )
 
 
 def test_dense_shards_merge_in_shard_order(tmp_path):
@@ -47,8 +49,12 @@ def test_multi_and_impact_shards_merge(tmp_path):
         with MultiVectorWriter(tmp_path / f"m{shard}", ENCODER, shard=(shard, 2)) as writer:
             writer.write({"id": [f"d{i}" for i in range(start, stop)], "vector": docs[start:stop]})
         with JsonVectorWriter(tmp_path / f"i{shard}", ENCODER, shard=(shard, 2), strict=False) as writer:
-            writer.write({"id": [f"d{i}" for i in range(start, stop)] + [f"empty{shard}"],
-                          "vector": [{f"t{i}": i + 1} for i in range(start, stop)] + [{}]})
+            writer.write(
+                {
+                    "id": [f"d{i}" for i in range(start, stop)] + [f"empty{shard}"],
+                    "vector": [{f"t{i}": i + 1} for i in range(start, stop)] + [{}],
+                }
+            )
     merge_outputs([tmp_path / "m0", tmp_path / "m1"], tmp_path / "multi")
     folder = MultiVectorFolder(tmp_path / "multi")
     assert folder.docids == [f"d{i}" for i in range(5)]

@@ -1,4 +1,5 @@
 """Multi-vector folders: offsets/ids/rows agree, .npy is a normal numpy file, memory stays per batch."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,20 +18,27 @@ def test_round_trip_offsets_ids_and_rows(tmp_path):
     ids = [f"doc-{i}" for i in range(9)]
     with MultiVectorWriter(tmp_path / "multi", {"backbone": "fake"}, shard=(2, 4)) as writer:
         for start in range(0, 9, 4):
-            writer.write({"id": ids[start:start + 4], "vector": docs[start:start + 4]})
+            writer.write({"id": ids[start : start + 4], "vector": docs[start : start + 4]})
     vectors = np.load(tmp_path / "multi" / "vectors.npy")  # a plain .npy file
     offsets = np.load(tmp_path / "multi" / "offsets.npy")
     assert vectors.dtype == np.float32 and vectors.shape == (sum(len(d) for d in docs), 6)
-    assert offsets.dtype == np.int64 and offsets.tolist() == np.concatenate([[0], np.cumsum([len(d) for d in docs])]).tolist()
+    assert (
+        offsets.dtype == np.int64
+        and offsets.tolist() == np.concatenate([[0], np.cumsum([len(d) for d in docs])]).tolist()
+    )
     for i, doc in enumerate(docs):
-        np.testing.assert_array_equal(vectors[offsets[i]:offsets[i + 1]], doc)
+        np.testing.assert_array_equal(vectors[offsets[i] : offsets[i + 1]], doc)
     folder = MultiVectorFolder(tmp_path / "multi")
     assert folder.docids == ids and len(folder) == 9
     np.testing.assert_array_equal(folder.document(4), docs[4])
     assert isinstance(folder.vectors, np.memmap)
     manifest = read_manifest(tmp_path / "multi", "multi")
-    assert (manifest["num_docs"], manifest["dimension"], manifest["dtype"], manifest["num_vectors"]) == \
-        (9, 6, "float32", len(vectors))
+    assert (manifest["num_docs"], manifest["dimension"], manifest["dtype"], manifest["num_vectors"]) == (
+        9,
+        6,
+        "float32",
+        len(vectors),
+    )
     assert manifest["shard"] == {"id": 2, "num": 4}
 
 
