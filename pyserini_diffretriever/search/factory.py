@@ -50,7 +50,7 @@ __all__ = [
     "query_encoder_for",
 ]
 
-REPRESENTATION_OF_KIND = {"dense": "dense", "multi": "multi", "impact-index": "impact"}
+REPRESENTATION_OF_KIND = {"dense": "dense", "multi": "multi", "multi-compressed": "multi", "impact-index": "impact"}
 """Query-encoder representation that searches each searchable index kind."""
 
 COMPATIBILITY_KEYS = (
@@ -385,7 +385,7 @@ def open_searcher(
             f"{folder}: holds impact vectors (JsonVectorCollection), not a searchable index; build one with "
             f"`python -m pyserini_diffretriever.index lucene --input {folder} --index IDX` and search IDX"
         )
-    if multi_options and kind != "multi":
+    if multi_options and kind not in ("multi", "multi-compressed"):
         raise TypeError(f"{folder}: options {sorted(multi_options)} apply to multi-vector indexes only")
     ignore_mismatch = tuple(ignore_mismatch)
     unknown = sorted(set(ignore_mismatch) - set(MISMATCH_KEYS))
@@ -426,7 +426,7 @@ def open_searcher(
             )
         _check_dimension(folder, searcher.dimension, query_encoder, "FAISS index")
         return searcher
-    if kind == "multi":
+    if kind in ("multi", "multi-compressed"):
         from .multivector import MultiVectorSearcher
 
         _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")

@@ -21,6 +21,12 @@ Two modes:
         neighbours all come from a few documents.
 ``exact``
     Exhaustive MaxSim over every document, streamed in bounded chunks: the reference ranking.
+
+Compressed indexes (kind ``multi-compressed``, :mod:`.compressed_index`) are searched the same way in the codec's
+projected space: the token index is the codec's IVF filled with the stored codes, candidates are re-scored by
+MaxSim over their *decoded* codes (no float vector is read), and ``rerank=N`` optionally re-scores the best ``N``
+exactly from the float ``multi`` folder the codes came from (``rerank_index``, default: the one recorded in the
+manifest). The ``means`` source needs float document means and is not used for them.
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from .compressed_index import CompressedMultiVectorIndex
 from .doc_means import load_doc_means
-from .index_format import IndexMismatchError
+from .index_format import IndexFormatError, IndexMismatchError, read_manifest
 from .multivector_index import MultiVectorIndex
 from .results import SearchResult
 from .scoring import TopKAccumulator, masked_means, maxsim_scores, select_top_k
@@ -94,6 +102,10 @@ class MultiVectorSearcher:
         Memory budget of one block of similarities.
     mmap : bool
         Memory-map ``vectors.npy`` (default).
+    rerank : int
+        Compressed indexes: re-score this many best documents exactly from float vectors (0: none).
+    rerank_index : str or Path, optional
+        The float ``multi`` folder for ``rerank`` (default: the manifest's ``source``).
 
     Examples
     --------
@@ -120,10 +132,16 @@ class MultiVectorSearcher:
         factory: str | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         mmap: bool = True,
+        rerank: int = 0,
+        rerank_index: str | Path | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        self.index = _open_storage(index_dir, mmap)
+        self.compressed = isinstance(self.index, CompressedMultiVectorIndex)
         sources = tuple(sources)
+        if self.compressed:
+            sources = tuple(source for source in sources if source != "means") or ("tokens",)
         if not sources or any(source not in SOURCES for source in sources):
             raise ValueError(f"sources {sources!r}: choose one or more of {', '.join(SOURCES)}")
         for name, value in (
@@ -137,7 +155,10 @@ class MultiVectorSearcher:
         ):
             if value is not None and int(value) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self.index = MultiVectorIndex(index_dir, mmap=mmap)
+        if rerank and int(rerank) < 0:
+            raise ValueError(f"rerank must be 0 or a positive integer, got {rerank!r}")
+        self.rerank = int(rerank or 0)
+        self._rerank_index = self._open_rerank_index(rerank_index) if self.rerank else None
         self.query_encoder = query_encoder
         self.mode: Mode = mode
         self.candidates = candidates
@@ -173,7 +194,24 @@ class MultiVectorSearcher:
         """Vector dimension ``H``."""
         return self.index.dimension
 
+    def _open_rerank_index(self, path: str | Path | None) -> MultiVectorIndex:
+        if not self.compressed:
+            raise ValueError("rerank applies to compressed (multi-compressed) indexes only")
+        source = path or self.index.manifest.get("source")
+        if not source:
+            raise IndexFormatError(f"{self.index.index_dir}: no float multi-vector folder recorded; pass rerank_index")
+        source = Path(source)
+        if not source.is_absolute():
+            source = self.index.index_dir / source
+        floats = MultiVectorIndex(source)
+        if floats.num_docs != self.index.num_docs or floats.docids[:1] != self.index.docids[:1]:
+            raise IndexFormatError(f"{source}: not the float vectors of {self.index.index_dir} (documents differ)")
+        return floats
+
     def _ensure_token_index(self) -> Any:
+        if self._token_index is None and self.compressed:
+            self._token_index = self.index.token_index()
+            self.token_index_info = _CodecIndexInfo(self.index.codec.nlist, self.index.num_vectors)
         if self._token_index is None:
             self._token_index, self.token_index_info = load_token_index(self.index, **self._token_index_options)
             logger.info(
@@ -282,7 +320,8 @@ class MultiVectorSearcher:
         doc_firsts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]])
         docs = docs[doc_firsts]
         lower = np.add.reduceat(best, doc_firsts)
-        upper = lower + threshold.sum() - np.add.reduceat(threshold[queries], doc_firsts)
+        # clipped: for a document every query vector hit, float rounding could put ``upper`` below ``lower``
+        upper = lower + np.maximum(threshold.sum() - np.add.reduceat(threshold[queries], doc_firsts), 0.0)
         if len(docs) > k:
             keep = upper >= -np.partition(-lower, k - 1)[k - 1]
             docs, upper, lower = docs[keep], upper[keep], lower[keep]
@@ -410,6 +449,44 @@ class MultiVectorSearcher:
     def _search(self, queries: list[np.ndarray], k: int, threads: int) -> list[list[SearchResult]]:
         if k < 1 or not queries:
             return [[] for _ in queries]
+        searched = [self.index.project(q) if len(q) else q for q in queries] if self.compressed else queries
+        depth = max(k, self.rerank)
         if self.mode == "exact":
-            return self._search_exact(queries, k)
-        return self._search_default(queries, k, threads)
+            found = self._search_exact(searched, depth)
+        else:
+            found = self._search_default(searched, depth, threads)
+        if self._rerank_index is None:
+            return found
+        return [self._rerank(query, hits, k) for query, hits in zip(queries, found)]
+
+    def _rerank(self, query: np.ndarray, hits: list[SearchResult], k: int) -> list[SearchResult]:
+        """Exact MaxSim from the float vectors for the compressed search's best documents."""
+        if not hits:
+            return hits
+        position = self._docid_positions
+        docs = np.sort(np.array([position[hit.docid] for hit in hits[: self.rerank]], dtype=np.int64))
+        rows, local = self._rerank_index.gather(docs)
+        scores = maxsim_scores(query, np.array([0, len(query)]), rows, local)[:, 0]
+        top = select_top_k(scores, k, self.index.tie_ranks[docs])
+        return self._results(docs[top], scores[top])
+
+    @cached_property
+    def _docid_positions(self) -> dict[str, int]:
+        return {docid: i for i, docid in enumerate(self.index.docids)}
+
+
+class _CodecIndexInfo:
+    """What the searcher needs to know of a compressed index's IVF (its list count, for the default nprobe)."""
+
+    kind = "codec"
+
+    def __init__(self, nlist: int, num_vectors: int) -> None:
+        self.nlist, self.num_vectors = nlist, num_vectors
+        self.factory = f"IVF{nlist} (codec)"
+
+
+def _open_storage(index_dir: str | Path, mmap: bool) -> MultiVectorIndex | CompressedMultiVectorIndex:
+    """The storage class for a multi-vector folder's kind (float vectors, or codec codes)."""
+    if read_manifest(index_dir)["kind"] == "multi-compressed":
+        return CompressedMultiVectorIndex(index_dir)
+    return MultiVectorIndex(index_dir, mmap=mmap)

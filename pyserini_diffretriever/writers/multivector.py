@@ -79,6 +79,8 @@ class MultiVectorWriter(VectorWriter):
 
     kind = "multi"
     TEMP_FILES = (RAW_OFFSETS_NAME,)
+    ROWS_NAME = VECTORS_NAME
+    """The ``.npy`` file holding one row per vector (subclasses store codes instead of vectors)."""
 
     def __init__(
         self,
@@ -97,12 +99,12 @@ class MultiVectorWriter(VectorWriter):
         self.num_vectors = 0
 
     def _open(self) -> None:
-        self._append_file(VECTORS_NAME).write(b"\0" * _HEADER_BYTES)
+        self._append_file(self.ROWS_NAME).write(b"\0" * _HEADER_BYTES)
         self._append_file(RAW_OFFSETS_NAME)
         self._append_file(DOCID_NAME)
 
     def _reopen(self) -> None:
-        for name in (VECTORS_NAME, RAW_OFFSETS_NAME, DOCID_NAME):
+        for name in (self.ROWS_NAME, RAW_OFFSETS_NAME, DOCID_NAME):
             self._reopen_file(name)
 
     def _state(self) -> dict[str, Any]:
@@ -142,23 +144,32 @@ class MultiVectorWriter(VectorWriter):
                     f"multi-vector of document {docid!r} has NaN or infinite values"
                     + (" after conversion to float16" if self.dtype == np.float16 else "")
                 )
-            stored_all.append(stored.tobytes())
+            stored_all.append(stored)
             num_vectors += stored.shape[0]
             ends.append(num_vectors)
         self.dimension = dimension
-        self._open_files[VECTORS_NAME].write(b"".join(stored_all))
+        self._open_files[self.ROWS_NAME].write(self._stored_rows(np.concatenate(stored_all)).tobytes())
         self._open_files[RAW_OFFSETS_NAME].write(np.asarray(ends, dtype="<i8").tobytes())
         self._open_files[DOCID_NAME].write("".join(f"{docid}\n" for docid in ids).encode("utf-8"))
         self.num_vectors = num_vectors
         self.num_docs += len(ids)
 
+    def _stored_rows(self, rows: np.ndarray) -> np.ndarray:
+        """What is appended to :attr:`ROWS_NAME` for checked rows (here: the rows themselves)."""
+        return rows
+
+    def _row_layout(self) -> tuple[np.dtype, int]:
+        """``(dtype, width)`` of one stored row of :attr:`ROWS_NAME`."""
+        return self.dtype, int(self.dimension)
+
     def _finish(self) -> None:
-        vectors = self.directory / VECTORS_NAME
-        expected = _HEADER_BYTES + self.num_vectors * int(self.dimension) * self.dtype.itemsize
+        vectors = self.directory / self.ROWS_NAME
+        row_dtype, row_width = self._row_layout()
+        expected = _HEADER_BYTES + self.num_vectors * row_width * row_dtype.itemsize
         if vectors.stat().st_size != expected:
             raise WriterError(
                 f"{vectors}: {vectors.stat().st_size} bytes, expected {expected} for "
-                f"{self.num_vectors} vectors of dimension {self.dimension}"
+                f"{self.num_vectors} rows of width {row_width}"
             )
         ends = np.fromfile(self.directory / RAW_OFFSETS_NAME, dtype="<i8")
         if ends.shape != (self.num_docs,) or (self.num_docs and ends[-1] != self.num_vectors):
@@ -166,7 +177,7 @@ class MultiVectorWriter(VectorWriter):
                 f"{self.directory / RAW_OFFSETS_NAME}: {ends.shape[0]} offsets for {self.num_docs} documents"
             )
         with _files.open_output(vectors, "r+b") as handle:
-            handle.write(_npy_header(self.dtype, (self.num_vectors, int(self.dimension))))
+            handle.write(_npy_header(row_dtype, (self.num_vectors, row_width)))
             handle.flush()
             os.fsync(handle.fileno())
         tmp = self.directory / f"{OFFSETS_NAME}.tmp"

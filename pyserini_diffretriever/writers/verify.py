@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .base import SKIPPED_REPORT_NAME, WriterError
+from .compressed import CODEC_NAME, CODES_NAME
 from .faiss import DOCID_NAME, INDEX_NAME, RAW_VECTORS_NAME
 from .jsonl_vector import EMPTY_REPORT_NAME, VECTORS_DIR, iter_vector_records
 from .manifest import ManifestError, read_manifest
@@ -140,21 +141,32 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 
 
 def _check_multi(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
-    vectors = _require_file(folder, VECTORS_NAME)
+    expected_shape = (manifest.get("num_vectors"), manifest.get("dimension"))
+    _check_rows(folder, manifest, VECTORS_NAME, expected_shape, manifest.get("dtype", "float32"))
+
+
+def _check_multi_compressed(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
+    _require_file(folder, CODEC_NAME)
+    expected_shape = (manifest.get("num_vectors"), manifest.get("code_size"))
+    _check_rows(folder, manifest, CODES_NAME, expected_shape, "uint8")
+
+
+def _check_rows(folder: Path, manifest: dict[str, Any], name: str, expected_shape: tuple, dtype_name: str) -> None:
+    """A multi-vector folder: the ``.npy`` of rows (vectors or codes), then ``offsets.npy`` and the docids."""
+    vectors = _require_file(folder, name)
     try:
         shape, dtype, offset = _npy_header(vectors)
     except ValueError as error:
-        raise _fail(folder, f"{VECTORS_NAME}: {error}") from None
-    expected_shape = (manifest.get("num_vectors"), manifest.get("dimension"))
+        raise _fail(folder, f"{name}: {error}") from None
     if shape != expected_shape:
-        raise _fail(folder, f"{VECTORS_NAME} has shape {list(shape)}, the manifest says {list(expected_shape)}")
-    if dtype.name != manifest.get("dtype", "float32"):
-        raise _fail(folder, f"{VECTORS_NAME} holds {dtype.name}, the manifest says {manifest.get('dtype')}")
+        raise _fail(folder, f"{name} has shape {list(shape)}, the manifest says {list(expected_shape)}")
+    if dtype.name != dtype_name:
+        raise _fail(folder, f"{name} holds {dtype.name}, the manifest says {dtype_name}")
     expected = offset + int(np.prod(shape)) * dtype.itemsize
     if vectors.stat().st_size != expected:
         raise _fail(
             folder,
-            f"{VECTORS_NAME} is {vectors.stat().st_size} bytes, expected {expected} for shape "
+            f"{name} is {vectors.stat().st_size} bytes, expected {expected} for shape "
             f"{list(shape)} (truncated or corrupt)",
         )
     try:
@@ -217,6 +229,7 @@ def _check_impact_index(folder: Path, manifest: dict[str, Any], deep: bool) -> N
 _CHECKS = {
     "dense": _check_dense,
     "multi": _check_multi,
+    "multi-compressed": _check_multi_compressed,
     "impact-vectors": _check_impact_vectors,
     "impact-index": _check_impact_index,
 }

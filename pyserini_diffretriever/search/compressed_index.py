@@ -1,0 +1,129 @@
+"""Read-only access to a compressed multi-vector folder (``codec.faiss`` + ``codes.npy`` + offsets + docids).
+
+Why it mirrors :class:`~.multivector_index.MultiVectorIndex`: the searcher's strategy (token hits, candidate
+bounds, MaxSim re-scoring, exhaustive mode) does not care whether a document's rows come from float vectors
+or from decoded codes. This class offers the same storage interface -- ``gather``, ``iter_chunks``,
+``docs_of_rows``, ``tie_ranks`` -- with two differences the searcher asks about:
+
+- rows live in the codec's *projected* space, so query vectors go through :meth:`project` first
+  (``search_dimension`` is the projected size, ``dimension`` the hidden size the query encoder produces);
+- the token index is not built from the vectors but filled from the stored codes
+  (:meth:`token_index`: FAISS ``add_sa_codes`` into the codec's trained IVF), so search never reads a float
+  vector. Its memory is ``code_size + 8`` bytes per vector.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..indexing.codec import MultiVectorCodec
+from ..writers.compressed import CODEC_NAME, CODES_NAME
+from .index_format import DOCID_FILE, OFFSETS_FILE, IndexFormatError, read_docids, read_manifest
+from .scoring import docid_tie_ranks, iter_doc_chunks
+
+logger = logging.getLogger(__name__)
+
+ADD_BLOCK_ROWS = 262_144
+"""Codes added to the search structure per call (bounded temporary memory)."""
+
+
+class CompressedMultiVectorIndex:
+    """A validated compressed multi-vector index (see the module docstring).
+
+    Parameters
+    ----------
+    index_dir : str or Path
+        Folder written by :class:`~pyserini_diffretriever.writers.compressed.CompressedMultiVectorWriter`.
+
+    Raises
+    ------
+    IndexFormatError
+        A missing file, another kind, or files that disagree with each other or with the manifest.
+    """
+
+    compressed = True
+
+    def __init__(self, index_dir: str | Path) -> None:
+        self.index_dir = Path(index_dir)
+        self.manifest: dict[str, Any] = read_manifest(self.index_dir)
+        if self.manifest["kind"] != "multi-compressed":
+            raise IndexFormatError(
+                f"{self.index_dir}: manifest kind is {self.manifest['kind']!r}, expected 'multi-compressed'"
+            )
+        try:
+            self.codec = MultiVectorCodec.load(self.index_dir / CODEC_NAME)
+            self.codes: np.ndarray = np.load(self.index_dir / CODES_NAME, mmap_mode="r", allow_pickle=False)
+            self.offsets = np.asarray(np.load(self.index_dir / OFFSETS_FILE, allow_pickle=False), dtype=np.int64)
+        except (OSError, ValueError) as error:
+            raise IndexFormatError(f"{self.index_dir}: unreadable compressed multi-vector index ({error})") from error
+        self.docids: list[str] = read_docids(self.index_dir / DOCID_FILE)
+        if self.codes.ndim != 2 or self.codes.shape[1] != self.codec.code_size or self.codes.dtype != np.uint8:
+            raise IndexFormatError(
+                f"{self.index_dir / CODES_NAME}: {self.codes.dtype} {list(self.codes.shape)}, expected uint8 "
+                f"[n, {self.codec.code_size}] for {CODEC_NAME}"
+            )
+        if len(self.offsets) != len(self.docids) + 1 or self.offsets[-1] != len(self.codes):
+            raise IndexFormatError(f"{self.index_dir}: offsets, docids and codes.npy disagree")
+
+    @property
+    def num_docs(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def num_vectors(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def dimension(self) -> int:
+        """The hidden size of the query vectors this index accepts."""
+        return self.codec.dimension
+
+    @property
+    def search_dimension(self) -> int:
+        """The size of the rows :meth:`gather` returns (the codec's projected space)."""
+        return self.codec.reduced_dimension
+
+    @property
+    def encoder_settings(self) -> dict[str, Any]:
+        return self.manifest.get("encoder", {})
+
+    @cached_property
+    def tie_ranks(self) -> np.ndarray:
+        return docid_tie_ranks(self.docids)
+
+    def project(self, query_vectors: np.ndarray) -> np.ndarray:
+        """Query vectors ``[K, H]`` -> the projected space the stored rows live in."""
+        return self.codec.project(query_vectors)
+
+    def docs_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.offsets, np.asarray(rows, dtype=np.int64), side="right") - 1
+
+    def gather(self, doc_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded rows of some documents (projected space) and their local offsets, as ``MultiVectorIndex``."""
+        docs = np.asarray(doc_indices, dtype=np.int64)
+        starts, ends = self.offsets[docs], self.offsets[docs + 1]
+        lengths = ends - starts
+        local = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=local[1:])
+        rows = np.arange(local[-1], dtype=np.int64) + np.repeat(starts - local[:-1], lengths)
+        return self.codec.decode(self.codes[rows]), local
+
+    def iter_chunks(self, max_rows: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """``(first_doc, end_doc, decoded rows, local_offsets)`` over the collection (exhaustive search)."""
+        for start, end in iter_doc_chunks(self.offsets, max_rows):
+            lo, hi = self.offsets[start], self.offsets[end]
+            yield start, end, self.codec.decode(self.codes[lo:hi]), self.offsets[start : end + 1] - lo
+
+    def token_index(self) -> Any:
+        """The codec's IVF filled with every stored code (ids = row numbers), for candidate generation."""
+        index = self.codec.empty_search_index()
+        for lo in range(0, self.num_vectors, ADD_BLOCK_ROWS):
+            block = np.ascontiguousarray(self.codes[lo : lo + ADD_BLOCK_ROWS])
+            index.add_sa_codes(block, np.arange(lo, lo + len(block), dtype=np.int64))
+        return index
