@@ -120,6 +120,36 @@ class CompressedMultiVectorIndex:
             lo, hi = self.offsets[start], self.offsets[end]
             yield start, end, self.codec.decode(self.codes[lo:hi]), self.offsets[start : end + 1] - lo
 
+    @cached_property
+    def list_numbers(self) -> np.ndarray:
+        """``[num_vectors]`` IVF list (centroid) of every stored vector: the first bytes of its code."""
+        coarse = int(self.codec.ivf.coarse_code_size())
+        lists = np.zeros(self.num_vectors, dtype=np.int64)
+        for lo in range(0, self.num_vectors, ADD_BLOCK_ROWS):
+            head = np.asarray(self.codes[lo : lo + ADD_BLOCK_ROWS, :coarse], dtype=np.int64)
+            lists[lo : lo + len(head)] = (head << (8 * np.arange(coarse, dtype=np.int64))).sum(axis=1)
+        return lists.astype(np.int32 if self.codec.nlist < 2**31 else np.int64)
+
+    @cached_property
+    def centroids(self) -> np.ndarray:
+        """``[nlist, search_dimension]`` IVF centroids in the projected space."""
+        quantizer = self.codec.ivf.quantizer
+        return quantizer.reconstruct_n(0, quantizer.ntotal)
+
+    def centroid_scores(self, projected_query: np.ndarray) -> np.ndarray:
+        """PLAID's centroid interaction: ``sum_i max(0, max_j q_i . c(d_j))`` for every document ``[N]``.
+
+        Each stored vector stands in for its centroid, so the whole collection is scored from a ``[K_q, nlist]``
+        table and one list number per vector, without decoding any residual.
+        """
+        table = projected_query @ self.centroids.T  # [K_q, nlist]
+        per_vector = table[:, self.list_numbers]  # [K_q, num_vectors]
+        starts = self.offsets[:-1]
+        empty = self.offsets[1:] == starts
+        best = np.maximum.reduceat(per_vector, np.minimum(starts, max(self.num_vectors - 1, 0)), axis=1)
+        best[:, empty] = 0.0
+        return np.maximum(best, 0.0).sum(axis=0)
+
     def token_index(self) -> Any:
         """The codec's IVF filled with every stored code (ids = row numbers), for candidate generation."""
         index = self.codec.empty_search_index()

@@ -52,7 +52,13 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["default", "exact"]
 MODES = ("default", "exact")
-SOURCES = ("means", "tokens")
+SOURCES = ("means", "tokens", "centroids")
+COMPRESSED_SOURCES = ("centroids", "tokens")
+"""Candidate sources of a compressed index: ``centroids`` (PLAID's centroid interaction over every document,
+:meth:`~.compressed_index.CompressedMultiVectorIndex.centroid_scores`) and ``tokens``; ``means`` needs floats."""
+
+CENTROID_CANDIDATES = 4000
+"""Compressed indexes: documents kept by centroid interaction for decoding (benchmark B5)."""
 
 CANDIDATE_FACTOR = 2
 MIN_CANDIDATES = 1000
@@ -86,8 +92,9 @@ class MultiVectorSearcher:
         IVF lists probed per query vector (default :func:`~.token_index.default_nprobe` of the token index).
     threads : int
         Default threads for FAISS and for re-scoring the queries of a batch in parallel.
-    sources : sequence of {'means', 'tokens'}
-        Candidate sources of the default mode (module docstring).
+    sources : sequence of {'means', 'tokens', 'centroids'}, optional
+        Candidate sources of the default mode (module docstring); default ``('means', 'tokens')`` for float
+        indexes and :data:`COMPRESSED_SOURCES` for compressed ones.
     token_hits : int, optional
         Token hits retrieved per query vector (default ``max(k, 100)``).
     token_index : {'auto', 'flat', 'ivf', 'hnsw'}
@@ -102,6 +109,8 @@ class MultiVectorSearcher:
         Memory budget of one block of similarities.
     mmap : bool
         Memory-map ``vectors.npy`` (default).
+    centroid_candidates : int, optional
+        Compressed indexes: documents taken by centroid interaction (default :data:`CENTROID_CANDIDATES`).
     rerank : int
         Compressed indexes: re-score this many best documents exactly from float vectors (0: none).
     rerank_index : str or Path, optional
@@ -124,7 +133,7 @@ class MultiVectorSearcher:
         nprobe: int | None = None,
         threads: int = 1,
         *,
-        sources: Sequence[str] = SOURCES,
+        sources: Sequence[str] | None = None,
         token_hits: int | None = None,
         token_index: str = "auto",
         nlist: int | None = None,
@@ -134,14 +143,22 @@ class MultiVectorSearcher:
         mmap: bool = True,
         rerank: int = 0,
         rerank_index: str | Path | None = None,
+        centroid_candidates: int | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
         self.index = _open_storage(index_dir, mmap)
         self.compressed = isinstance(self.index, CompressedMultiVectorIndex)
+        if sources is None:
+            sources = COMPRESSED_SOURCES if self.compressed else ("means", "tokens")
         sources = tuple(sources)
-        if self.compressed:
-            sources = tuple(source for source in sources if source != "means") or ("tokens",)
+        unusable = {"means"} if self.compressed else {"centroids"}
+        if unusable & set(sources):
+            raise ValueError(
+                f"sources {sources!r}: {', '.join(sorted(unusable))} cannot be used with "
+                + ("compressed" if self.compressed else "float")
+                + " multi-vector indexes"
+            )
         if not sources or any(source not in SOURCES for source in sources):
             raise ValueError(f"sources {sources!r}: choose one or more of {', '.join(SOURCES)}")
         for name, value in (
@@ -158,6 +175,7 @@ class MultiVectorSearcher:
         if rerank and int(rerank) < 0:
             raise ValueError(f"rerank must be 0 or a positive integer, got {rerank!r}")
         self.rerank = int(rerank or 0)
+        self.centroid_candidates = centroid_candidates
         self._rerank_index = self._open_rerank_index(rerank_index) if self.rerank else None
         self.query_encoder = query_encoder
         self.mode: Mode = mode
@@ -284,6 +302,14 @@ class MultiVectorSearcher:
             found.extend(np.sort(row) for row in top)
         return found
 
+    def _centroid_candidates(self, query: np.ndarray, depth: int) -> np.ndarray:
+        """The best documents of one (projected) query by centroid interaction."""
+        scores = self.index.centroid_scores(query)
+        keep = min(max(depth, self.centroid_candidates or CENTROID_CANDIDATES), self.num_docs)
+        if keep >= self.num_docs:
+            return np.arange(self.num_docs)
+        return np.sort(np.argpartition(-scores, keep - 1)[:keep])
+
     def _token_hits(self, query_matrix: np.ndarray, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
@@ -345,6 +371,8 @@ class MultiVectorSearcher:
         candidates = [np.zeros(0, dtype=np.int64) for _ in asked]
         if "means" in self.sources:
             candidates = [np.union1d(a, b) for a, b in zip(candidates, self._mean_candidates(asked, depth))]
+        if "centroids" in self.sources:
+            candidates = [np.union1d(a, self._centroid_candidates(q, depth)) for a, q in zip(candidates, asked)]
         if "tokens" in self.sources:
             scores, rows = self._token_hits(np.concatenate(asked), k, threads)
             bounds = np.concatenate([[0], np.cumsum([len(q) for q in asked])])

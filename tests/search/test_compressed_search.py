@@ -43,7 +43,7 @@ def test_search_needs_no_float_vectors(collection, tmp_path):
     moved = tmp_path / "alone"
     shutil.copytree(root / "multi-c", moved)  # the float folder is not next to it: nothing can read it
     searcher = MultiVectorSearcher(moved)
-    assert searcher.compressed and searcher.sources == ("tokens",)
+    assert searcher.compressed and searcher.sources == ("centroids", "tokens")
     hits = searcher.search(queries[0], k=10)
     assert len(hits) == 10 and hits[0].score >= hits[-1].score
 
