@@ -11,8 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from . import _java
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,9 @@ from collections.abc import Sequence
 
 import torch
 
+from .checks import ReadoutError, check_finite, device_of
 from .inputs import EncodedBatch
-from .readout import Readout, ReadoutConfig, ReadoutError, _check_finite, _device_of
+from .readout import Readout, ReadoutConfig
 from .sparse import pad_content_ids, slot_impacts
 
 QUOTE = '"'
@@ -109,7 +110,7 @@ def generate_representatives(
             "generate_representatives needs an autoregressive batch (no mask slots, no tail); "
             "build it with InputBuilder(..., autoregressive=True)"
         )
-    device = _device_of(backbone)
+    device = device_of(backbone)
     ids = batch.input_ids.to(device)
     mask = batch.attention_mask.to(device)
     rows = ids.shape[0]
@@ -143,12 +144,12 @@ def generate_representatives(
             state = hidden[:, -1]
             del hidden
         slot_mask[:, k] = ~stopped
-        _check_finite(state, f"slot {k} hidden states")
+        check_finite(state, f"slot {k} hidden states")
         dense[:, k] = state.float()
         for lo in range(0, rows, chunk):
             hi = min(lo + chunk, rows)
             logits = backbone.vocab_logits(state[lo:hi]).float()
-            _check_finite(logits, f"slot {k} logits", lo)
+            check_finite(logits, f"slot {k} logits", lo)
             decoded[lo:hi, k] = logits.argmax(dim=-1)
             if content is not None:
                 ids_c, weights_c = slot_impacts(

@@ -31,16 +31,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import ReadoutError, check_finite, device_of
 from .inputs import EncodedBatch
 from .sparse import ROUNDING_MODES, pad_content_ids, pool_slots, slot_impacts
 
 LOGITS_MODES = ("unshifted", "shifted")
 SCHEDULE_EPS = 1e-3
 ENTROPY_EPS = 1e-10
-
-
-class ReadoutError(RuntimeError):
-    """The backbone produced something the read-out cannot use (non-finite values, bad shapes)."""
 
 
 @dataclass(frozen=True)
@@ -151,22 +148,6 @@ def commit_schedule(k: int, steps: int) -> list[int]:
     return counts
 
 
-def _device_of(backbone) -> torch.device:
-    try:
-        return next(backbone.parameters()).device
-    except (AttributeError, StopIteration):
-        return torch.device("cpu")
-
-
-def _check_finite(values: torch.Tensor, what: str, row_offset: int = 0) -> None:
-    if bool(torch.isfinite(values.sum())):  # cheap; an overflow merely falls through to the exact check
-        return
-    finite = torch.isfinite(values).reshape(values.shape[0], -1).all(dim=1)
-    if not bool(finite.all()):
-        rows = (torch.nonzero(~finite).flatten() + row_offset).tolist()
-        raise ReadoutError(f"non-finite {what} in batch rows {rows[:10]}; check the backbone dtype/weights")
-
-
 @torch.no_grad()
 def read_out(
     backbone,
@@ -199,7 +180,7 @@ def read_out(
             f"logits='shifted' needs a backbone with next-token-aligned logits; "
             f"{backbone.spec.model_type!r} has spec.logits_shifted=False"
         )
-    device = _device_of(backbone)
+    device = device_of(backbone)
     ids = batch.input_ids.to(device)
     mask = batch.attention_mask.to(device)
     n_rows, k, start = ids.shape[0], batch.k, batch.mask_start
@@ -225,13 +206,13 @@ def read_out(
             raise ReadoutError(f"backbone returned hidden states {tuple(hidden.shape)} for ids {tuple(ids.shape)}")
         slot_hidden = hidden[:, start : start + k]
         logit_hidden = hidden[:, start - shift : start + k - shift]
-        _check_finite(slot_hidden, "slot hidden states")
+        check_finite(slot_hidden, "slot hidden states")
         if dense is None:
             dense = torch.zeros((n_rows, k, hidden.shape[-1]), dtype=torch.float32, device=device)
         for lo in range(0, n_rows, chunk):
             hi = min(lo + chunk, n_rows)
             logits = backbone.vocab_logits(logit_hidden[lo:hi]).float()
-            _check_finite(logits, "slot logits", lo)
+            check_finite(logits, "slot logits", lo)
             argmax = logits.argmax(dim=-1)
             if n_commit == remaining:  # S = 1 or the last step: every remaining slot, no confidence needed
                 select = ~committed[lo:hi]

@@ -37,12 +37,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
+from ..layouts import INDEX_MANIFEST_NAME, MANIFEST_NAME
 from . import _files
 
 FORMAT = "pyserini-diffretriever"
 FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-INDEX_MANIFEST_NAME = "diffretriever-manifest.json"
 KINDS = ("dense", "multi", "impact-vectors", "impact-index")
 _VERSION_DISTRIBUTIONS = {
     "package": "pyserini-diffretriever",
@@ -84,8 +84,6 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             pass
     if versions["package"] is None:
-        from pyserini_diffretriever import __version__
-
         versions["package"] = __version__
     return versions
 
