@@ -2,11 +2,13 @@
 
 Backbones are native modules (no ``trust_remote_code``) selected by the ``model_type`` of the
 checkpoint's ``config.json``. Adding a backbone means writing one module that defines ``MODEL_TYPE``,
-``DEFAULT_HUB_ID``, ``build_model``, ``load_tokenizer`` and ``make_spec`` (see :mod:`.dream`,
-:mod:`.llada`; :mod:`.autoregressive` defines two such namespaces) and adding one line to :data:`BACKBONES`.
+``DEFAULT_HUB_ID``, ``DEFAULT_K`` (``{"query": K_q, "passage": K_p}``), ``STOP_SET`` (one of :data:`STOP_SETS`),
+``MASK_ID_SOURCE``, ``build_model``, ``load_tokenizer`` and ``make_spec`` (see :mod:`.dream`, :mod:`.llada`;
+:mod:`.autoregressive` defines two such namespaces) and adding one line to :data:`BACKBONES`. Nothing else in the
+package is keyed by ``model_type``: the encoders take K and the stop set from the registry entry.
 
 Diffusion families (``spec.family == "diffusion"``): Dream, LLaDA. Autoregressive families
-(``spec.family == "autoregressive"``, the PromptReps baseline of method.md §9): ``qwen2``, ``llama``.
+(``spec.family == "autoregressive"``, the PromptReps baseline of ``docs/method.md`` §9): ``qwen2``, ``llama``.
 
 Registry keys are the exact (case-sensitive) ``model_type`` strings (``"Dream"``, ``"llada"``, ``"qwen2"``,
 ``"llama"``);
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -49,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKBONES",
+    "STOP_SETS",
     "AdapterError",
     "Backbone",
     "BackboneFamily",
@@ -64,19 +67,43 @@ __all__ = [
 ]
 
 
+STOP_SETS = ("special-except-mask", "special-and-quote")
+"""Stop-token sets a family can name (``docs/method.md`` §3, §9): the tokenizer's special ids except the mask id
+(diffusion), or the special ids plus the id(s) of ``"`` (autoregressive PromptReps)."""
+
+
 class UnsupportedBackboneError(BackboneLoadError, ValueError):
     """``config.json`` names a ``model_type`` that no registered family implements."""
 
 
 @dataclass(frozen=True)
 class BackboneFamily:
-    """How to build, tokenize and describe one ``model_type``."""
+    """How to build, tokenize and describe one ``model_type``, and the encoders' defaults for it.
+
+    Attributes
+    ----------
+    default_k : mapping
+        ``{"query": K_q, "passage": K_p}``: representative tokens per side when the user gives no K.
+    stop_set : str
+        One of :data:`STOP_SETS`: which decoded slot ids truncate the slots.
+    mask_id_source : str or None
+        Where ``make_spec`` reads the mask id (documentation); ``None`` for a family without mask tokens.
+    """
 
     model_type: str
     default_hub_id: str
     build_model: Callable[..., nn.Module]  # (model_dir, config, *, dtype, device, attn_implementation)
     load_tokenizer: Callable[[Path], object]
     make_spec: Callable[..., BackboneSpec]  # (model, config, tokenizer, *, name_or_path, revision, adapter, extra)
+    default_k: Mapping[str, int]
+    stop_set: str
+    mask_id_source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stop_set not in STOP_SETS:
+            raise ValueError(f"{self.model_type}: stop_set={self.stop_set!r}, expected one of {STOP_SETS}")
+        if set(self.default_k) != {"query", "passage"} or min(self.default_k.values()) < 1:
+            raise ValueError(f"{self.model_type}: default_k must give K >= 1 for 'query' and 'passage'")
 
     @classmethod
     def from_module(cls, module: ModuleType | SimpleNamespace) -> BackboneFamily:
@@ -86,6 +113,9 @@ class BackboneFamily:
             module.build_model,
             module.load_tokenizer,
             module.make_spec,
+            dict(module.DEFAULT_K),
+            module.STOP_SET,
+            module.MASK_ID_SOURCE,
         )
 
 

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 MODEL_TYPE = "llada"
 DEFAULT_HUB_ID = "GSAI-ML/LLaDA-8B-Instruct"
+DEFAULT_K = {"query": 4, "passage": 4}  # the paper's selected (K_q, K_p) for LLaDA
+STOP_SET = "special-except-mask"
+MASK_ID_SOURCE = "config.json mask_token_id, else the tokenizer's mask_token_id"
 CHAT_END_TOKEN = "<|eot_id|>"
 CHAT_END_FALLBACK_ID = 126348  # the reference code's literal fallback when the tokenizer lacks <|eot_id|>
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")

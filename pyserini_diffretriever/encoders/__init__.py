@@ -5,7 +5,6 @@ Importing this package imports :mod:`pyserini.encode` (which starts the JVM in P
 
 from .document import DiffRetrieverDocumentEncoder
 from .model import (
-    DEFAULT_K,
     REPRESENTATIONS,
     SHARED_SETTINGS,
     DiffRetrieverModel,
@@ -16,7 +15,6 @@ from .model import (
 from .query import DiffRetrieverQueryEncoder
 
 __all__ = [
-    "DEFAULT_K",
     "REPRESENTATIONS",
     "SHARED_SETTINGS",
     "DiffRetrieverDocumentEncoder",

@@ -34,10 +34,10 @@ from ..representation.prompts import PROMPT_VARIANTS, PromptError, PromptTemplat
 from ..representation.readout import LOGITS_MODES, ReadoutConfig, read_out, stop_token_ids
 from ..representation.sparse import ROUNDING_MODES
 from ..representation.terms import TermVocabulary, term_vocabulary, vocabulary_fingerprint
+from ..settings import REPRESENTATIONS
 
 logger = logging.getLogger(__name__)
 
-REPRESENTATIONS: tuple[str, ...] = ("dense", "multi", "impact")
 SETTINGS_VERSION = 1
 
 #: Keys of :meth:`SideEncoder.settings` that must be equal for an index (passage side) and the queries searched
@@ -54,28 +54,37 @@ SHARED_SETTINGS: tuple[str, ...] = (
     "rounding",
 )
 
-#: Default number of representative tokens per backbone ``model_type`` (lower case) and side; the paper's
-#: selected (K_q, K_p): Dream (4, 16), LLaDA (4, 4); autoregressive PromptReps (Qwen2, Llama): N = 4 on both
-#: sides, the fine-tuned PromptReps cap (README: "AR uses K=4").
-DEFAULT_K: dict[str, dict[str, int]] = {
-    "dream": {"query": 4, "passage": 16},
-    "llada": {"query": 4, "passage": 4},
-    "qwen2": {"query": 4, "passage": 4},
-    "llama": {"query": 4, "passage": 4},
-}
 FAMILIES: tuple[str, ...] = ("diffusion", "autoregressive")
+
+#: How each stop set of the backbone registry (:data:`~pyserini_diffretriever.backbones.STOP_SETS`) is computed.
+STOP_SET_FUNCTIONS = {
+    "special-except-mask": lambda tokenizer, spec: stop_token_ids(tokenizer, spec.mask_token_id),
+    "special-and-quote": lambda tokenizer, spec: ar_stop_token_ids(tokenizer),
+}
+
+
+def _registered_family(model_type: str):
+    """The registry entry of ``model_type`` (any letter case), or ``None`` for an unregistered one."""
+    from ..backbones import UnsupportedBackboneError, get_family
+
+    try:
+        return get_family(model_type)
+    except UnsupportedBackboneError:
+        return None
 
 
 def default_k(model_type: str, side: str) -> int:
-    """The paper's K for ``model_type`` and ``side`` (:data:`DEFAULT_K`)."""
+    """The default K of ``side`` for ``model_type``: the backbone registry entry's ``default_k``."""
     check_side(side)
-    try:
-        return DEFAULT_K[model_type.lower()][side]
-    except KeyError:
+    family = _registered_family(model_type)
+    if family is None:
+        from ..backbones import BACKBONES
+
         raise ValueError(
             f"no default K for backbone model_type {model_type!r}; pass k explicitly "
-            f"(defaults exist for {sorted(DEFAULT_K)})"
-        ) from None
+            f"(defaults exist for {sorted(BACKBONES)})"
+        )
+    return int(family.default_k[side])
 
 
 @dataclass
@@ -183,12 +192,14 @@ class DiffRetrieverModel:
 
     @property
     def stop_ids(self) -> frozenset[int]:
+        """Slot-truncating token ids: the registry entry's stop set (by family for unregistered backbones)."""
         if self._stop_ids is None:
-            self._stop_ids = (
-                ar_stop_token_ids(self.tokenizer)
-                if self.autoregressive
-                else stop_token_ids(self.tokenizer, self.spec.mask_token_id)
-            )
+            family = _registered_family(self.spec.model_type)
+            if family is not None:
+                stop_set = family.stop_set
+            else:
+                stop_set = "special-and-quote" if self.autoregressive else "special-except-mask"
+            self._stop_ids = frozenset(STOP_SET_FUNCTIONS[stop_set](self.tokenizer, self.spec))
         return self._stop_ids
 
     @property

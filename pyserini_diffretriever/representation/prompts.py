@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-PROMPT_VARIANTS: tuple[str, ...] = ("one", "few", "three")
+from ..settings import PROMPT_VARIANTS
+
 SIDES: tuple[str, ...] = ("query", "passage")
 PROMPT_KEYS: tuple[str, ...] = ("system", "user_prefix", "user_suffix", "assistant_prefix")
 

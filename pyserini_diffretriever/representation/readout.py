@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..settings import DEFAULT_QUANTIZATION
 from .checks import ReadoutError, check_finite, device_of
 from .inputs import EncodedBatch
 from .sparse import ROUNDING_MODES, pad_content_ids, pool_slots, slot_impacts
@@ -61,7 +62,7 @@ class ReadoutConfig:
     logits: str = "unshifted"
     denoise_steps: int = 1
     sparse_top_k: int = 128
-    quantization: float = 100.0
+    quantization: float = DEFAULT_QUANTIZATION
     rounding: str = "truncate"
     max_logits_bytes: int = 256 * 2**20
 

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..settings import PROMPT_HASH_PREFIX, PROMPT_VARIANTS, EncoderSettings
 from ..writers.manifest import ManifestError
 from ..writers.verify import verify_output
 from .index_format import IndexFormatError, IndexMismatchError, read_manifest
@@ -70,7 +71,7 @@ COMPATIBILITY_KEYS = (
 IMPACT_COMPATIBILITY_KEYS = ("quantization",)
 """Further keys that must match for impact indexes (integer weights on one scale)."""
 
-DOCUMENT_SETTINGS_FOR_QUERIES = ("adapter", "logits", "denoise_steps", "sparse_top_k", "quantization", "rounding")
+DOCUMENT_SETTINGS_FOR_QUERIES = EncoderSettings.inherited_by_queries()
 """Document-side settings a query encoder built from a manifest inherits (the side-specific ones do not)."""
 
 QUERY_KEYS = ("k", "prompt")
@@ -78,11 +79,6 @@ QUERY_KEYS = ("k", "prompt")
 
 MISMATCH_KEYS = COMPATIBILITY_KEYS + IMPACT_COMPATIBILITY_KEYS + ("representation",) + QUERY_KEYS
 """Every key :func:`check_encoder_compatibility` may report (and ``ignore`` may name)."""
-
-PROMPT_VARIANTS = ("one", "few", "three")  # as representation.prompts (not imported: it pulls in torch)
-
-PROMPT_HASH_PREFIX = "sha256:"
-"""``query.prompt`` of a custom YAML: this prefix + the YAML's content hash (:meth:`PromptTemplate.sha256`)."""
 
 
 def prompt_source_sha256(prompt: Any) -> str | None:

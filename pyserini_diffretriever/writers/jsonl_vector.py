@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..layouts import EMPTY_REPORT_NAME, IMPACT_VECTORS_DIR
+from ..settings import DEFAULT_QUANTIZATION
 from .base import VectorWriter, WriterError, read_id_lines
 from .manifest import build_manifest, read_manifest
 
@@ -116,7 +117,7 @@ class JsonVectorWriter(VectorWriter):
         self,
         directory: str | os.PathLike,
         encoder_settings: Mapping[str, Any] | None = None,
-        quantization: float = 100,
+        quantization: float = DEFAULT_QUANTIZATION,
         strict: bool = True,
         records_per_file: int = DEFAULT_RECORDS_PER_FILE,
         shard: tuple[int, int] = (0, 1),
