@@ -101,8 +101,16 @@ class EncoderSettings:
         return tuple(item.name for item in dataclasses.fields(cls) if item.metadata.get("inherited_by_queries"))
 
     @classmethod
-    def from_arguments(cls, args: tuple = (), kwargs: Mapping[str, Any] | None = None, owner: str = "encoder"):
+    def from_arguments(
+        cls,
+        args: tuple = (),
+        kwargs: Mapping[str, Any] | None = None,
+        owner: str = "encoder",
+        base: EncoderSettings | None = None,
+    ) -> EncoderSettings:
         """Build from a constructor call's extra positional and keyword arguments (positional in field order).
+
+        The options given change ``base`` (default: the defaults).
 
         Raises
         ------
@@ -120,7 +128,7 @@ class EncoderSettings:
         twice = sorted(set(positional) & set(kwargs))
         if twice:
             raise TypeError(f"{owner}: got multiple values for {twice}")
-        return cls(**positional, **kwargs)
+        return dataclasses.replace(base or cls(), **positional, **kwargs)
 
     @classmethod
     def given(cls, **options: Any) -> EncoderSettings:
