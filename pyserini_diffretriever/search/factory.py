@@ -13,7 +13,7 @@ alignment, plus the impact quantisation for impact indexes -- compared with the 
 The query K and prompt legitimately differ from the documents' (Dream pairs K_q=4 with K_p=16, and the query
 prompt YAMLs differ from the passage ones), so they are compared with what the index *expects of its queries*:
 the manifest's ``query`` record, written at encode time (:data:`QUERY_KEYS`; see
-:func:`pyserini_diffretriever.cli.encode.expected_query_settings`)::
+:func:`pyserini_diffretriever.pipeline.expected_query_settings`)::
 
     "query": {"k": 4, "prompt": "few", "prompt_sha256": "<hex>", "max_length": 512}
 
