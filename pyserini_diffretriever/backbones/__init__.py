@@ -179,31 +179,12 @@ def load_backbone(
     AdapterError
     """
     torch_dtype = resolve_dtype(dtype)
-    info: AdapterInfo | None = read_adapter(adapter, revision=adapter_revision) if adapter is not None else None
-    if name_or_path is None:
-        if info is None:
-            raise ValueError("load_backbone needs name_or_path, adapter, or both")
-        name_or_path = default_base_model(info)
-        logger.info("adapter %s: using base model %s", info.source, name_or_path)
-    model_dir = resolve_model_dir(name_or_path, revision=revision)
-    if is_adapter_dir(model_dir):
-        if info is not None:
-            raise AdapterError(f"{name_or_path!r} is itself an adapter; pass the base model with adapter={adapter!r}")
-        info = replace(read_adapter(model_dir), source=os.fspath(name_or_path))
-        adapter_revision, revision = revision, None  # ``revision`` pinned the adapter repo, not its base
-        name_or_path = default_base_model(info)
-        logger.info("adapter %s: using base model %s", info.source, name_or_path)
-        model_dir = resolve_model_dir(name_or_path, revision=revision)
-
+    name_or_path, model_dir, info, revision, adapter_revision = _resolve_checkpoint(
+        name_or_path, adapter, revision, adapter_revision
+    )
     config = read_config(model_dir)
     family = get_family(config.get("model_type"))
-    if info is not None and info.backbone_model_type not in (None, family.model_type):
-        raise AdapterError(
-            f"adapter {info.source!r} was trained for a {info.backbone_model_type!r} backbone "
-            f"({info.retriever_model_type!r} in {info.path / 'retriever_config.json'}) "
-            f"but the base model {os.fspath(name_or_path)!r} is {family.model_type!r}"
-        )
-
+    _check_adapter_family(info, family, name_or_path)
     model = family.build_model(
         model_dir, config, dtype=torch_dtype, device=device, attn_implementation=attn_implementation
     )
@@ -228,6 +209,45 @@ def load_backbone(
     model.spec = spec
     model.requires_grad_(False)
     model.eval()
+    _log_loaded(spec, torch_dtype, device)
+    return LoadedBackbone(model=model, tokenizer=tokenizer, spec=spec)
+
+
+def _resolve_checkpoint(name_or_path, adapter, revision, adapter_revision):
+    """The base checkpoint folder and the adapter to merge, when either argument names an adapter.
+
+    Returns ``(name_or_path, model_dir, adapter_info, revision, adapter_revision)``: for an adapter given as the
+    model, ``revision`` pinned the adapter repository, so it becomes ``adapter_revision`` and the base is taken at
+    its default revision.
+    """
+    info: AdapterInfo | None = read_adapter(adapter, revision=adapter_revision) if adapter is not None else None
+    if name_or_path is None:
+        if info is None:
+            raise ValueError("load_backbone needs name_or_path, adapter, or both")
+        name_or_path = default_base_model(info)
+        logger.info("adapter %s: using base model %s", info.source, name_or_path)
+    model_dir = resolve_model_dir(name_or_path, revision=revision)
+    if is_adapter_dir(model_dir):
+        if info is not None:
+            raise AdapterError(f"{name_or_path!r} is itself an adapter; pass the base model with adapter={adapter!r}")
+        info = replace(read_adapter(model_dir), source=os.fspath(name_or_path))
+        adapter_revision, revision = revision, None  # ``revision`` pinned the adapter repo, not its base
+        name_or_path = default_base_model(info)
+        logger.info("adapter %s: using base model %s", info.source, name_or_path)
+        model_dir = resolve_model_dir(name_or_path, revision=revision)
+    return name_or_path, model_dir, info, revision, adapter_revision
+
+
+def _check_adapter_family(info: AdapterInfo | None, family: BackboneFamily, name_or_path) -> None:
+    if info is not None and info.backbone_model_type not in (None, family.model_type):
+        raise AdapterError(
+            f"adapter {info.source!r} was trained for a {info.backbone_model_type!r} backbone "
+            f"({info.retriever_model_type!r} in {info.path / 'retriever_config.json'}) "
+            f"but the base model {os.fspath(name_or_path)!r} is {family.model_type!r}"
+        )
+
+
+def _log_loaded(spec: BackboneSpec, torch_dtype: torch.dtype, device) -> None:
     logger.info(
         "loaded %s backbone %s (%s, %s, H=%d, V=%d%s)",
         spec.model_type,
@@ -238,4 +258,3 @@ def load_backbone(
         spec.vocab_size,
         f", adapter {spec.adapter}" if spec.adapter else "",
     )
-    return LoadedBackbone(model=model, tokenizer=tokenizer, spec=spec)

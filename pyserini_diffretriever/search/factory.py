@@ -189,34 +189,41 @@ def check_encoder_compatibility(
     if query is not None:
         differences.update(_query_differences(query, encoder_settings, skipped))
     if differences:
-        listed = "; ".join(
-            f"{key}: index expects queries with {a!r} vs query encoder {b!r}"
-            if key in QUERY_KEYS
-            else f"{key}: index {a!r} vs query encoder {b!r}"
-            for key, (a, b) in differences.items()
-        )
-        advice = []
-        if set(differences) - set(QUERY_KEYS):
-            advice.append(
-                "use the same backbone/adapter/tokenizer settings as for the documents"
-                + (
-                    " (or ignore keys that differ only in name, e.g. a moved checkpoint folder)"
-                    if "backbone" in differences
-                    else ""
-                )
+        raise _mismatch_error(differences, kind, where)
+
+
+def _mismatch_error(
+    differences: Mapping[str, tuple[Any, Any]], kind: str, where: str | os.PathLike
+) -> IndexMismatchError:
+    """The error listing every difference, with advice for setting and query-record differences."""
+    listed = "; ".join(
+        f"{key}: index expects queries with {a!r} vs query encoder {b!r}"
+        if key in QUERY_KEYS
+        else f"{key}: index {a!r} vs query encoder {b!r}"
+        for key, (a, b) in differences.items()
+    )
+    advice = []
+    if set(differences) - set(QUERY_KEYS):
+        advice.append(
+            "use the same backbone/adapter/tokenizer settings as for the documents"
+            + (
+                " (or ignore keys that differ only in name, e.g. a moved checkpoint folder)"
+                if "backbone" in differences
+                else ""
             )
-        if set(differences) & set(QUERY_KEYS):
-            named = " ".join(key for key in QUERY_KEYS if key in differences)
-            advice.append(
-                "leave the query K and prompt at the index's defaults (its manifest 'query' record), or "
-                f"search with other query settings on purpose with --ignore-mismatch {named}"
-            )
-        hint = "; ".join(advice)
-        raise IndexMismatchError(
-            f"{where}: the query encoder does not match the encoder that built this {kind} index ({listed}). "
-            f"{hint[:1].upper()}{hint[1:]}",
-            differences,
         )
+    if set(differences) & set(QUERY_KEYS):
+        named = " ".join(key for key in QUERY_KEYS if key in differences)
+        advice.append(
+            "leave the query K and prompt at the index's defaults (its manifest 'query' record), or "
+            f"search with other query settings on purpose with --ignore-mismatch {named}"
+        )
+    hint = "; ".join(advice)
+    return IndexMismatchError(
+        f"{where}: the query encoder does not match the encoder that built this {kind} index ({listed}). "
+        f"{hint[:1].upper()}{hint[1:]}",
+        differences,
+    )
 
 
 def _check_dimension(where: Path, index_dimension: int | None, encoder: Any, label: str) -> None:
@@ -376,6 +383,28 @@ def open_searcher(
     folder = Path(index_dir)
     manifest = read_manifest(folder)
     kind = manifest["kind"]
+    ignore_mismatch = tuple(ignore_mismatch)
+    _check_request(folder, kind, multi_options, ignore_mismatch)
+    _verify_folder(folder, kind)
+    if query_encoder is None:
+        options = {"k": k, "prompt": prompt, "dtype": dtype, "max_length": max_length, "batch_size": batch_size}
+        query_encoder = query_encoder_for(manifest, model=model, device=device, where=folder, **options)
+    if hasattr(query_encoder, "settings"):
+        query = manifest.get("query") if isinstance(manifest.get("query"), Mapping) else None
+        check_encoder_compatibility(
+            manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch, query=query
+        )
+    if kind == "dense":
+        return _open_dense(folder, manifest, query_encoder)
+    if kind == "multi":
+        return _open_multi(folder, manifest, query_encoder, multi_options)
+    from pyserini.search.lucene import LuceneImpactSearcher
+
+    return LuceneImpactSearcher(str(folder), query_encoder, min_idf=min_idf)
+
+
+def _check_request(folder: Path, kind: str, multi_options: Mapping[str, Any], ignore_mismatch: tuple[str, ...]) -> None:
+    """Refuse an unsearchable kind, options of another kind, and unknown ``ignore_mismatch`` keys."""
     if kind == "impact-vectors":
         raise IndexFormatError(
             f"{folder}: holds impact vectors (JsonVectorCollection), not a searchable index; build one with "
@@ -383,52 +412,38 @@ def open_searcher(
         )
     if multi_options and kind != "multi":
         raise TypeError(f"{folder}: options {sorted(multi_options)} apply to multi-vector indexes only")
-    ignore_mismatch = tuple(ignore_mismatch)
     unknown = sorted(set(ignore_mismatch) - set(MISMATCH_KEYS))
     if unknown:
         raise ValueError(f"ignore_mismatch: unknown settings {unknown}; known: {', '.join(MISMATCH_KEYS)}")
-    try:  # sizes and headers: a truncated FAISS index or vectors.npy is named here, not by a FAISS traceback
+
+
+def _verify_folder(folder: Path, kind: str) -> None:
+    """Sizes and headers: a truncated FAISS index or vectors.npy is named here, not by a FAISS traceback."""
+    try:
         verify_output(folder, kind)
     except IndexFormatError:
         raise
     except ManifestError as error:
         raise IndexFormatError(str(error)) from error
-    if query_encoder is None:
-        query_encoder = query_encoder_for(
-            manifest,
-            model=model,
-            k=k,
-            prompt=prompt,
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-            batch_size=batch_size,
-            where=folder,
+
+
+def _open_dense(folder: Path, manifest: Mapping[str, Any], query_encoder: Any) -> Any:
+    from pyserini.search.faiss import FaissSearcher
+
+    _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
+    searcher = FaissSearcher(str(folder), query_encoder)
+    if manifest.get("dimension") is not None and searcher.dimension != manifest["dimension"]:
+        raise IndexFormatError(
+            f"{folder}: the FAISS index has dimension {searcher.dimension}, its manifest says {manifest['dimension']}"
         )
-    if hasattr(query_encoder, "settings"):
-        query = manifest.get("query") if isinstance(manifest.get("query"), Mapping) else None
-        check_encoder_compatibility(
-            manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch, query=query
-        )
-    if kind == "dense":
-        from pyserini.search.faiss import FaissSearcher
+    _check_dimension(folder, searcher.dimension, query_encoder, "FAISS index")
+    return searcher
 
-        _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
-        searcher = FaissSearcher(str(folder), query_encoder)
-        if manifest.get("dimension") is not None and searcher.dimension != manifest["dimension"]:
-            raise IndexFormatError(
-                f"{folder}: the FAISS index has dimension {searcher.dimension}, its manifest "
-                f"says {manifest['dimension']}"
-            )
-        _check_dimension(folder, searcher.dimension, query_encoder, "FAISS index")
-        return searcher
-    if kind == "multi":
-        from .multivector import MultiVectorSearcher
 
-        _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
-        searcher = MultiVectorSearcher(folder, query_encoder, **multi_options)
-        _check_dimension(folder, searcher.dimension, query_encoder, "multi-vector index")
-        return searcher
-    from pyserini.search.lucene import LuceneImpactSearcher
+def _open_multi(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, multi_options: Mapping[str, Any]) -> Any:
+    from .multivector import MultiVectorSearcher
 
-    return LuceneImpactSearcher(str(folder), query_encoder, min_idf=min_idf)
+    _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
+    searcher = MultiVectorSearcher(folder, query_encoder, **multi_options)
+    _check_dimension(folder, searcher.dimension, query_encoder, "multi-vector index")
+    return searcher
