@@ -1,4 +1,4 @@
-"""Autoregressive backbones (Qwen2 / Llama causal LMs) for the PromptReps baseline (method.md §9).
+"""Autoregressive backbones (Qwen2 / Llama causal LMs) for the PromptReps baseline (docs/method.md §9).
 
 Why: the paper's claim is a cost claim (K representative tokens from one diffusion pass vs K sequential
 decoding steps of an autoregressive LM), so the baseline must run through the same encoder classes, CLI and

@@ -6,7 +6,7 @@ Parameter names equal the checkpoint's (``model.transformer.wte``, ``model.trans
 remote-code ``LLaDAModelLM`` (keys ``base_model.model.model.transformer...``) apply unchanged.
 
 Unlike the original remote code, padding is masked as keys and position ids count real tokens only,
-so a text's states do not depend on its batch (method.md §11 item 2).
+so a text's states do not depend on its batch (docs/method.md §11 item 2).
 """
 
 from __future__ import annotations

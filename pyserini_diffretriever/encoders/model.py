@@ -7,7 +7,7 @@ and is what the Pyserini encoder classes delegate to, so a query and a document 
 model (pass the same :class:`DiffRetrieverModel` to both).
 
 An autoregressive backbone (``spec.family == "autoregressive"``: Qwen2 / Llama causal LMs) runs the
-PromptReps baseline through the same classes (method.md §9): the same prompts without masks, tail or
+PromptReps baseline through the same classes (docs/method.md §9): the same prompts without masks, tail or
 K-adaptation, and the K slots generated one by one with a KV cache
 (:func:`~pyserini_diffretriever.representation.generation.generate_representatives`); the dense, multi and
 impact outputs are built by the same code. K is then PromptReps' N (default 4 on both sides).

@@ -1,4 +1,4 @@
-"""Dense representations from the K slot hidden states (method §4).
+"""Dense representations from the K slot hidden states (docs/method.md §4).
 
 Every slot vector is L2-normalised (norm clamped at 1e-12, so zeroed slots stay zero). Then
 

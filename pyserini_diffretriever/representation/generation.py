@@ -1,4 +1,4 @@
-"""PromptReps read-out for autoregressive backbones (method.md §9): one prompt pass, then N-1 greedy steps.
+"""PromptReps read-out for autoregressive backbones (docs/method.md §9): one prompt pass, then N-1 greedy steps.
 
 This is the baseline DiffRetriever is compared against: an autoregressive LM pays one sequential forward
 pass per representative token, where a diffusion LM reads K mask slots from one pass (:mod:`.readout`).

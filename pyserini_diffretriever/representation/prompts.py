@@ -44,7 +44,7 @@ def check_side(side: str) -> str:
 
 
 def adapt_for_k(text: str, k: int) -> str:
-    """Rewrite the number wording of ``text`` for ``k`` representative tokens (method §2.2).
+    """Rewrite the number wording of ``text`` for ``k`` representative tokens (docs/method.md §2.2).
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
-"""One-pass read-out of the K mask slots (method §3): hidden states, slot logits, stop-token truncation.
+"""One-pass read-out of the K mask slots (docs/method.md §3): hidden states, slot logits, stop-token truncation.
 
 ``hidden = backbone.hidden_states(ids, mask)`` gives ``[B, L, H]``; only the K mask rows ``L-K-3 … L-4`` are
 kept (``[B, K, H]``, fp32), and the vocabulary projection is applied to those K rows only, in row chunks of
-bounded size — never to a ``[B, L, V]`` tensor (the reference materialises that; §11.21).
+bounded size — never to a ``[B, L, V]`` tensor (the reference materialises that; §11 item 4).
 
 Logit alignment: by default the logits are read at the mask positions themselves (``"unshifted"``), as the
 reference does for both Dream and LLaDA. ``"shifted"`` reads, for each mask position p, the logits of row
@@ -21,7 +21,7 @@ impacts are captured from that step's pass. ``n_s`` follows the reference's time
 ``t = linspace(1, 1e-3, S+1)``, ``n_s = max(1, int(n_masked * (1 - t_{s+1}/t_s)))``, all remaining at the last
 step. A slot whose argmax is the mask id itself still counts as committed (the reference would leave it
 masked and might re-decode it later; irrelevant for S = 1). Non-finite states or logits raise
-:class:`ReadoutError` instead of being zeroed silently (§11.23).
+:class:`ReadoutError` instead of being zeroed silently (``docs/method.md`` §11 item 5).
 """
 
 from __future__ import annotations

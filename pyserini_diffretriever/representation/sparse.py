@@ -1,4 +1,4 @@
-"""Sparse (impact) representation from the K slot logits (method §5.1, §5.3).
+"""Sparse (impact) representation from the K slot logits (docs/method.md §5.1, §5.3).
 
 Per slot k of text x with logits l_k (fp32):
 

@@ -4,7 +4,7 @@ Why a module of its own: the same functions are the *reference* the tests compar
 the *implementation* of the multi-vector searcher's exact re-scoring, so the two cannot drift (PyLate keeps
 ``colbert_scores`` apart from its retrievers for the same reason). Nothing here touches files, FAISS or the JVM.
 
-MaxSim (method.md §4, item 3) is ``score(q, d) = sum_i max(0, max_j q_i . d_j)``: ColBERT's MaxSim with each
+MaxSim (docs/method.md §4, item 3) is ``score(q, d) = sum_i max(0, max_j q_i . d_j)``: ColBERT's MaxSim with each
 per-query-vector maximum clamped at 0, so all-zero (truncated) vectors on either side contribute nothing and a
 document without vectors scores 0.
 """
@@ -107,7 +107,7 @@ def maxsim_scores(
 
 
 def masked_means(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per-text mean of its non-zero vectors (method.md §4 item 2, ``single_dense`` without re-normalising).
+    """Per-text mean of its non-zero vectors (docs/method.md §4 item 2, ``single_dense`` without re-normalising).
 
     Parameters
     ----------
