@@ -3,6 +3,7 @@
 Importing this package imports :mod:`pyserini.encode` (which starts the JVM in Pyserini 2.3).
 """
 
+from ..settings import EncoderSettings
 from .document import DiffRetrieverDocumentEncoder
 from .model import (
     REPRESENTATIONS,
@@ -20,6 +21,7 @@ __all__ = [
     "DiffRetrieverDocumentEncoder",
     "DiffRetrieverModel",
     "DiffRetrieverQueryEncoder",
+    "EncoderSettings",
     "RepresentationBatch",
     "SideEncoder",
     "default_k",
