@@ -324,7 +324,8 @@ def query_encoder_for(
         source if isinstance(source, (str, Path)) else type(source).__name__,
         ", ".join(f"{key}={value}" for key, value in options.items()),
     )
-    return DiffRetrieverQueryEncoder(source, representation=REPRESENTATION_OF_KIND[kind], device=device, **options)
+    query_options = EncoderSettings.given(representation=REPRESENTATION_OF_KIND[kind], device=device, **options)
+    return DiffRetrieverQueryEncoder(source, settings=query_options)
 
 
 def open_searcher(
