@@ -33,6 +33,8 @@ bench: env
 fixtures: env
 	$(PY) -m pyserini_diffretriever.fixtures tiny-dream build/tiny-dream
 	$(PY) -m pyserini_diffretriever.fixtures tiny-llada build/tiny-llada
+	$(PY) -m pyserini_diffretriever.fixtures tiny-qwen2 build/tiny-qwen2
+	$(PY) -m pyserini_diffretriever.fixtures tiny-llama build/tiny-llama
 
 clean:
 	rm -rf build runs .pytest_cache

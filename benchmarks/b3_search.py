@@ -10,7 +10,7 @@ topic directions, a document's K_p vectors near its own centre; queries drawn th
                     Pyserini's ``FaissSearcher``;
 ``multi-default``   :class:`pyserini_diffretriever.search.MultiVectorSearcher` (candidates + exact re-scoring);
 ``multi-exact``     the same searcher in ``exact`` mode (exhaustive MaxSim, streamed);
-``torch-exhaustive``the reference's approach (method.md §6): every document's vectors in one torch tensor,
+``torch-exhaustive``the reference's approach (docs/method.md §6): every document's vectors in one torch tensor,
                     clamped MaxSim by chunked matmul against all documents, top-k merged per chunk.
 
 Latency = median seconds of single-query ``search(k=100)`` calls, with 2 threads (``latency_s``) and with 1

@@ -3,7 +3,7 @@
 Each corpus size runs in a fresh child process that builds a ``DiffRetrieverDocumentEncoder`` over the tiny
 Dream fixture (hidden 64, 2 layers, the real 152,064-token vocabulary), warms it up, records its resident
 memory, and then encodes the whole synthetic corpus (short Cranfield-word passages) with the real
-:func:`pyserini_diffretriever.cli.encode.encode_corpus` into dense (FAISS), multi-vector and impact folders at
+:func:`pyserini_diffretriever.pipeline.encode_corpus` into dense (FAISS), multi-vector and impact folders at
 once. Peak = max(RSS sampled every 2 ms, ``ru_maxrss``) of the child during ``encode_corpus``; the JVM,
 torch, the model and the tokenizer are all inside it. ``growth`` = peak - RSS just before encoding.
 
@@ -47,9 +47,9 @@ def write_corpus(path: Path, n: int, seed: int = 3) -> Path:
 def child(model_dir: Path, corpus: Path, output: Path) -> dict:
     """Runs in the child process: encode ``corpus`` and report memory and time."""
     C.set_threads(2)
-    from pyserini_diffretriever.cli.encode import encode_corpus
     from pyserini_diffretriever.corpus import JsonlCorpusReader
     from pyserini_diffretriever.encoders import DiffRetrieverDocumentEncoder
+    from pyserini_diffretriever.pipeline import encode_corpus
 
     encoder = DiffRetrieverDocumentEncoder(str(model_dir), k=K, max_length=96, batch_size=BATCH)
     encoder.encode_all(["warm up the encoder and the content-word filter"] * 4)

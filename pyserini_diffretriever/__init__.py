@@ -11,8 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from . import _java
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +25,8 @@ _LAZY = {
     "DiffRetrieverDocumentEncoder": "pyserini_diffretriever.encoders",
     "DiffRetrieverQueryEncoder": "pyserini_diffretriever.encoders",
     "DiffRetrieverModel": "pyserini_diffretriever.encoders",
+    "EncoderSettings": "pyserini_diffretriever.settings",
+    "encode_corpus": "pyserini_diffretriever.pipeline",
     "load_backbone": "pyserini_diffretriever.backbones",
     "MultiVectorSearcher": "pyserini_diffretriever.search",
     "fuse_min_max": "pyserini_diffretriever.search",
@@ -37,9 +38,11 @@ __all__ = [
     "DiffRetrieverDocumentEncoder",
     "DiffRetrieverModel",
     "DiffRetrieverQueryEncoder",
+    "EncoderSettings",
     "MinMaxHybridSearcher",
     "MultiVectorSearcher",
     "__version__",
+    "encode_corpus",
     "fuse_min_max",
     "load_backbone",
     "open_searcher",
@@ -62,4 +65,6 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # pragma: no cover
     from .backbones import load_backbone
     from .encoders import DiffRetrieverDocumentEncoder, DiffRetrieverModel, DiffRetrieverQueryEncoder
+    from .pipeline import encode_corpus
     from .search import MinMaxHybridSearcher, MultiVectorSearcher, fuse_min_max, open_searcher
+    from .settings import EncoderSettings

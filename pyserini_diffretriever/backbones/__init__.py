@@ -2,11 +2,13 @@
 
 Backbones are native modules (no ``trust_remote_code``) selected by the ``model_type`` of the
 checkpoint's ``config.json``. Adding a backbone means writing one module that defines ``MODEL_TYPE``,
-``DEFAULT_HUB_ID``, ``build_model``, ``load_tokenizer`` and ``make_spec`` (see :mod:`.dream`,
-:mod:`.llada`; :mod:`.autoregressive` defines two such namespaces) and adding one line to :data:`BACKBONES`.
+``DEFAULT_HUB_ID``, ``DEFAULT_K`` (``{"query": K_q, "passage": K_p}``), ``STOP_SET`` (one of :data:`STOP_SETS`),
+``MASK_ID_SOURCE``, ``build_model``, ``load_tokenizer`` and ``make_spec`` (see :mod:`.dream`, :mod:`.llada`;
+:mod:`.autoregressive` defines two such namespaces) and adding one line to :data:`BACKBONES`. Nothing else in the
+package is keyed by ``model_type``: the encoders take K and the stop set from the registry entry.
 
 Diffusion families (``spec.family == "diffusion"``): Dream, LLaDA. Autoregressive families
-(``spec.family == "autoregressive"``, the PromptReps baseline of method.md §9): ``qwen2``, ``llama``.
+(``spec.family == "autoregressive"``, the PromptReps baseline of ``docs/method.md`` §9): ``qwen2``, ``llama``.
 
 Registry keys are the exact (case-sensitive) ``model_type`` strings (``"Dream"``, ``"llada"``, ``"qwen2"``,
 ``"llama"``);
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -49,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKBONES",
+    "STOP_SETS",
     "AdapterError",
     "Backbone",
     "BackboneFamily",
@@ -64,19 +67,43 @@ __all__ = [
 ]
 
 
+STOP_SETS = ("special-except-mask", "special-and-quote")
+"""Stop-token sets a family can name (``docs/method.md`` §3, §9): the tokenizer's special ids except the mask id
+(diffusion), or the special ids plus the id(s) of ``"`` (autoregressive PromptReps)."""
+
+
 class UnsupportedBackboneError(BackboneLoadError, ValueError):
     """``config.json`` names a ``model_type`` that no registered family implements."""
 
 
 @dataclass(frozen=True)
 class BackboneFamily:
-    """How to build, tokenize and describe one ``model_type``."""
+    """How to build, tokenize and describe one ``model_type``, and the encoders' defaults for it.
+
+    Attributes
+    ----------
+    default_k : mapping
+        ``{"query": K_q, "passage": K_p}``: representative tokens per side when the user gives no K.
+    stop_set : str
+        One of :data:`STOP_SETS`: which decoded slot ids truncate the slots.
+    mask_id_source : str or None
+        Where ``make_spec`` reads the mask id (documentation); ``None`` for a family without mask tokens.
+    """
 
     model_type: str
     default_hub_id: str
     build_model: Callable[..., nn.Module]  # (model_dir, config, *, dtype, device, attn_implementation)
     load_tokenizer: Callable[[Path], object]
     make_spec: Callable[..., BackboneSpec]  # (model, config, tokenizer, *, name_or_path, revision, adapter, extra)
+    default_k: Mapping[str, int]
+    stop_set: str
+    mask_id_source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stop_set not in STOP_SETS:
+            raise ValueError(f"{self.model_type}: stop_set={self.stop_set!r}, expected one of {STOP_SETS}")
+        if set(self.default_k) != {"query", "passage"} or min(self.default_k.values()) < 1:
+            raise ValueError(f"{self.model_type}: default_k must give K >= 1 for 'query' and 'passage'")
 
     @classmethod
     def from_module(cls, module: ModuleType | SimpleNamespace) -> BackboneFamily:
@@ -86,6 +113,9 @@ class BackboneFamily:
             module.build_model,
             module.load_tokenizer,
             module.make_spec,
+            dict(module.DEFAULT_K),
+            module.STOP_SET,
+            module.MASK_ID_SOURCE,
         )
 
 
@@ -149,31 +179,12 @@ def load_backbone(
     AdapterError
     """
     torch_dtype = resolve_dtype(dtype)
-    info: AdapterInfo | None = read_adapter(adapter, revision=adapter_revision) if adapter is not None else None
-    if name_or_path is None:
-        if info is None:
-            raise ValueError("load_backbone needs name_or_path, adapter, or both")
-        name_or_path = default_base_model(info)
-        logger.info("adapter %s: using base model %s", info.source, name_or_path)
-    model_dir = resolve_model_dir(name_or_path, revision=revision)
-    if is_adapter_dir(model_dir):
-        if info is not None:
-            raise AdapterError(f"{name_or_path!r} is itself an adapter; pass the base model with adapter={adapter!r}")
-        info = replace(read_adapter(model_dir), source=os.fspath(name_or_path))
-        adapter_revision, revision = revision, None  # ``revision`` pinned the adapter repo, not its base
-        name_or_path = default_base_model(info)
-        logger.info("adapter %s: using base model %s", info.source, name_or_path)
-        model_dir = resolve_model_dir(name_or_path, revision=revision)
-
+    name_or_path, model_dir, info, revision, adapter_revision = _resolve_checkpoint(
+        name_or_path, adapter, revision, adapter_revision
+    )
     config = read_config(model_dir)
     family = get_family(config.get("model_type"))
-    if info is not None and info.backbone_model_type not in (None, family.model_type):
-        raise AdapterError(
-            f"adapter {info.source!r} was trained for a {info.backbone_model_type!r} backbone "
-            f"({info.retriever_model_type!r} in {info.path / 'retriever_config.json'}) "
-            f"but the base model {os.fspath(name_or_path)!r} is {family.model_type!r}"
-        )
-
+    _check_adapter_family(info, family, name_or_path)
     model = family.build_model(
         model_dir, config, dtype=torch_dtype, device=device, attn_implementation=attn_implementation
     )
@@ -198,6 +209,45 @@ def load_backbone(
     model.spec = spec
     model.requires_grad_(False)
     model.eval()
+    _log_loaded(spec, torch_dtype, device)
+    return LoadedBackbone(model=model, tokenizer=tokenizer, spec=spec)
+
+
+def _resolve_checkpoint(name_or_path, adapter, revision, adapter_revision):
+    """The base checkpoint folder and the adapter to merge, when either argument names an adapter.
+
+    Returns ``(name_or_path, model_dir, adapter_info, revision, adapter_revision)``: for an adapter given as the
+    model, ``revision`` pinned the adapter repository, so it becomes ``adapter_revision`` and the base is taken at
+    its default revision.
+    """
+    info: AdapterInfo | None = read_adapter(adapter, revision=adapter_revision) if adapter is not None else None
+    if name_or_path is None:
+        if info is None:
+            raise ValueError("load_backbone needs name_or_path, adapter, or both")
+        name_or_path = default_base_model(info)
+        logger.info("adapter %s: using base model %s", info.source, name_or_path)
+    model_dir = resolve_model_dir(name_or_path, revision=revision)
+    if is_adapter_dir(model_dir):
+        if info is not None:
+            raise AdapterError(f"{name_or_path!r} is itself an adapter; pass the base model with adapter={adapter!r}")
+        info = replace(read_adapter(model_dir), source=os.fspath(name_or_path))
+        adapter_revision, revision = revision, None  # ``revision`` pinned the adapter repo, not its base
+        name_or_path = default_base_model(info)
+        logger.info("adapter %s: using base model %s", info.source, name_or_path)
+        model_dir = resolve_model_dir(name_or_path, revision=revision)
+    return name_or_path, model_dir, info, revision, adapter_revision
+
+
+def _check_adapter_family(info: AdapterInfo | None, family: BackboneFamily, name_or_path) -> None:
+    if info is not None and info.backbone_model_type not in (None, family.model_type):
+        raise AdapterError(
+            f"adapter {info.source!r} was trained for a {info.backbone_model_type!r} backbone "
+            f"({info.retriever_model_type!r} in {info.path / 'retriever_config.json'}) "
+            f"but the base model {os.fspath(name_or_path)!r} is {family.model_type!r}"
+        )
+
+
+def _log_loaded(spec: BackboneSpec, torch_dtype: torch.dtype, device) -> None:
     logger.info(
         "loaded %s backbone %s (%s, %s, H=%d, V=%d%s)",
         spec.model_type,
@@ -208,4 +258,3 @@ def load_backbone(
         spec.vocab_size,
         f", adapter {spec.adapter}" if spec.adapter else "",
     )
-    return LoadedBackbone(model=model, tokenizer=tokenizer, spec=spec)

@@ -4,7 +4,7 @@ The released DiffRetriever checkpoints are LoRA adapters (r=16, alpha=64) traine
 classes. Our native modules keep those classes' module paths, so ``PeftModel.from_pretrained`` applies
 them directly; :func:`attach_and_merge` then checks that *every* adapter tensor was consumed (PEFT only
 warns about mismatches) and merges, returning the plain native module: after merging,
-``hidden_states`` still returns hidden states (method.md §11 item 3 -- the reference's hook broke there).
+``hidden_states`` still returns hidden states (docs/method.md §11 item 3 -- the reference's hook broke there).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Autoregressive backbones (Qwen2 / Llama causal LMs) for the PromptReps baseline (method.md §9).
+"""Autoregressive backbones (Qwen2 / Llama causal LMs) for the PromptReps baseline (docs/method.md §9).
 
 Why: the paper's claim is a cost claim (K representative tokens from one diffusion pass vs K sequential
 decoding steps of an autoregressive LM), so the baseline must run through the same encoder classes, CLI and
@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 FAMILY = "autoregressive"
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+AR_DEFAULT_K = {"query": 4, "passage": 4}  # PromptReps' N on both sides, the fine-tuned PromptReps cap
+AR_STOP_SET = "special-and-quote"  # special ids plus the id(s) of '"' (docs/method.md §9)
 
 
 class CausalBackboneMixin:
@@ -276,6 +278,9 @@ QWEN2 = SimpleNamespace(
     build_model=build_qwen2,
     load_tokenizer=load_tokenizer,
     make_spec=_spec_maker("qwen2", "<|im_end|>"),
+    DEFAULT_K=AR_DEFAULT_K,
+    STOP_SET=AR_STOP_SET,
+    MASK_ID_SOURCE=None,
 )
 """Registry entry of ``model_type: "qwen2"`` (Qwen2 / Qwen2.5 causal LMs)."""
 
@@ -285,5 +290,8 @@ LLAMA = SimpleNamespace(
     build_model=build_llama,
     load_tokenizer=load_tokenizer,
     make_spec=_spec_maker("llama", "<|eot_id|>"),
+    DEFAULT_K=AR_DEFAULT_K,
+    STOP_SET=AR_STOP_SET,
+    MASK_ID_SOURCE=None,
 )
 """Registry entry of ``model_type: "llama"`` (Llama / Llama-3 causal LMs)."""

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 MODEL_TYPE = "Dream"
 DEFAULT_HUB_ID = "Dream-org/Dream-v0-Instruct-7B"
+DEFAULT_K = {"query": 4, "passage": 16}  # the paper's selected (K_q, K_p) for Dream
+STOP_SET = "special-except-mask"
+MASK_ID_SOURCE = "config.json mask_token_id, else the tokenizer's mask_token_id"
 CHAT_END_TOKEN = "<|im_end|>"
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 

@@ -6,7 +6,7 @@ Parameter names equal the checkpoint's (``model.transformer.wte``, ``model.trans
 remote-code ``LLaDAModelLM`` (keys ``base_model.model.model.transformer...``) apply unchanged.
 
 Unlike the original remote code, padding is masked as keys and position ids count real tokens only,
-so a text's states do not depend on its batch (method.md §11 item 2).
+so a text's states do not depend on its batch (docs/method.md §11 item 2).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 MODEL_TYPE = "llada"
 DEFAULT_HUB_ID = "GSAI-ML/LLaDA-8B-Instruct"
+DEFAULT_K = {"query": 4, "passage": 4}  # the paper's selected (K_q, K_p) for LLaDA
+STOP_SET = "special-except-mask"
+MASK_ID_SOURCE = "config.json mask_token_id, else the tokenizer's mask_token_id"
 CHAT_END_TOKEN = "<|eot_id|>"
 CHAT_END_FALLBACK_ID = 126348  # the reference code's literal fallback when the tokenizer lacks <|eot_id|>
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")

@@ -60,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n", 1)[1].replace("``", "").replace("::", ":").strip(),
     )
+    _add_index_options(parser)
+    _add_run_options(parser)
+    _add_encoder_options(parser)
+    _add_search_options(parser)
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def _add_index_options(parser: argparse.ArgumentParser) -> None:
+    """Which indexes, and how two are fused."""
     where = parser.add_argument_group("indexes (--index, or one or two of --dense/--multi/--impact-index)")
     where.add_argument("--index", help="one index folder written by this package (kind from its manifest)")
     for side in SIDES:
@@ -80,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--normalization", action="store_true", help="pyserini fusion: its score normalisation")
     where.add_argument("--weight-on-dense", action="store_true", help="pyserini fusion: alpha weighs the dense side")
 
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Topics, run file and batching."""
     run = parser.add_argument_group("topics and output")
     run.add_argument("--topics", required=True, help="local topics: .tsv/.txt (qid<TAB>text), .json or .jsonl")
     run.add_argument(
@@ -97,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=1, help="search threads (default 1)")
     run.add_argument("--remove-query", action="store_true", help="drop a hit whose docid equals the qid (BEIR)")
 
+
+def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    """The query encoder (defaults from each index's manifest)."""
     encoder = parser.add_argument_group("query encoder (defaults from each index's manifest)")
     encoder.add_argument("--encoder", default=None, help="checkpoint folder or hub id (default: manifest backbone)")
     encoder.add_argument(
@@ -129,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"for other query settings on purpose); any of: {', '.join(MISMATCH_KEYS)}",
     )
 
+
+def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    """Multi-vector and impact searcher options."""
     multi = parser.add_argument_group("multi-vector and impact search")
     multi.add_argument(
         "--mode",
@@ -145,8 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="multi: token index kind used or built (default auto)",
     )
     multi.add_argument("--min-idf", type=float, default=0, help="impact: LuceneImpactSearcher min_idf (default 0)")
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
-    return parser
 
 
 def _indexes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[tuple[str, Path]]:

@@ -3,9 +3,9 @@
 Importing this package imports :mod:`pyserini.encode` (which starts the JVM in Pyserini 2.3).
 """
 
+from ..settings import EncoderSettings
 from .document import DiffRetrieverDocumentEncoder
 from .model import (
-    DEFAULT_K,
     REPRESENTATIONS,
     SHARED_SETTINGS,
     DiffRetrieverModel,
@@ -16,12 +16,12 @@ from .model import (
 from .query import DiffRetrieverQueryEncoder
 
 __all__ = [
-    "DEFAULT_K",
     "REPRESENTATIONS",
     "SHARED_SETTINGS",
     "DiffRetrieverDocumentEncoder",
     "DiffRetrieverModel",
     "DiffRetrieverQueryEncoder",
+    "EncoderSettings",
     "RepresentationBatch",
     "SideEncoder",
     "default_k",

@@ -7,7 +7,7 @@ and is what the Pyserini encoder classes delegate to, so a query and a document 
 model (pass the same :class:`DiffRetrieverModel` to both).
 
 An autoregressive backbone (``spec.family == "autoregressive"``: Qwen2 / Llama causal LMs) runs the
-PromptReps baseline through the same classes (method.md §9): the same prompts without masks, tail or
+PromptReps baseline through the same classes (docs/method.md §9): the same prompts without masks, tail or
 K-adaptation, and the K slots generated one by one with a KV cache
 (:func:`~pyserini_diffretriever.representation.generation.generate_representatives`); the dense, multi and
 impact outputs are built by the same code. K is then PromptReps' N (default 4 on both sides).
@@ -30,14 +30,14 @@ from ..representation.content_words import content_token_ids
 from ..representation.dense import multi_vectors, single_vector
 from ..representation.generation import ar_stop_token_ids, generate_representatives
 from ..representation.inputs import InputBuilder
-from ..representation.prompts import PROMPT_VARIANTS, PromptError, PromptTemplate, check_side, load_prompt
+from ..representation.prompts import PromptError, PromptTemplate, check_side, load_prompt
 from ..representation.readout import LOGITS_MODES, ReadoutConfig, read_out, stop_token_ids
 from ..representation.sparse import ROUNDING_MODES
 from ..representation.terms import TermVocabulary, term_vocabulary, vocabulary_fingerprint
+from ..settings import PROMPT_VARIANTS, REPRESENTATIONS, EncoderSettings
 
 logger = logging.getLogger(__name__)
 
-REPRESENTATIONS: tuple[str, ...] = ("dense", "multi", "impact")
 SETTINGS_VERSION = 1
 
 #: Keys of :meth:`SideEncoder.settings` that must be equal for an index (passage side) and the queries searched
@@ -54,28 +54,37 @@ SHARED_SETTINGS: tuple[str, ...] = (
     "rounding",
 )
 
-#: Default number of representative tokens per backbone ``model_type`` (lower case) and side; the paper's
-#: selected (K_q, K_p): Dream (4, 16), LLaDA (4, 4); autoregressive PromptReps (Qwen2, Llama): N = 4 on both
-#: sides, the fine-tuned PromptReps cap (README: "AR uses K=4").
-DEFAULT_K: dict[str, dict[str, int]] = {
-    "dream": {"query": 4, "passage": 16},
-    "llada": {"query": 4, "passage": 4},
-    "qwen2": {"query": 4, "passage": 4},
-    "llama": {"query": 4, "passage": 4},
-}
 FAMILIES: tuple[str, ...] = ("diffusion", "autoregressive")
+
+#: How each stop set of the backbone registry (:data:`~pyserini_diffretriever.backbones.STOP_SETS`) is computed.
+STOP_SET_FUNCTIONS = {
+    "special-except-mask": lambda tokenizer, spec: stop_token_ids(tokenizer, spec.mask_token_id),
+    "special-and-quote": lambda tokenizer, spec: ar_stop_token_ids(tokenizer),
+}
+
+
+def _registered_family(model_type: str):
+    """The registry entry of ``model_type`` (any letter case), or ``None`` for an unregistered one."""
+    from ..backbones import UnsupportedBackboneError, get_family
+
+    try:
+        return get_family(model_type)
+    except UnsupportedBackboneError:
+        return None
 
 
 def default_k(model_type: str, side: str) -> int:
-    """The paper's K for ``model_type`` and ``side`` (:data:`DEFAULT_K`)."""
+    """The default K of ``side`` for ``model_type``: the backbone registry entry's ``default_k``."""
     check_side(side)
-    try:
-        return DEFAULT_K[model_type.lower()][side]
-    except KeyError:
+    family = _registered_family(model_type)
+    if family is None:
+        from ..backbones import BACKBONES
+
         raise ValueError(
             f"no default K for backbone model_type {model_type!r}; pass k explicitly "
-            f"(defaults exist for {sorted(DEFAULT_K)})"
-        ) from None
+            f"(defaults exist for {sorted(BACKBONES)})"
+        )
+    return int(family.default_k[side])
 
 
 @dataclass
@@ -183,12 +192,14 @@ class DiffRetrieverModel:
 
     @property
     def stop_ids(self) -> frozenset[int]:
+        """Slot-truncating token ids: the registry entry's stop set (by family for unregistered backbones)."""
         if self._stop_ids is None:
-            self._stop_ids = (
-                ar_stop_token_ids(self.tokenizer)
-                if self.autoregressive
-                else stop_token_ids(self.tokenizer, self.spec.mask_token_id)
-            )
+            family = _registered_family(self.spec.model_type)
+            if family is not None:
+                stop_set = family.stop_set
+            else:
+                stop_set = "special-and-quote" if self.autoregressive else "special-except-mask"
+            self._stop_ids = frozenset(STOP_SET_FUNCTIONS[stop_set](self.tokenizer, self.spec))
         return self._stop_ids
 
     @property
@@ -273,53 +284,64 @@ class DiffRetrieverModel:
         k = default_k(self.spec.model_type, side) if k is None else k
         builder = self.input_builder(side, k, prompt, max_length, title_separator)
         texts = builder.join(list(texts), None if titles is None else list(titles))
-        n = len(texts)
-        result = RepresentationBatch(
-            multi=[None] * n if "multi" in wanted else [],  # type: ignore[list-item]
-            dense=np.zeros((n, self.hidden_size), dtype=np.float32),
-            impact=[None] * n if "impact" in wanted else [],  # type: ignore[list-item]
-            impact_ids=[None] * n if "impact" in wanted else [],  # type: ignore[list-item]
-        )
-        if n == 0:
+        result = _empty_batch(len(texts), self.hidden_size, wanted)
+        if not texts:
             return result
-        terms = self.terms if "impact" in wanted else None
+        terms = self.terms if "impact" in wanted else None  # checked before the first forward pass
         text_ids = builder.tokenize(texts)
-        order = sorted(range(n), key=lambda i: -min(len(text_ids[i]), builder.text_budget))
+        order = sorted(range(len(texts)), key=lambda i: -min(len(text_ids[i]), builder.text_budget))
         n_truncated = 0
-        autocast = (
-            torch.autocast(device_type="cuda", dtype=torch.float16)
-            if fp16 and self.device.type == "cuda"
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), autocast:
-            for start in range(0, n, batch_size):
+        with torch.inference_mode(), self._autocast(fp16):
+            for start in range(0, len(texts), batch_size):
                 rows = order[start : start + batch_size]
                 batch = builder.collate([text_ids[i] for i in rows])
                 n_truncated += sum(batch.truncated)
-                content = content_token_ids([texts[i] for i in rows], self.tokenizer) if terms else None
-                if self.autoregressive:
-                    out = generate_representatives(
-                        self.backbone.model, batch, k, config=readout, stop_ids=self.stop_ids, content_ids=content
-                    )
-                else:
-                    out = read_out(
-                        self.backbone.model, batch, config=readout, stop_ids=self.stop_ids, content_ids=content
-                    )
-                dense = single_vector(out.dense, out.slot_mask).cpu().numpy()
-                multi = multi_vectors(out.dense, out.slot_mask) if "multi" in wanted else None
-                sparse = out.sparse() if terms else None
-                for j, i in enumerate(rows):
-                    result.dense[i] = dense[j]
-                    if multi is not None:
-                        result.multi[i] = multi[j]
-                    if sparse is not None:
-                        result.impact_ids[i] = sparse[j]
-                        result.impact[i] = terms.to_terms(sparse[j])
+                out = self._read_batch(batch, [texts[i] for i in rows], k, readout, terms is not None)
+                self._store(result, rows, out, "multi" in wanted, terms)
         if n_truncated:
             logger.debug(
-                "%d of %d %s texts were truncated to %d text tokens", n_truncated, n, side, builder.text_budget
+                "%d of %d %s texts were truncated to %d text tokens", n_truncated, len(texts), side, builder.text_budget
             )
         return result
+
+    def _autocast(self, fp16: bool):
+        """float16 autocast on CUDA when asked, else nothing."""
+        if fp16 and self.device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _read_batch(self, batch, texts: list[str], k: int, readout: ReadoutConfig, sparse: bool):
+        """One batch's :class:`~..representation.readout.Readout`: K mask slots, or K generated slots (PromptReps)."""
+        content = content_token_ids(texts, self.tokenizer) if sparse else None
+        if self.autoregressive:
+            return generate_representatives(
+                self.backbone.model, batch, k, config=readout, stop_ids=self.stop_ids, content_ids=content
+            )
+        return read_out(self.backbone.model, batch, config=readout, stop_ids=self.stop_ids, content_ids=content)
+
+    @staticmethod
+    def _store(result: RepresentationBatch, rows: list[int], out, multi: bool, terms: TermVocabulary | None) -> None:
+        """Write one batch's dense, multi and impact vectors into ``result`` at the texts' input positions."""
+        dense = single_vector(out.dense, out.slot_mask).cpu().numpy()
+        multi = multi_vectors(out.dense, out.slot_mask) if multi else None
+        sparse = out.sparse() if terms is not None else None
+        for j, i in enumerate(rows):
+            result.dense[i] = dense[j]
+            if multi is not None:
+                result.multi[i] = multi[j]
+            if sparse is not None:
+                result.impact_ids[i] = sparse[j]
+                result.impact[i] = terms.to_terms(sparse[j])
+
+
+def _empty_batch(n: int, hidden_size: int, wanted: set[str]) -> RepresentationBatch:
+    """A result for ``n`` texts: zero dense rows, and slots for the other requested representations."""
+    return RepresentationBatch(
+        multi=[None] * n if "multi" in wanted else [],  # type: ignore[list-item]
+        dense=np.zeros((n, hidden_size), dtype=np.float32),
+        impact=[None] * n if "impact" in wanted else [],  # type: ignore[list-item]
+        impact_ids=[None] * n if "impact" in wanted else [],  # type: ignore[list-item]
+    )
 
 
 def _check_choice(name: str, value, choices: Sequence) -> None:
@@ -332,6 +354,52 @@ def _check_positive_int(name: str, value) -> None:
         raise ValueError(f"{name}={value!r}: expected an integer >= 1")
 
 
+def _check_options(options: EncoderSettings, side: str) -> None:
+    """Check every option that does not need the backbone (choices, positive integers, the prompt)."""
+    _check_choice("representation", options.representation, REPRESENTATIONS)
+    _check_choice("logits", options.logits, LOGITS_MODES)
+    _check_choice("rounding", options.rounding, ROUNDING_MODES)
+    for name in ("max_length", "batch_size", "denoise_steps", "sparse_top_k"):
+        _check_positive_int(name, getattr(options, name))
+    if options.k is not None:
+        _check_positive_int("k", options.k)
+    if not isinstance(options.title_separator, str):
+        raise ValueError(f"title_separator={options.title_separator!r}: expected a string")
+    try:
+        load_prompt(options.prompt, side)
+    except PromptError as error:
+        raise ValueError(f"prompt={str(options.prompt)!r}: {error} (variants: {PROMPT_VARIANTS})") from error
+
+
+def _load_model(model, options: EncoderSettings) -> DiffRetrieverModel:
+    """The shared model: ``model`` itself when already loaded (load options ignored), else loaded now."""
+    if isinstance(model, (DiffRetrieverModel, LoadedBackbone)):
+        defaults = EncoderSettings()
+        if (
+            str(options.device) != "cpu"
+            or str(options.dtype).removeprefix("torch.") != defaults.dtype
+            or options.adapter is not None
+        ):
+            logger.warning("device/dtype/adapter are ignored for an already loaded model")
+        return DiffRetrieverModel.resolve(model)
+    return DiffRetrieverModel(model, **options.load_options())
+
+
+def _check_backbone_options(model: DiffRetrieverModel, options: EncoderSettings) -> None:
+    """Refuse read-out options the backbone cannot honour."""
+    if model.autoregressive and (options.logits != "unshifted" or options.denoise_steps != 1):
+        raise ValueError(
+            f"backbone {model.spec.model_type!r} is autoregressive (PromptReps): its slots "
+            f"are generated one by one, so logits must be 'unshifted' and denoise_steps 1 "
+            f"(got {options.logits!r}, {options.denoise_steps})"
+        )
+    if options.logits == "shifted" and not model.spec.logits_shifted:
+        raise ValueError(
+            f"logits='shifted' needs next-token-aligned logits; backbone "
+            f"{model.spec.model_type!r} has none (use 'unshifted')"
+        )
+
+
 class SideEncoder:
     """Validated settings of one encoder side plus its model; shared by the Pyserini encoder classes.
 
@@ -339,80 +407,39 @@ class SideEncoder:
     YAML), ``logits`` (``"shifted"`` only for backbones with ``spec.logits_shifted``), ``rounding``, positive
     integers for ``k``, ``max_length`` (which must leave room for text), ``batch_size``, ``denoise_steps``,
     ``sparse_top_k``; impact encoders also check that the vocabulary yields valid Lucene terms.
+
+    Parameters
+    ----------
+    model : str, PathLike, LoadedBackbone or DiffRetrieverModel
+        What to load, or the loaded model to share.
+    side : {"query", "passage"}
+    settings : EncoderSettings, optional
+        The options (default: the defaults); keyword ``options`` (the same names) change it.
     """
 
     def __init__(
         self,
         model: str | os.PathLike | LoadedBackbone | DiffRetrieverModel,
         side: str,
-        *,
-        representation: str = "dense",
-        k: int | None = None,
-        prompt: str | Path | PromptTemplate = "few",
-        max_length: int = 512,
-        device: str | torch.device = "cpu",
-        dtype: str | torch.dtype = "float32",
-        adapter: str | os.PathLike | None = None,
-        batch_size: int = 16,
-        logits: str = "unshifted",
-        denoise_steps: int = 1,
-        title_separator: str = ". ",
-        sparse_top_k: int = 128,
-        quantization: float = 100,
-        rounding: str = "truncate",
+        settings: EncoderSettings | None = None,
+        **options,
     ) -> None:
+        options = (settings or EncoderSettings()).replace(**options)
         check_side(side)
-        _check_choice("representation", representation, REPRESENTATIONS)
-        _check_choice("logits", logits, LOGITS_MODES)
-        _check_choice("rounding", rounding, ROUNDING_MODES)
-        for name, value in (
-            ("max_length", max_length),
-            ("batch_size", batch_size),
-            ("denoise_steps", denoise_steps),
-            ("sparse_top_k", sparse_top_k),
-        ):
-            _check_positive_int(name, value)
-        if k is not None:
-            _check_positive_int("k", k)
-        if not isinstance(title_separator, str):
-            raise ValueError(f"title_separator={title_separator!r}: expected a string")
-        try:
-            load_prompt(prompt, side)
-        except PromptError as error:
-            raise ValueError(f"prompt={str(prompt)!r}: {error} (variants: {PROMPT_VARIANTS})") from error
-        self.readout = ReadoutConfig(
-            logits=logits,
-            denoise_steps=denoise_steps,
-            sparse_top_k=sparse_top_k,
-            quantization=float(quantization),
-            rounding=rounding,
-        )
-        if isinstance(model, (DiffRetrieverModel, LoadedBackbone)):
-            if str(device) != "cpu" or str(dtype).removeprefix("torch.") != "float32" or adapter is not None:
-                logger.warning("device/dtype/adapter are ignored for an already loaded model")
-            self.model = DiffRetrieverModel.resolve(model)
-        else:
-            self.model = DiffRetrieverModel(model, dtype=dtype, device=device, adapter=adapter)
-        if self.model.autoregressive and (logits != "unshifted" or denoise_steps != 1):
-            raise ValueError(
-                f"backbone {self.model.spec.model_type!r} is autoregressive (PromptReps): its slots "
-                f"are generated one by one, so logits must be 'unshifted' and denoise_steps 1 "
-                f"(got {logits!r}, {denoise_steps})"
-            )
-        if logits == "shifted" and not self.model.spec.logits_shifted:
-            raise ValueError(
-                f"logits='shifted' needs next-token-aligned logits; backbone "
-                f"{self.model.spec.model_type!r} has none (use 'unshifted')"
-            )
+        _check_options(options, side)
+        self.readout = ReadoutConfig(**options.readout_options())
+        self.model = _load_model(model, options)
+        _check_backbone_options(self.model, options)
         self.side = side
-        self.representation = representation
-        self.k = default_k(self.model.spec.model_type, side) if k is None else k
-        self.prompt = prompt
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.title_separator = title_separator
-        self.builder = self.model.input_builder(side, self.k, prompt, max_length, title_separator)
-        if representation == "impact":
+        self.representation = options.representation
+        self.k = default_k(self.model.spec.model_type, side) if options.k is None else options.k
+        self.options = options.replace(k=self.k)
+        self.prompt = options.prompt
+        self.max_length = options.max_length
+        self.batch_size = options.batch_size
+        self.title_separator = options.title_separator
+        self.builder = self.model.input_builder(side, self.k, self.prompt, self.max_length, self.title_separator)
+        if self.representation == "impact":
             _ = self.model.terms  # fail now, not at the first batch, if the vocabulary is unusable
 
     @property

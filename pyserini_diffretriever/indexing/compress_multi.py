@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from ..layouts import CODEC_FILE
 from ..writers.checkpoint import PROGRESS_NAME, ResumableOutput
-from ..writers.compressed import CODEC_NAME, CompressedMultiVectorWriter
+from ..writers.compressed import CompressedMultiVectorWriter
 from ..writers.multivector import MultiVectorFolder
 from .codec import DEFAULT_RESIDUAL_CODE, MultiVectorCodec, train_codec
 
@@ -75,7 +76,7 @@ def _train_or_load(
     source: MultiVectorFolder, partial: Path, resumed: bool, options: Mapping[str, Any]
 ) -> tuple[MultiVectorCodec, dict[str, Any]]:
     if resumed:  # the codec trained by the interrupted run is part of its committed files
-        return MultiVectorCodec.load(partial / CODEC_NAME), dict(options.get("codec_facts") or {})
+        return MultiVectorCodec.load(partial / CODEC_FILE), dict(options.get("codec_facts") or {})
     if options["codec"]:
         codec = MultiVectorCodec.load(options["codec"])
         if codec.dimension != source.vectors.shape[1]:

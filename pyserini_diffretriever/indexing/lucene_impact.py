@@ -32,10 +32,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..layouts import EMPTY_REPORT_NAME, IMPACT_VECTORS_DIR, INDEX_MANIFEST_NAME, MANIFEST_NAME, SKIPPED_REPORT_NAME
 from ..writers.atomic import atomic_output_dir, check_output_free
-from ..writers.base import SKIPPED_REPORT_NAME, WriterError
-from ..writers.jsonl_vector import EMPTY_REPORT_NAME, VECTORS_DIR, clean_impact_vector, iter_vector_records
-from ..writers.manifest import INDEX_MANIFEST_NAME, ManifestError, read_manifest, write_manifest
+from ..writers.base import WriterError
+from ..writers.jsonl_vector import clean_impact_vector, iter_vector_records
+from ..writers.manifest import ManifestError, read_manifest, write_manifest
 from ..writers.verify import verify_output
 
 logger = logging.getLogger(__name__)
@@ -71,10 +72,10 @@ def pyserini_index_args(
 
 
 def _check_vectors_dir(input_dir: Path) -> Path:
-    vectors = input_dir / VECTORS_DIR
+    vectors = input_dir / IMPACT_VECTORS_DIR
     if not vectors.is_dir():
         raise ImpactIndexError(
-            f"{input_dir}: no {VECTORS_DIR}/ folder (expected the output of "
+            f"{input_dir}: no {IMPACT_VECTORS_DIR}/ folder (expected the output of "
             "`python -m pyserini_diffretriever.encode ... --representation impact`)"
         )
     entries = sorted(vectors.iterdir())
@@ -172,9 +173,9 @@ def build_impact_index(
         If the indexer fails or indexes a different number of documents than the manifest lists.
     """
     input_dir = Path(input_dir)
-    if input_dir.name == VECTORS_DIR and not (input_dir / "manifest.json").is_file():
+    if input_dir.name == IMPACT_VECTORS_DIR and not (input_dir / MANIFEST_NAME).is_file():
         raise ManifestError(
-            f"{input_dir}: pass the folder that contains {VECTORS_DIR}/ and manifest.json, i.e. {input_dir.parent}"
+            f"{input_dir}: pass the folder that contains {IMPACT_VECTORS_DIR}/ and manifest.json, i.e. {input_dir.parent}"
         )
     manifest = read_manifest(input_dir, "impact-vectors")
     vectors = _check_vectors_dir(input_dir)

@@ -1,4 +1,4 @@
-"""The sparse content-word filter C(x) (method §5.2), without any NLTK data download.
+"""The sparse content-word filter C(x) (docs/method.md §5.2), without any NLTK data download.
 
 The reference computes ``nltk.word_tokenize(x.lower())``, drops NLTK's English stopwords and the 32 single
 characters of ``string.punctuation``, tokenises every remaining word *on its own* with the backbone tokenizer

@@ -1,4 +1,4 @@
-"""Dense representations from the K slot hidden states (method §4).
+"""Dense representations from the K slot hidden states (docs/method.md §4).
 
 Every slot vector is L2-normalised (norm clamped at 1e-12, so zeroed slots stay zero). Then
 
@@ -7,7 +7,8 @@ Every slot vector is L2-normalised (norm clamped at 1e-12, so zeroed slots stay 
 * ``multi``: the normalised vectors themselves; slots zeroed by stop-token truncation are removed (score
   neutral: they contribute ``max(0, ·) = 0`` to MaxSim on either side), keeping at least one row (a zero
   row when nothing is left);
-* :func:`maxsim`: ``sum_i max(0, max_j q_i · d_j)`` — ColBERT MaxSim with the reference's clamp at 0 of
+* :func:`maxsim` (defined in :mod:`pyserini_diffretriever.search.scoring`, re-exported here):
+  ``sum_i max(0, max_j q_i · d_j)`` — ColBERT MaxSim with the reference's clamp at 0 of
   every per-query-vector maximum, summed (not averaged) over query vectors.
 """
 
@@ -15,6 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from ..search.scoring import maxsim  # the one MaxSim (pure numpy); re-exported here
+
+__all__ = ["NORM_EPS", "kept_slots", "l2_normalize", "maxsim", "multi_vectors", "single_vector"]
 
 NORM_EPS = 1e-12
 
@@ -49,18 +54,3 @@ def multi_vectors(slots: torch.Tensor, slot_mask: torch.Tensor | None = None) ->
             vectors = torch.zeros((1, row.shape[-1]), dtype=torch.float32)
         out.append(np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32))
     return out
-
-
-def maxsim(query: np.ndarray, document: np.ndarray) -> float:
-    """Clamped MaxSim ``sum_i max(0, max_j q_i · d_j)`` of ``[Kq, H]`` and ``[Kp, H]`` vectors.
-
-    Zero (truncated) vectors contribute 0 on either side; an empty side scores 0.
-    """
-    query = np.asarray(query, dtype=np.float32)
-    document = np.asarray(document, dtype=np.float32)
-    if query.ndim != 2 or document.ndim != 2 or query.shape[1] != document.shape[1]:
-        raise ValueError(f"maxsim needs [Kq, H] and [Kp, H] arrays, got {query.shape} and {document.shape}")
-    if query.shape[0] == 0 or document.shape[0] == 0:
-        return 0.0
-    best = (query @ document.T).max(axis=1)
-    return float(np.maximum(best, 0.0).sum())

@@ -1,4 +1,4 @@
-"""PromptReps read-out for autoregressive backbones (method.md §9): one prompt pass, then N-1 greedy steps.
+"""PromptReps read-out for autoregressive backbones (docs/method.md §9): one prompt pass, then N-1 greedy steps.
 
 This is the baseline DiffRetriever is compared against: an autoregressive LM pays one sequential forward
 pass per representative token, where a diffusion LM reads K mask slots from one pass (:mod:`.readout`).
@@ -30,8 +30,9 @@ from collections.abc import Sequence
 
 import torch
 
+from .checks import ReadoutError, check_finite, device_of
 from .inputs import EncodedBatch
-from .readout import Readout, ReadoutConfig, ReadoutError, _check_finite, _device_of
+from .readout import Readout, ReadoutConfig, SlotOutputs
 from .sparse import pad_content_ids, slot_impacts
 
 QUOTE = '"'
@@ -48,6 +49,18 @@ def ar_stop_token_ids(tokenizer) -> frozenset[int]:
     ids.update(int(index) for index, token in decoder.items() if getattr(token, "special", False))
     ids.update(int(i) for i in tokenizer.encode(QUOTE, add_special_tokens=False))
     return frozenset(ids)
+
+
+def _check_request(config: ReadoutConfig, batch: EncodedBatch, n: int) -> None:
+    """Refuse diffusion-only settings, a non-positive N and a batch built for mask slots."""
+    _check_config(config)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n={n!r}: the number of representative tokens must be an integer >= 1")
+    if not batch.autoregressive:
+        raise ValueError(
+            "generate_representatives needs an autoregressive batch (no mask slots, no tail); "
+            "build it with InputBuilder(..., autoregressive=True)"
+        )
 
 
 def _check_config(config: ReadoutConfig) -> None:
@@ -101,15 +114,8 @@ def generate_representatives(
         ``dense [B, N, H]`` (truncated slots zeroed), ``slot_mask``, ``decoded_ids`` (argmax of every slot),
         per-slot sparse impacts and optionally the logits.
     """
-    _check_config(config)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n={n!r}: the number of representative tokens must be an integer >= 1")
-    if not batch.autoregressive:
-        raise ValueError(
-            "generate_representatives needs an autoregressive batch (no mask slots, no tail); "
-            "build it with InputBuilder(..., autoregressive=True)"
-        )
-    device = _device_of(backbone)
+    _check_request(config, batch, n)
+    device = device_of(backbone)
     ids = batch.input_ids.to(device)
     mask = batch.attention_mask.to(device)
     rows = ids.shape[0]
@@ -117,23 +123,20 @@ def generate_representatives(
         raise ValueError(f"got content ids for {len(content_ids)} rows, batch has {rows}")
     content = pad_content_ids(content_ids, device) if content_ids is not None else None
     stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device) if stop_ids else None
-    vocab = int(backbone.spec.vocab_size)
-    chunk = max(1, config.max_logits_bytes // (vocab * 4))
+    chunk = max(1, config.max_logits_bytes // (int(backbone.spec.vocab_size) * 4))
 
     hidden, cache = backbone.causal_forward(ids, mask)
     if hidden.shape[:2] != ids.shape:
         raise ReadoutError(f"backbone returned hidden states {tuple(hidden.shape)} for ids {tuple(ids.shape)}")
-    width = hidden.shape[-1]
-    dense = torch.zeros((rows, n, width), dtype=torch.float32, device=device)
-    decoded = torch.zeros((rows, n), dtype=torch.long, device=device)
+    out = SlotOutputs(rows, n, device)
+    out.dense_buffer(hidden.shape[-1])
     slot_mask = torch.zeros((rows, n), dtype=torch.bool, device=device)
     stopped = torch.zeros(rows, dtype=torch.bool, device=device)
-    sparse_ids = sparse_weights = kept_logits = None
     state = hidden[:, -1]
     del hidden
     for k in range(n):
         if k > 0:
-            token = decoded[:, k - 1]
+            token = out.decoded[:, k - 1]
             if stop is not None:
                 stopped |= torch.isin(token, stop)
             if bool(stopped.all()):
@@ -143,44 +146,32 @@ def generate_representatives(
             state = hidden[:, -1]
             del hidden
         slot_mask[:, k] = ~stopped
-        _check_finite(state, f"slot {k} hidden states")
-        dense[:, k] = state.float()
+        check_finite(state, f"slot {k} hidden states")
+        out.dense[:, k] = state.float()
         for lo in range(0, rows, chunk):
-            hi = min(lo + chunk, rows)
-            logits = backbone.vocab_logits(state[lo:hi]).float()
-            _check_finite(logits, f"slot {k} logits", lo)
-            decoded[lo:hi, k] = logits.argmax(dim=-1)
-            if content is not None:
-                ids_c, weights_c = slot_impacts(
-                    logits.unsqueeze(1),
-                    content[0][lo:hi],
-                    content[1][lo:hi],
-                    mask_token_id=None,
-                    top_k=config.sparse_top_k,
-                    quantization=config.quantization,
-                    rounding=config.rounding,
-                )
-                if sparse_ids is None:
-                    sparse_ids = torch.zeros((rows, n, ids_c.shape[-1]), dtype=torch.long, device=device)
-                    sparse_weights = torch.zeros((rows, n, ids_c.shape[-1]), dtype=torch.int32, device=device)
-                sparse_ids[lo:hi, k] = ids_c[:, 0]
-                sparse_weights[lo:hi, k] = weights_c[:, 0]
-            if keep_logits:
-                if kept_logits is None:
-                    kept_logits = torch.zeros((rows, n, logits.shape[-1]), dtype=torch.float32, device=device)
-                kept_logits[lo:hi, k] = logits
-            del logits
+            _read_slot(backbone, config, out, state[lo : lo + chunk], k, lo, content, keep_logits)
     del cache
-    dense = dense * slot_mask.unsqueeze(-1)
-    if sparse_weights is not None:
-        sparse_weights = sparse_weights * slot_mask.unsqueeze(-1).to(torch.int32)
-    if kept_logits is not None:
-        kept_logits = kept_logits * slot_mask.unsqueeze(-1)
-    return Readout(
-        dense=dense,
-        slot_mask=slot_mask,
-        decoded_ids=decoded,
-        sparse_ids=sparse_ids,
-        sparse_weights=sparse_weights,
-        logits=kept_logits,
-    )
+    return out.readout(slot_mask, mask_logits=True)
+
+
+def _read_slot(backbone, config: ReadoutConfig, out: SlotOutputs, state, k: int, lo: int, content, keep_logits: bool):
+    """Slot ``k`` of rows ``lo:lo+len(state)``: logits, greedy token, sparse impacts and (optionally) the logits."""
+    hi = lo + state.shape[0]
+    logits = backbone.vocab_logits(state).float()
+    check_finite(logits, f"slot {k} logits", lo)
+    out.decoded[lo:hi, k] = logits.argmax(dim=-1)
+    if content is not None:
+        ids_c, weights_c = slot_impacts(
+            logits.unsqueeze(1),
+            content[0][lo:hi],
+            content[1][lo:hi],
+            mask_token_id=None,
+            top_k=config.sparse_top_k,
+            quantization=config.quantization,
+            rounding=config.rounding,
+        )
+        sparse_ids, sparse_weights = out.sparse_buffers(ids_c.shape[-1])
+        sparse_ids[lo:hi, k] = ids_c[:, 0]
+        sparse_weights[lo:hi, k] = weights_c[:, 0]
+    if keep_logits:
+        out.logits_buffer(logits.shape[-1])[lo:hi, k] = logits

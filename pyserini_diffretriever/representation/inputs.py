@@ -1,4 +1,4 @@
-"""Exact input construction: ``[pad…][prefix][text][suffix][MASK×K][tail×3]`` (method §2.3-§2.4).
+"""Exact input construction: ``[pad…][prefix][text][suffix][MASK×K][tail×3]`` (docs/method.md §2.3-§2.4).
 
 The prompt is rendered once per side with the tokenizer's own chat template around a sentinel and split
 there, so the prefix/suffix ids are exactly what the reference builds. Texts are tokenised on their own
@@ -10,7 +10,7 @@ the reference's zero-shot encoders. Rows are left padded, so the K mask slots si
 Special-token strings written inside a text (e.g. ``<|im_end|>``) are parsed as special tokens, as the
 reference's tokenizer call does.
 
-Autoregressive layout (``InputBuilder(..., autoregressive=True)``, the PromptReps baseline of method §9):
+Autoregressive layout (``InputBuilder(..., autoregressive=True)``, the PromptReps baseline of docs/method.md §9):
 ``[pad…][prefix][text][suffix]`` -- the same prompts, chat template and sentinel split, the same text budget,
 but no masks, no tail and no K-adaptation of the wording (the reference's zero-shot PromptReps does not
 adapt it); the N representative tokens are generated after the suffix (:mod:`.generation`).
@@ -82,7 +82,7 @@ def render_prompt_ids(tokenizer, prompt: PromptTemplate) -> tuple[list[int], lis
 
 
 def tail_ids(tokenizer, spec: BackboneSpec) -> list[int]:
-    """The 3 fixed tokens after the masks (method §1.4).
+    """The 3 fixed tokens after the masks (docs/method.md §1.4).
 
     Slot 1: the id of ``"`` when it is a single token, else EOS; slot 2: the chat end-of-turn id when it
     exists and differs from EOS; remaining slots: EOS.

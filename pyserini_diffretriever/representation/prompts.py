@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-PROMPT_VARIANTS: tuple[str, ...] = ("one", "few", "three")
+from ..settings import PROMPT_VARIANTS
+
 SIDES: tuple[str, ...] = ("query", "passage")
 PROMPT_KEYS: tuple[str, ...] = ("system", "user_prefix", "user_suffix", "assistant_prefix")
 
@@ -43,7 +44,7 @@ def check_side(side: str) -> str:
 
 
 def adapt_for_k(text: str, k: int) -> str:
-    """Rewrite the number wording of ``text`` for ``k`` representative tokens (method §2.2).
+    """Rewrite the number wording of ``text`` for ``k`` representative tokens (docs/method.md §2.2).
 
     Parameters
     ----------

@@ -1,8 +1,8 @@
-"""One-pass read-out of the K mask slots (method §3): hidden states, slot logits, stop-token truncation.
+"""One-pass read-out of the K mask slots (docs/method.md §3): hidden states, slot logits, stop-token truncation.
 
 ``hidden = backbone.hidden_states(ids, mask)`` gives ``[B, L, H]``; only the K mask rows ``L-K-3 … L-4`` are
 kept (``[B, K, H]``, fp32), and the vocabulary projection is applied to those K rows only, in row chunks of
-bounded size — never to a ``[B, L, V]`` tensor (the reference materialises that; §11.21).
+bounded size — never to a ``[B, L, V]`` tensor (the reference materialises that; §11 item 4).
 
 Logit alignment: by default the logits are read at the mask positions themselves (``"unshifted"``), as the
 reference does for both Dream and LLaDA. ``"shifted"`` reads, for each mask position p, the logits of row
@@ -21,7 +21,7 @@ impacts are captured from that step's pass. ``n_s`` follows the reference's time
 ``t = linspace(1, 1e-3, S+1)``, ``n_s = max(1, int(n_masked * (1 - t_{s+1}/t_s)))``, all remaining at the last
 step. A slot whose argmax is the mask id itself still counts as committed (the reference would leave it
 masked and might re-decode it later; irrelevant for S = 1). Non-finite states or logits raise
-:class:`ReadoutError` instead of being zeroed silently (§11.23).
+:class:`ReadoutError` instead of being zeroed silently (``docs/method.md`` §11 item 5).
 """
 
 from __future__ import annotations
@@ -31,16 +31,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ..settings import DEFAULT_QUANTIZATION
+from .checks import ReadoutError, check_finite, device_of
 from .inputs import EncodedBatch
 from .sparse import ROUNDING_MODES, pad_content_ids, pool_slots, slot_impacts
 
 LOGITS_MODES = ("unshifted", "shifted")
 SCHEDULE_EPS = 1e-3
 ENTROPY_EPS = 1e-10
-
-
-class ReadoutError(RuntimeError):
-    """The backbone produced something the read-out cannot use (non-finite values, bad shapes)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ class ReadoutConfig:
     logits: str = "unshifted"
     denoise_steps: int = 1
     sparse_top_k: int = 128
-    quantization: float = 100.0
+    quantization: float = DEFAULT_QUANTIZATION
     rounding: str = "truncate"
     max_logits_bytes: int = 256 * 2**20
 
@@ -116,6 +114,53 @@ class Readout:
         return pool_slots(self.sparse_ids, self.sparse_weights, self.slot_mask)
 
 
+class SlotOutputs:
+    """The per-slot tensors a read-out fills (shared by :func:`read_out` and the autoregressive read-out).
+
+    ``dense`` is allocated once the hidden size is known, the sparse and logits buffers once their width is; all
+    start at zero, so slots never written stay zero.
+    """
+
+    def __init__(self, rows: int, k: int, device: torch.device) -> None:
+        self.rows, self.k, self.device = rows, k, device
+        self.decoded = torch.zeros((rows, k), dtype=torch.long, device=device)
+        self.dense: torch.Tensor | None = None
+        self.sparse_ids: torch.Tensor | None = None
+        self.sparse_weights: torch.Tensor | None = None
+        self.logits: torch.Tensor | None = None
+
+    def dense_buffer(self, width: int) -> torch.Tensor:
+        if self.dense is None:
+            self.dense = torch.zeros((self.rows, self.k, width), dtype=torch.float32, device=self.device)
+        return self.dense
+
+    def sparse_buffers(self, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.sparse_ids is None or self.sparse_weights is None:
+            shape = (self.rows, self.k, width)
+            self.sparse_ids = torch.zeros(shape, dtype=torch.long, device=self.device)
+            self.sparse_weights = torch.zeros(shape, dtype=torch.int32, device=self.device)
+        return self.sparse_ids, self.sparse_weights
+
+    def logits_buffer(self, vocab: int) -> torch.Tensor:
+        if self.logits is None:
+            self.logits = torch.zeros((self.rows, self.k, vocab), dtype=torch.float32, device=self.device)
+        return self.logits
+
+    def readout(self, slot_mask: torch.Tensor, mask_logits: bool = False) -> Readout:
+        """Zero the truncated slots (dense, sparse, and the logits when ``mask_logits``) and package the result."""
+        keep = slot_mask.unsqueeze(-1)
+        sparse_weights = None if self.sparse_weights is None else self.sparse_weights * keep.to(torch.int32)
+        logits = self.logits * keep if mask_logits and self.logits is not None else self.logits
+        return Readout(
+            dense=self.dense * keep,
+            slot_mask=slot_mask,
+            decoded_ids=self.decoded,
+            sparse_ids=self.sparse_ids,
+            sparse_weights=sparse_weights,
+            logits=logits,
+        )
+
+
 def stop_token_ids(tokenizer, mask_token_id: int | None) -> frozenset[int]:
     """The stop set of §3.4: the tokenizer's special ids except the mask id."""
     return frozenset(int(i) for i in tokenizer.all_special_ids) - {mask_token_id}
@@ -151,22 +196,6 @@ def commit_schedule(k: int, steps: int) -> list[int]:
     return counts
 
 
-def _device_of(backbone) -> torch.device:
-    try:
-        return next(backbone.parameters()).device
-    except (AttributeError, StopIteration):
-        return torch.device("cpu")
-
-
-def _check_finite(values: torch.Tensor, what: str, row_offset: int = 0) -> None:
-    if bool(torch.isfinite(values.sum())):  # cheap; an overflow merely falls through to the exact check
-        return
-    finite = torch.isfinite(values).reshape(values.shape[0], -1).all(dim=1)
-    if not bool(finite.all()):
-        rows = (torch.nonzero(~finite).flatten() + row_offset).tolist()
-        raise ReadoutError(f"non-finite {what} in batch rows {rows[:10]}; check the backbone dtype/weights")
-
-
 @torch.no_grad()
 def read_out(
     backbone,
@@ -199,89 +228,87 @@ def read_out(
             f"logits='shifted' needs a backbone with next-token-aligned logits; "
             f"{backbone.spec.model_type!r} has spec.logits_shifted=False"
         )
-    device = _device_of(backbone)
+    device = device_of(backbone)
     ids = batch.input_ids.to(device)
     mask = batch.attention_mask.to(device)
     n_rows, k, start = ids.shape[0], batch.k, batch.mask_start
     shift = 1 if config.logits == "shifted" else 0
     if content_ids is not None and len(content_ids) != n_rows:
         raise ValueError(f"got content ids for {len(content_ids)} rows, batch has {n_rows}")
-    vocab = int(backbone.spec.vocab_size)
-    chunk = max(1, config.max_logits_bytes // (k * vocab * 4))
-    schedule = commit_schedule(k, config.denoise_steps)
-    content = pad_content_ids(content_ids, device) if content_ids is not None else None
-
-    committed = torch.zeros((n_rows, k), dtype=torch.bool, device=device)
-    decoded = torch.zeros((n_rows, k), dtype=torch.long, device=device)
-    dense: torch.Tensor | None = None
-    sparse_ids = sparse_weights = kept_logits = None
-    current = ids.clone()
+    chunk = max(1, config.max_logits_bytes // (k * int(backbone.spec.vocab_size) * 4))
+    step = _DenoiseStep(backbone, config, SlotOutputs(n_rows, k, device), ids.clone(), start, keep_logits)
+    step.content = pad_content_ids(content_ids, device) if content_ids is not None else None
     remaining = k
-    for n_commit in schedule:
+    for n_commit in commit_schedule(k, config.denoise_steps):
         if n_commit == 0:
             break
-        hidden = backbone.hidden_states(current, mask)
+        hidden = backbone.hidden_states(step.current, mask)
         if hidden.shape[:2] != ids.shape:
             raise ReadoutError(f"backbone returned hidden states {tuple(hidden.shape)} for ids {tuple(ids.shape)}")
         slot_hidden = hidden[:, start : start + k]
-        logit_hidden = hidden[:, start - shift : start + k - shift]
-        _check_finite(slot_hidden, "slot hidden states")
-        if dense is None:
-            dense = torch.zeros((n_rows, k, hidden.shape[-1]), dtype=torch.float32, device=device)
+        check_finite(slot_hidden, "slot hidden states")
+        step.out.dense_buffer(hidden.shape[-1])
         for lo in range(0, n_rows, chunk):
-            hi = min(lo + chunk, n_rows)
-            logits = backbone.vocab_logits(logit_hidden[lo:hi]).float()
-            _check_finite(logits, "slot logits", lo)
-            argmax = logits.argmax(dim=-1)
-            if n_commit == remaining:  # S = 1 or the last step: every remaining slot, no confidence needed
-                select = ~committed[lo:hi]
-            else:
-                probs = torch.softmax(logits, dim=-1)
-                confidence = (probs * torch.log(probs + ENTROPY_EPS)).sum(dim=-1)
-                del probs
-                select = torch.zeros((hi - lo, k), dtype=torch.bool, device=device)
-                for row in range(hi - lo):
-                    masked = torch.nonzero(~committed[lo + row]).flatten()
-                    take = min(n_commit, masked.numel())
-                    if take:
-                        best = confidence[row, masked].topk(take).indices
-                        select[row, masked[best]] = True
-            dense[lo:hi][select] = slot_hidden[lo:hi][select].float()
-            decoded[lo:hi][select] = argmax[select]
-            if content is not None:
-                ids_c, weights_c = slot_impacts(
-                    logits,
-                    content[0][lo:hi],
-                    content[1][lo:hi],
-                    mask_token_id=backbone.spec.mask_token_id,
-                    top_k=config.sparse_top_k,
-                    quantization=config.quantization,
-                    rounding=config.rounding,
-                )
-                if sparse_ids is None:
-                    width = ids_c.shape[-1]
-                    sparse_ids = torch.zeros((n_rows, k, width), dtype=torch.long, device=device)
-                    sparse_weights = torch.zeros((n_rows, k, width), dtype=torch.int32, device=device)
-                sparse_ids[lo:hi][select] = ids_c[select]
-                sparse_weights[lo:hi][select] = weights_c[select]
-            if keep_logits:
-                if kept_logits is None:
-                    kept_logits = torch.zeros((n_rows, k, logits.shape[-1]), dtype=torch.float32, device=device)
-                kept_logits[lo:hi][select] = logits[select]
-            committed[lo:hi] |= select
-            current[lo:hi, start : start + k] = torch.where(select, argmax, current[lo:hi, start : start + k])
-            del logits
+            logit_hidden = hidden[lo : min(lo + chunk, n_rows), start - shift : start + k - shift]
+            step.commit_chunk(lo, slot_hidden, logit_hidden, n_commit, last=n_commit == remaining)
         remaining -= n_commit
-        del hidden, slot_hidden, logit_hidden
-    slot_mask = stop_truncation(decoded, stop_ids)
-    dense = dense * slot_mask.unsqueeze(-1)
-    if sparse_weights is not None:
-        sparse_weights = sparse_weights * slot_mask.unsqueeze(-1).to(torch.int32)
-    return Readout(
-        dense=dense,
-        slot_mask=slot_mask,
-        decoded_ids=decoded,
-        sparse_ids=sparse_ids,
-        sparse_weights=sparse_weights,
-        logits=kept_logits,
-    )
+        del hidden, slot_hidden
+    return step.out.readout(stop_truncation(step.out.decoded, stop_ids))
+
+
+class _DenoiseStep:
+    """One denoising step's work on a chunk of rows: pick the slots to commit, capture their outputs, re-mask."""
+
+    def __init__(self, backbone, config: ReadoutConfig, out: SlotOutputs, current, start: int, keep_logits: bool):
+        self.backbone, self.config, self.out = backbone, config, out
+        self.current, self.start, self.keep_logits = current, start, keep_logits
+        self.committed = torch.zeros((out.rows, out.k), dtype=torch.bool, device=out.device)
+        self.content: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def commit_chunk(self, lo: int, slot_hidden, logit_hidden, n_commit: int, last: bool) -> None:
+        """Commit ``n_commit`` still-masked slots of rows ``lo:lo+len(logit_hidden)`` (all of them when ``last``)."""
+        hi = lo + logit_hidden.shape[0]
+        k, start = self.out.k, self.start
+        logits = self.backbone.vocab_logits(logit_hidden).float()
+        check_finite(logits, "slot logits", lo)
+        argmax = logits.argmax(dim=-1)
+        # S = 1 or the last step: every remaining slot, no confidence needed
+        select = ~self.committed[lo:hi] if last else _most_confident(logits, self.committed[lo:hi], n_commit)
+        self.out.dense[lo:hi][select] = slot_hidden[lo:hi][select].float()
+        self.out.decoded[lo:hi][select] = argmax[select]
+        if self.content is not None:
+            self._capture_impacts(logits, lo, hi, select)
+        if self.keep_logits:
+            self.out.logits_buffer(logits.shape[-1])[lo:hi][select] = logits[select]
+        self.committed[lo:hi] |= select
+        self.current[lo:hi, start : start + k] = torch.where(select, argmax, self.current[lo:hi, start : start + k])
+        del logits
+
+    def _capture_impacts(self, logits, lo: int, hi: int, select) -> None:
+        ids_c, weights_c = slot_impacts(
+            logits,
+            self.content[0][lo:hi],
+            self.content[1][lo:hi],
+            mask_token_id=self.backbone.spec.mask_token_id,
+            top_k=self.config.sparse_top_k,
+            quantization=self.config.quantization,
+            rounding=self.config.rounding,
+        )
+        sparse_ids, sparse_weights = self.out.sparse_buffers(ids_c.shape[-1])
+        sparse_ids[lo:hi][select] = ids_c[select]
+        sparse_weights[lo:hi][select] = weights_c[select]
+
+
+def _most_confident(logits: torch.Tensor, committed: torch.Tensor, n_commit: int) -> torch.Tensor:
+    """``[rows, K]`` bool: per row the ``n_commit`` still-masked slots of highest confidence (negative entropy)."""
+    probs = torch.softmax(logits, dim=-1)
+    confidence = (probs * torch.log(probs + ENTROPY_EPS)).sum(dim=-1)
+    del probs
+    select = torch.zeros(committed.shape, dtype=torch.bool, device=logits.device)
+    for row in range(committed.shape[0]):
+        masked = torch.nonzero(~committed[row]).flatten()
+        take = min(n_commit, masked.numel())
+        if take:
+            best = confidence[row, masked].topk(take).indices
+            select[row, masked[best]] = True
+    return select

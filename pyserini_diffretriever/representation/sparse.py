@@ -1,4 +1,4 @@
-"""Sparse (impact) representation from the K slot logits (method §5.1, §5.3).
+"""Sparse (impact) representation from the K slot logits (docs/method.md §5.1, §5.3).
 
 Per slot k of text x with logits l_k (fp32):
 
@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ..settings import DEFAULT_QUANTIZATION
+
 ROUNDING_MODES = ("truncate", "round")
 
 
@@ -38,7 +40,9 @@ def pad_content_ids(
     return ids.to(device), valid.to(device)
 
 
-def quantize(weights: torch.Tensor, quantization: float = 100.0, rounding: str = "truncate") -> torch.Tensor:
+def quantize(
+    weights: torch.Tensor, quantization: float = DEFAULT_QUANTIZATION, rounding: str = "truncate"
+) -> torch.Tensor:
     """Float impacts -> integer impacts (int32), ``trunc(q*w)`` or ``round(q*w)`` (half to even)."""
     if rounding not in ROUNDING_MODES:
         raise ValueError(f"rounding={rounding!r}: expected one of {ROUNDING_MODES}")
@@ -54,7 +58,7 @@ def slot_impacts(
     *,
     mask_token_id: int | None,
     top_k: int = 128,
-    quantization: float = 100.0,
+    quantization: float = DEFAULT_QUANTIZATION,
     rounding: str = "truncate",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-slot top-k quantised impacts restricted to each text's content ids.

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..indexing.codec import MultiVectorCodec
-from ..writers.compressed import CODEC_NAME, CODES_NAME
+from ..layouts import CODEC_FILE, CODES_FILE
 from .index_format import DOCID_FILE, OFFSETS_FILE, IndexFormatError, read_docids, read_manifest
 from .scoring import docid_tie_ranks, iter_doc_chunks
 
@@ -57,16 +57,16 @@ class CompressedMultiVectorIndex:
                 f"{self.index_dir}: manifest kind is {self.manifest['kind']!r}, expected 'multi-compressed'"
             )
         try:
-            self.codec = MultiVectorCodec.load(self.index_dir / CODEC_NAME)
-            self.codes: np.ndarray = np.load(self.index_dir / CODES_NAME, mmap_mode="r", allow_pickle=False)
+            self.codec = MultiVectorCodec.load(self.index_dir / CODEC_FILE)
+            self.codes: np.ndarray = np.load(self.index_dir / CODES_FILE, mmap_mode="r", allow_pickle=False)
             self.offsets = np.asarray(np.load(self.index_dir / OFFSETS_FILE, allow_pickle=False), dtype=np.int64)
         except (OSError, ValueError) as error:
             raise IndexFormatError(f"{self.index_dir}: unreadable compressed multi-vector index ({error})") from error
         self.docids: list[str] = read_docids(self.index_dir / DOCID_FILE)
         if self.codes.ndim != 2 or self.codes.shape[1] != self.codec.code_size or self.codes.dtype != np.uint8:
             raise IndexFormatError(
-                f"{self.index_dir / CODES_NAME}: {self.codes.dtype} {list(self.codes.shape)}, expected uint8 "
-                f"[n, {self.codec.code_size}] for {CODEC_NAME}"
+                f"{self.index_dir / CODES_FILE}: {self.codes.dtype} {list(self.codes.shape)}, expected uint8 "
+                f"[n, {self.codec.code_size}] for {CODEC_FILE}"
             )
         if len(self.offsets) != len(self.docids) + 1 or self.offsets[-1] != len(self.codes):
             raise IndexFormatError(f"{self.index_dir}: offsets, docids and codes.npy disagree")

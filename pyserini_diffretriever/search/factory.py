@@ -13,7 +13,7 @@ alignment, plus the impact quantisation for impact indexes -- compared with the 
 The query K and prompt legitimately differ from the documents' (Dream pairs K_q=4 with K_p=16, and the query
 prompt YAMLs differ from the passage ones), so they are compared with what the index *expects of its queries*:
 the manifest's ``query`` record, written at encode time (:data:`QUERY_KEYS`; see
-:func:`pyserini_diffretriever.cli.encode.expected_query_settings`)::
+:func:`pyserini_diffretriever.pipeline.expected_query_settings`)::
 
     "query": {"k": 4, "prompt": "few", "prompt_sha256": "<hex>", "max_length": 512}
 
@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..settings import PROMPT_HASH_PREFIX, PROMPT_VARIANTS, EncoderSettings
 from ..writers.manifest import ManifestError
 from ..writers.verify import verify_output
 from .index_format import IndexFormatError, IndexMismatchError, read_manifest
@@ -70,7 +71,7 @@ COMPATIBILITY_KEYS = (
 IMPACT_COMPATIBILITY_KEYS = ("quantization",)
 """Further keys that must match for impact indexes (integer weights on one scale)."""
 
-DOCUMENT_SETTINGS_FOR_QUERIES = ("adapter", "logits", "denoise_steps", "sparse_top_k", "quantization", "rounding")
+DOCUMENT_SETTINGS_FOR_QUERIES = EncoderSettings.inherited_by_queries()
 """Document-side settings a query encoder built from a manifest inherits (the side-specific ones do not)."""
 
 QUERY_KEYS = ("k", "prompt")
@@ -78,11 +79,6 @@ QUERY_KEYS = ("k", "prompt")
 
 MISMATCH_KEYS = COMPATIBILITY_KEYS + IMPACT_COMPATIBILITY_KEYS + ("representation",) + QUERY_KEYS
 """Every key :func:`check_encoder_compatibility` may report (and ``ignore`` may name)."""
-
-PROMPT_VARIANTS = ("one", "few", "three")  # as representation.prompts (not imported: it pulls in torch)
-
-PROMPT_HASH_PREFIX = "sha256:"
-"""``query.prompt`` of a custom YAML: this prefix + the YAML's content hash (:meth:`PromptTemplate.sha256`)."""
 
 
 def prompt_source_sha256(prompt: Any) -> str | None:
@@ -193,34 +189,41 @@ def check_encoder_compatibility(
     if query is not None:
         differences.update(_query_differences(query, encoder_settings, skipped))
     if differences:
-        listed = "; ".join(
-            f"{key}: index expects queries with {a!r} vs query encoder {b!r}"
-            if key in QUERY_KEYS
-            else f"{key}: index {a!r} vs query encoder {b!r}"
-            for key, (a, b) in differences.items()
-        )
-        advice = []
-        if set(differences) - set(QUERY_KEYS):
-            advice.append(
-                "use the same backbone/adapter/tokenizer settings as for the documents"
-                + (
-                    " (or ignore keys that differ only in name, e.g. a moved checkpoint folder)"
-                    if "backbone" in differences
-                    else ""
-                )
+        raise _mismatch_error(differences, kind, where)
+
+
+def _mismatch_error(
+    differences: Mapping[str, tuple[Any, Any]], kind: str, where: str | os.PathLike
+) -> IndexMismatchError:
+    """The error listing every difference, with advice for setting and query-record differences."""
+    listed = "; ".join(
+        f"{key}: index expects queries with {a!r} vs query encoder {b!r}"
+        if key in QUERY_KEYS
+        else f"{key}: index {a!r} vs query encoder {b!r}"
+        for key, (a, b) in differences.items()
+    )
+    advice = []
+    if set(differences) - set(QUERY_KEYS):
+        advice.append(
+            "use the same backbone/adapter/tokenizer settings as for the documents"
+            + (
+                " (or ignore keys that differ only in name, e.g. a moved checkpoint folder)"
+                if "backbone" in differences
+                else ""
             )
-        if set(differences) & set(QUERY_KEYS):
-            named = " ".join(key for key in QUERY_KEYS if key in differences)
-            advice.append(
-                "leave the query K and prompt at the index's defaults (its manifest 'query' record), or "
-                f"search with other query settings on purpose with --ignore-mismatch {named}"
-            )
-        hint = "; ".join(advice)
-        raise IndexMismatchError(
-            f"{where}: the query encoder does not match the encoder that built this {kind} index ({listed}). "
-            f"{hint[:1].upper()}{hint[1:]}",
-            differences,
         )
+    if set(differences) & set(QUERY_KEYS):
+        named = " ".join(key for key in QUERY_KEYS if key in differences)
+        advice.append(
+            "leave the query K and prompt at the index's defaults (its manifest 'query' record), or "
+            f"search with other query settings on purpose with --ignore-mismatch {named}"
+        )
+    hint = "; ".join(advice)
+    return IndexMismatchError(
+        f"{where}: the query encoder does not match the encoder that built this {kind} index ({listed}). "
+        f"{hint[:1].upper()}{hint[1:]}",
+        differences,
+    )
 
 
 def _check_dimension(where: Path, index_dimension: int | None, encoder: Any, label: str) -> None:
@@ -321,7 +324,8 @@ def query_encoder_for(
         source if isinstance(source, (str, Path)) else type(source).__name__,
         ", ".join(f"{key}={value}" for key, value in options.items()),
     )
-    return DiffRetrieverQueryEncoder(source, representation=REPRESENTATION_OF_KIND[kind], device=device, **options)
+    query_options = EncoderSettings.given(representation=REPRESENTATION_OF_KIND[kind], device=device, **options)
+    return DiffRetrieverQueryEncoder(source, settings=query_options)
 
 
 def open_searcher(
@@ -380,6 +384,28 @@ def open_searcher(
     folder = Path(index_dir)
     manifest = read_manifest(folder)
     kind = manifest["kind"]
+    ignore_mismatch = tuple(ignore_mismatch)
+    _check_request(folder, kind, multi_options, ignore_mismatch)
+    _verify_folder(folder, kind)
+    if query_encoder is None:
+        options = {"k": k, "prompt": prompt, "dtype": dtype, "max_length": max_length, "batch_size": batch_size}
+        query_encoder = query_encoder_for(manifest, model=model, device=device, where=folder, **options)
+    if hasattr(query_encoder, "settings"):
+        query = manifest.get("query") if isinstance(manifest.get("query"), Mapping) else None
+        check_encoder_compatibility(
+            manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch, query=query
+        )
+    if kind == "dense":
+        return _open_dense(folder, manifest, query_encoder)
+    if kind in ("multi", "multi-compressed"):
+        return _open_multi(folder, manifest, query_encoder, multi_options)
+    from pyserini.search.lucene import LuceneImpactSearcher
+
+    return LuceneImpactSearcher(str(folder), query_encoder, min_idf=min_idf)
+
+
+def _check_request(folder: Path, kind: str, multi_options: Mapping[str, Any], ignore_mismatch: tuple[str, ...]) -> None:
+    """Refuse an unsearchable kind, options of another kind, and unknown ``ignore_mismatch`` keys."""
     if kind == "impact-vectors":
         raise IndexFormatError(
             f"{folder}: holds impact vectors (JsonVectorCollection), not a searchable index; build one with "
@@ -387,52 +413,38 @@ def open_searcher(
         )
     if multi_options and kind not in ("multi", "multi-compressed"):
         raise TypeError(f"{folder}: options {sorted(multi_options)} apply to multi-vector indexes only")
-    ignore_mismatch = tuple(ignore_mismatch)
     unknown = sorted(set(ignore_mismatch) - set(MISMATCH_KEYS))
     if unknown:
         raise ValueError(f"ignore_mismatch: unknown settings {unknown}; known: {', '.join(MISMATCH_KEYS)}")
-    try:  # sizes and headers: a truncated FAISS index or vectors.npy is named here, not by a FAISS traceback
+
+
+def _verify_folder(folder: Path, kind: str) -> None:
+    """Sizes and headers: a truncated FAISS index or vectors.npy is named here, not by a FAISS traceback."""
+    try:
         verify_output(folder, kind)
     except IndexFormatError:
         raise
     except ManifestError as error:
         raise IndexFormatError(str(error)) from error
-    if query_encoder is None:
-        query_encoder = query_encoder_for(
-            manifest,
-            model=model,
-            k=k,
-            prompt=prompt,
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-            batch_size=batch_size,
-            where=folder,
+
+
+def _open_dense(folder: Path, manifest: Mapping[str, Any], query_encoder: Any) -> Any:
+    from pyserini.search.faiss import FaissSearcher
+
+    _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
+    searcher = FaissSearcher(str(folder), query_encoder)
+    if manifest.get("dimension") is not None and searcher.dimension != manifest["dimension"]:
+        raise IndexFormatError(
+            f"{folder}: the FAISS index has dimension {searcher.dimension}, its manifest says {manifest['dimension']}"
         )
-    if hasattr(query_encoder, "settings"):
-        query = manifest.get("query") if isinstance(manifest.get("query"), Mapping) else None
-        check_encoder_compatibility(
-            manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch, query=query
-        )
-    if kind == "dense":
-        from pyserini.search.faiss import FaissSearcher
+    _check_dimension(folder, searcher.dimension, query_encoder, "FAISS index")
+    return searcher
 
-        _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
-        searcher = FaissSearcher(str(folder), query_encoder)
-        if manifest.get("dimension") is not None and searcher.dimension != manifest["dimension"]:
-            raise IndexFormatError(
-                f"{folder}: the FAISS index has dimension {searcher.dimension}, its manifest "
-                f"says {manifest['dimension']}"
-            )
-        _check_dimension(folder, searcher.dimension, query_encoder, "FAISS index")
-        return searcher
-    if kind in ("multi", "multi-compressed"):
-        from .multivector import MultiVectorSearcher
 
-        _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
-        searcher = MultiVectorSearcher(folder, query_encoder, **multi_options)
-        _check_dimension(folder, searcher.dimension, query_encoder, "multi-vector index")
-        return searcher
-    from pyserini.search.lucene import LuceneImpactSearcher
+def _open_multi(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, multi_options: Mapping[str, Any]) -> Any:
+    from .multivector import MultiVectorSearcher
 
-    return LuceneImpactSearcher(str(folder), query_encoder, min_idf=min_idf)
+    _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
+    searcher = MultiVectorSearcher(folder, query_encoder, **multi_options)
+    _check_dimension(folder, searcher.dimension, query_encoder, "multi-vector index")
+    return searcher

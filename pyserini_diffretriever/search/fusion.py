@@ -1,4 +1,4 @@
-"""The paper's hybrid fusion: guarded min-max normalisation per run, union, weighted sum (method.md §6).
+"""The paper's hybrid fusion: guarded min-max normalisation per run, union, weighted sum (docs/method.md §6).
 
 Why not Pyserini's ``HybridSearcher``: its fusion differs in three ways that change rankings (spec
 pyserini.md §6): a document missing from one side gets that side's *minimum* score (here 0), its optional

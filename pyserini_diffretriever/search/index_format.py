@@ -14,20 +14,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..writers.manifest import INDEX_MANIFEST_NAME, KINDS, MANIFEST_NAME, ManifestError
+from ..layouts import DOCID_FILE, FAISS_INDEX_FILE, INDEX_MANIFEST_NAME, MANIFEST_NAME, OFFSETS_FILE, VECTORS_FILE
+from ..writers.manifest import KINDS, ManifestError
 from ..writers.manifest import read_manifest as _read_writer_manifest
 
-# multi-vector folder
-VECTORS_FILE = "vectors.npy"
-OFFSETS_FILE = "offsets.npy"
-DOCID_FILE = "docid"
-# dense (FAISS) folder, as pyserini's FaissSearcher reads it
-FAISS_INDEX_FILE = "index"
-
+# the file names are owned by pyserini_diffretriever.layouts and re-exported here for the searchers
 __all__ = [
+    "DOCID_FILE",
+    "FAISS_INDEX_FILE",
     "INDEX_MANIFEST_NAME",
     "KINDS",
     "MANIFEST_NAME",
+    "OFFSETS_FILE",
+    "VECTORS_FILE",
     "IndexFormatError",
     "IndexMismatchError",
     "atomic_write",

@@ -4,7 +4,7 @@ Why a module of its own: the same functions are the *reference* the tests compar
 the *implementation* of the multi-vector searcher's exact re-scoring, so the two cannot drift (PyLate keeps
 ``colbert_scores`` apart from its retrievers for the same reason). Nothing here touches files, FAISS or the JVM.
 
-MaxSim (method.md §4, item 3) is ``score(q, d) = sum_i max(0, max_j q_i . d_j)``: ColBERT's MaxSim with each
+MaxSim (docs/method.md §4, item 3) is ``score(q, d) = sum_i max(0, max_j q_i . d_j)``: ColBERT's MaxSim with each
 per-query-vector maximum clamped at 0, so all-zero (truncated) vectors on either side contribute nothing and a
 document without vectors scores 0.
 """
@@ -29,7 +29,10 @@ __all__ = [
 
 
 def maxsim(query_vectors: np.ndarray, doc_vectors: np.ndarray) -> float:
-    """Clamped MaxSim of one query and one document (float64, for reference and tests).
+    """Clamped MaxSim of one query and one document (float64): the package's one single-pair MaxSim.
+
+    :mod:`pyserini_diffretriever.representation.dense` re-exports it; the batched :func:`maxsim_scores` computes
+    the same value for many pairs.
 
     Parameters
     ----------
@@ -42,9 +45,16 @@ def maxsim(query_vectors: np.ndarray, doc_vectors: np.ndarray) -> float:
     -------
     float
         ``sum_i max(0, max_j q_i . d_j)``; 0.0 when either side has no vectors.
+
+    Raises
+    ------
+    ValueError
+        Either side is not a 2-D array, or the widths differ.
     """
     q = np.asarray(query_vectors, dtype=np.float64)
     d = np.asarray(doc_vectors, dtype=np.float64)
+    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
+        raise ValueError(f"maxsim needs [Kq, H] and [Kp, H] arrays, got {q.shape} and {d.shape}")
     if q.shape[0] == 0 or d.shape[0] == 0:
         return 0.0
     return float(np.maximum((q @ d.T).max(axis=1), 0.0).sum())
@@ -97,7 +107,7 @@ def maxsim_scores(
 
 
 def masked_means(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Per-text mean of its non-zero vectors (method.md §4 item 2, ``single_dense`` without re-normalising).
+    """Per-text mean of its non-zero vectors (docs/method.md §4 item 2, ``single_dense`` without re-normalising).
 
     Parameters
     ----------

@@ -34,12 +34,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..layouts import SKIPPED_REPORT_NAME
 from . import _files
 from .manifest import write_manifest
 
 logger = logging.getLogger(__name__)
-
-SKIPPED_REPORT_NAME = "skipped-records.jsonl"
 
 
 class WriterError(ValueError):

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..layouts import PROGRESS_NAME
 from . import _files
 from .atomic import check_output_free
 from .base import fsync_dir
@@ -46,7 +47,6 @@ except ImportError:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_NAME = "progress.json"
 PROGRESS_FORMAT = "pyserini-diffretriever-progress"
 PROGRESS_VERSION = 1
 

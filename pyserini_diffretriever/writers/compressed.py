@@ -23,11 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from ..layouts import CODEC_FILE, CODES_FILE
 from .manifest import build_manifest
 from .multivector import MultiVectorWriter
-
-CODES_NAME = "codes.npy"
-CODEC_NAME = "codec.faiss"
 
 
 class CompressedMultiVectorWriter(MultiVectorWriter):
@@ -47,7 +45,7 @@ class CompressedMultiVectorWriter(MultiVectorWriter):
     """
 
     kind = "multi-compressed"
-    ROWS_NAME = CODES_NAME
+    ROWS_NAME = CODES_FILE
 
     def __init__(
         self,
@@ -65,9 +63,9 @@ class CompressedMultiVectorWriter(MultiVectorWriter):
     def _open(self) -> None:
         import faiss
 
-        handle = self._append_file(CODEC_NAME)
+        handle = self._append_file(CODEC_FILE)
         handle.write(faiss.serialize_index(self.codec.index).tobytes())
-        self._close_file(CODEC_NAME)
+        self._close_file(CODEC_FILE)
         super()._open()
 
     def _stored_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -77,7 +75,7 @@ class CompressedMultiVectorWriter(MultiVectorWriter):
         return np.dtype(np.uint8), self.codec.code_size
 
     def _manifest(self) -> dict[str, Any]:
-        codec_bytes = (self.directory / CODEC_NAME).read_bytes()
+        codec_bytes = (self.directory / CODEC_FILE).read_bytes()
         return build_manifest(
             self.kind,
             self.encoder_settings,

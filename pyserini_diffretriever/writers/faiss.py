@@ -24,15 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from ..layouts import DOCID_FILE, FAISS_INDEX_FILE, RAW_VECTORS_FILE
 from . import _files
 from .base import VectorWriter, WriterError, read_id_lines
 from .manifest import build_manifest, read_manifest
 
 logger = logging.getLogger(__name__)
-
-INDEX_NAME = "index"
-DOCID_NAME = "docid"
-RAW_VECTORS_NAME = "vectors.f32.tmp"  # float32 rows in document order, while encoding
 
 
 class FaissFlatWriter(VectorWriter):
@@ -66,7 +63,7 @@ class FaissFlatWriter(VectorWriter):
     """
 
     kind = "dense"
-    TEMP_FILES = (RAW_VECTORS_NAME,)
+    TEMP_FILES = (RAW_VECTORS_FILE,)
 
     def __init__(
         self,
@@ -80,12 +77,12 @@ class FaissFlatWriter(VectorWriter):
         self.dimension = dimension
 
     def _open(self) -> None:
-        self._append_file(RAW_VECTORS_NAME)
-        self._append_file(DOCID_NAME)
+        self._append_file(RAW_VECTORS_FILE)
+        self._append_file(DOCID_FILE)
 
     def _reopen(self) -> None:
-        self._reopen_file(RAW_VECTORS_NAME)
-        self._reopen_file(DOCID_NAME)
+        self._reopen_file(RAW_VECTORS_FILE)
+        self._reopen_file(DOCID_FILE)
 
     def _state(self) -> dict[str, Any]:
         return {"dimension": self.dimension}
@@ -94,7 +91,7 @@ class FaissFlatWriter(VectorWriter):
         self.dimension = state.get("dimension")
 
     def _committed_ids(self) -> list[str]:
-        return read_id_lines(self.directory / DOCID_NAME)
+        return read_id_lines(self.directory / DOCID_FILE)
 
     def write(self, batch_info: Mapping[str, Any], fields: Sequence[str] | None = None) -> None:
         """Add ``batch_info["vector"]`` (``[B, H]``) for the ids ``batch_info["id"]``."""
@@ -114,21 +111,21 @@ class FaissFlatWriter(VectorWriter):
             raise WriterError(
                 f"dense vectors have dimension {vectors.shape[1]}, expected {self.dimension} (first id {ids[0]!r})"
             )
-        self._open_files[RAW_VECTORS_NAME].write(vectors.tobytes())
-        self._open_files[DOCID_NAME].write("".join(f"{docid}\n" for docid in ids).encode("utf-8"))
+        self._open_files[RAW_VECTORS_FILE].write(vectors.tobytes())
+        self._open_files[DOCID_FILE].write("".join(f"{docid}\n" for docid in ids).encode("utf-8"))
         self.num_docs += len(ids)
 
     def _finish(self) -> None:
-        raw = self.directory / RAW_VECTORS_NAME
+        raw = self.directory / RAW_VECTORS_FILE
         expected = self.num_docs * int(self.dimension) * 4
         if raw.stat().st_size != expected:
             raise WriterError(
                 f"{raw}: {raw.stat().st_size} bytes, expected {expected} for {self.num_docs} "
                 f"vectors of dimension {self.dimension}"
             )
-        tmp = self.directory / f"{INDEX_NAME}.tmp"
+        tmp = self.directory / f"{FAISS_INDEX_FILE}.tmp"
         write_flat_ip_index(raw, self.num_docs, int(self.dimension), tmp)
-        os.replace(tmp, self.directory / INDEX_NAME)
+        os.replace(tmp, self.directory / FAISS_INDEX_FILE)
 
     def _manifest(self) -> dict[str, Any]:
         return build_manifest(
@@ -184,7 +181,7 @@ def write_flat_ip_index(
 
 def read_faiss_docids(directory: str | os.PathLike) -> list[str]:
     """The ``docid`` file of a dense folder, exactly as ``FaissSearcher.load_docids`` reads it."""
-    with open(Path(directory) / DOCID_NAME, encoding="utf-8") as handle:
+    with open(Path(directory) / DOCID_FILE, encoding="utf-8") as handle:
         return [line.rstrip() for line in handle]
 
 
@@ -198,7 +195,7 @@ def merge_faiss(
     writer = FaissFlatWriter(output, first["encoder"], dimension=first["dimension"], manifest_extra=manifest_extra)
     with writer:
         for folder in inputs:
-            index = faiss.read_index(str(Path(folder) / INDEX_NAME))
+            index = faiss.read_index(str(Path(folder) / FAISS_INDEX_FILE))
             ids = read_faiss_docids(folder)
             if index.ntotal != len(ids):
                 raise WriterError(f"{folder}: index holds {index.ntotal} vectors but docid lists {len(ids)} ids")

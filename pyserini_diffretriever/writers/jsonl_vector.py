@@ -25,13 +25,13 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
+from ..layouts import EMPTY_REPORT_NAME, IMPACT_VECTORS_DIR
+from ..settings import DEFAULT_QUANTIZATION
 from .base import VectorWriter, WriterError, read_id_lines
 from .manifest import build_manifest, read_manifest
 
 logger = logging.getLogger(__name__)
 
-VECTORS_DIR = "vectors"
-EMPTY_REPORT_NAME = "empty-vector-docids.txt"
 MAX_TOKEN_CHARS = 255  # Lucene WhitespaceTokenizer's default maximum token length
 DEFAULT_RECORDS_PER_FILE = 100_000
 
@@ -117,7 +117,7 @@ class JsonVectorWriter(VectorWriter):
         self,
         directory: str | os.PathLike,
         encoder_settings: Mapping[str, Any] | None = None,
-        quantization: float = 100,
+        quantization: float = DEFAULT_QUANTIZATION,
         strict: bool = True,
         records_per_file: int = DEFAULT_RECORDS_PER_FILE,
         shard: tuple[int, int] = (0, 1),
@@ -136,10 +136,10 @@ class JsonVectorWriter(VectorWriter):
 
     @property
     def vectors_dir(self) -> Path:
-        return self.directory / VECTORS_DIR
+        return self.directory / IMPACT_VECTORS_DIR
 
     def _part_name(self, part: int) -> str:
-        return f"{VECTORS_DIR}/part-{part:05d}.jsonl"
+        return f"{IMPACT_VECTORS_DIR}/part-{part:05d}.jsonl"
 
     def _open(self) -> None:
         self.vectors_dir.mkdir()
@@ -248,7 +248,7 @@ class JsonVectorWriter(VectorWriter):
 
 def vector_files(directory: str | os.PathLike) -> list[Path]:
     """The ``.jsonl`` parts of an impact-vectors folder, in order."""
-    return sorted((Path(directory) / VECTORS_DIR).glob("*.jsonl"))
+    return sorted((Path(directory) / IMPACT_VECTORS_DIR).glob("*.jsonl"))
 
 
 def iter_vector_records(directory: str | os.PathLike):

@@ -8,15 +8,16 @@ Layout (``format_version`` 1)::
 
     {"format": "pyserini-diffretriever", "format_version": 1,
      "kind": "dense" | "multi" | "multi-compressed" | "impact-vectors" | "impact-index",
-     "encoder": {...encoder.settings()...}, "num_docs": N,
+     "encoder": {...encoder.settings(): backbone facts + the EncoderSettings that shape vectors...}, "num_docs": N,
      "dimension": H,            # dense and multi
      "quantization": 100,       # impact kinds: integer weight = w * quantization, truncated or rounded (encoder "rounding")
      "shard": {"id": i, "num": n},
      "versions": {"package": ..., "pyserini": ..., "torch": ..., "transformers": ..., "faiss": ...},
      "created": "2025-01-01T00:00:00+00:00", ...extra keys per kind}
 
-Folders written by the encode CLI (and merges and Lucene indexes of them) also carry what the index expects of
-its queries, ``"query": {"k": 4, "prompt": "few", "prompt_sha256": "<hex>", "max_length": 512}`` (``prompt``: a
+Folders written by the encode pipeline (and merges and Lucene indexes of them) also carry what the index expects
+of its queries (:class:`~pyserini_diffretriever.settings.QuerySettings`),
+``"query": {"k": 4, "prompt": "few", "prompt_sha256": "<hex>", "max_length": 512}`` (``prompt``: a
 variant, or ``"sha256:<YAML content hash>"`` plus ``"prompt_file"``); searchers default their query encoder to it
 and refuse another K or prompt (:mod:`pyserini_diffretriever.search.factory`). Older folders have no ``query``.
 
@@ -37,12 +38,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
+from ..layouts import INDEX_MANIFEST_NAME, MANIFEST_NAME
+from ..settings import QuerySettings
 from . import _files
 
 FORMAT = "pyserini-diffretriever"
 FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-INDEX_MANIFEST_NAME = "diffretriever-manifest.json"
 KINDS = ("dense", "multi", "multi-compressed", "impact-vectors", "impact-index")
 _VERSION_DISTRIBUTIONS = {
     "package": "pyserini-diffretriever",
@@ -84,8 +86,6 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             pass
     if versions["package"] is None:
-        from pyserini_diffretriever import __version__
-
         versions["package"] = __version__
     return versions
 
@@ -116,7 +116,8 @@ def build_manifest(
     shard : (int, int)
         ``(shard_id, shard_num)`` of the corpus slice this folder holds.
     **extra
-        Further JSON-serialisable keys (e.g. ``dtype``, ``num_vectors``, ``corpus``).
+        Further JSON-serialisable keys (e.g. ``dtype``, ``num_vectors``, ``corpus``); ``query`` may be a
+        :class:`~pyserini_diffretriever.settings.QuerySettings` (stored as its record).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown manifest kind {kind!r}; expected one of {KINDS}")
@@ -134,6 +135,8 @@ def build_manifest(
     manifest["shard"] = {"id": int(shard[0]), "num": int(shard[1])}
     manifest["versions"] = package_versions()
     manifest["created"] = creation_time()
+    if isinstance(extra.get("query"), QuerySettings):
+        extra["query"] = extra["query"].record()
     manifest.update(extra)
     return manifest
 

@@ -27,16 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from ..layouts import DOCID_FILE, OFFSETS_FILE, RAW_OFFSETS_FILE, VECTORS_FILE
 from . import _files
 from .base import VectorWriter, WriterError, read_id_lines
 from .manifest import build_manifest
+from .verify import verify_output
 
 logger = logging.getLogger(__name__)
 
-VECTORS_NAME = "vectors.npy"
-OFFSETS_NAME = "offsets.npy"
-DOCID_NAME = "docid"
-RAW_OFFSETS_NAME = "offsets.i64.tmp"  # int64 end offset of each document, while encoding
 _HEADER_BYTES = 128  # what numpy writes for any 2-D shape below ~10^40 rows
 
 
@@ -78,8 +76,8 @@ class MultiVectorWriter(VectorWriter):
     """
 
     kind = "multi"
-    TEMP_FILES = (RAW_OFFSETS_NAME,)
-    ROWS_NAME = VECTORS_NAME
+    TEMP_FILES = (RAW_OFFSETS_FILE,)
+    ROWS_NAME = VECTORS_FILE
     """The ``.npy`` file holding one row per vector (subclasses store codes instead of vectors)."""
 
     def __init__(
@@ -100,11 +98,11 @@ class MultiVectorWriter(VectorWriter):
 
     def _open(self) -> None:
         self._append_file(self.ROWS_NAME).write(b"\0" * _HEADER_BYTES)
-        self._append_file(RAW_OFFSETS_NAME)
-        self._append_file(DOCID_NAME)
+        self._append_file(RAW_OFFSETS_FILE)
+        self._append_file(DOCID_FILE)
 
     def _reopen(self) -> None:
-        for name in (self.ROWS_NAME, RAW_OFFSETS_NAME, DOCID_NAME):
+        for name in (self.ROWS_NAME, RAW_OFFSETS_FILE, DOCID_FILE):
             self._reopen_file(name)
 
     def _state(self) -> dict[str, Any]:
@@ -115,7 +113,7 @@ class MultiVectorWriter(VectorWriter):
         self.num_vectors = int(state["num_vectors"])
 
     def _committed_ids(self) -> list[str]:
-        return read_id_lines(self.directory / DOCID_NAME)
+        return read_id_lines(self.directory / DOCID_FILE)
 
     def write(self, batch_info: Mapping[str, Any], fields: Sequence[str] | None = None) -> None:
         """Append ``batch_info["vector"]`` (a list of ``[K', H]`` arrays, ``K' >= 1``) for ``batch_info["id"]``."""
@@ -149,8 +147,8 @@ class MultiVectorWriter(VectorWriter):
             ends.append(num_vectors)
         self.dimension = dimension
         self._open_files[self.ROWS_NAME].write(self._stored_rows(np.concatenate(stored_all)).tobytes())
-        self._open_files[RAW_OFFSETS_NAME].write(np.asarray(ends, dtype="<i8").tobytes())
-        self._open_files[DOCID_NAME].write("".join(f"{docid}\n" for docid in ids).encode("utf-8"))
+        self._open_files[RAW_OFFSETS_FILE].write(np.asarray(ends, dtype="<i8").tobytes())
+        self._open_files[DOCID_FILE].write("".join(f"{docid}\n" for docid in ids).encode("utf-8"))
         self.num_vectors = num_vectors
         self.num_docs += len(ids)
 
@@ -171,21 +169,21 @@ class MultiVectorWriter(VectorWriter):
                 f"{vectors}: {vectors.stat().st_size} bytes, expected {expected} for "
                 f"{self.num_vectors} rows of width {row_width}"
             )
-        ends = np.fromfile(self.directory / RAW_OFFSETS_NAME, dtype="<i8")
+        ends = np.fromfile(self.directory / RAW_OFFSETS_FILE, dtype="<i8")
         if ends.shape != (self.num_docs,) or (self.num_docs and ends[-1] != self.num_vectors):
             raise WriterError(
-                f"{self.directory / RAW_OFFSETS_NAME}: {ends.shape[0]} offsets for {self.num_docs} documents"
+                f"{self.directory / RAW_OFFSETS_FILE}: {ends.shape[0]} offsets for {self.num_docs} documents"
             )
         with _files.open_output(vectors, "r+b") as handle:
             handle.write(_npy_header(row_dtype, (self.num_vectors, row_width)))
             handle.flush()
             os.fsync(handle.fileno())
-        tmp = self.directory / f"{OFFSETS_NAME}.tmp"
+        tmp = self.directory / f"{OFFSETS_FILE}.tmp"
         with _files.open_output(tmp, "wb") as handle:
             np.save(handle, np.concatenate([np.zeros(1, dtype=np.int64), ends.astype(np.int64)]))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, self.directory / OFFSETS_NAME)
+        os.replace(tmp, self.directory / OFFSETS_FILE)
 
     def _manifest(self) -> dict[str, Any]:
         return build_manifest(
@@ -214,13 +212,11 @@ class MultiVectorFolder:
     """
 
     def __init__(self, directory: str | os.PathLike) -> None:
-        from .verify import verify_output  # verify imports this module
-
         self.directory = Path(directory)
         self.manifest = verify_output(self.directory, "multi")  # sizes and headers before any memory map
-        self.vectors = np.load(self.directory / VECTORS_NAME, mmap_mode="r")
-        self.offsets = np.load(self.directory / OFFSETS_NAME)
-        with open(self.directory / DOCID_NAME, encoding="utf-8") as handle:
+        self.vectors = np.load(self.directory / VECTORS_FILE, mmap_mode="r")
+        self.offsets = np.load(self.directory / OFFSETS_FILE)
+        with open(self.directory / DOCID_FILE, encoding="utf-8") as handle:
             self.docids = [line.rstrip("\n") for line in handle]
         n = len(self.docids)
         problems = []

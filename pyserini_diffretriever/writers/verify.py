@@ -31,14 +31,22 @@ from typing import Any
 
 import numpy as np
 
-from .base import SKIPPED_REPORT_NAME, WriterError
-from .compressed import CODEC_NAME, CODES_NAME
-from .faiss import DOCID_NAME, INDEX_NAME, RAW_VECTORS_NAME
-from .jsonl_vector import EMPTY_REPORT_NAME, VECTORS_DIR, iter_vector_records
+from ..layouts import (
+    CODEC_FILE,
+    CODES_FILE,
+    DOCID_FILE,
+    EMPTY_REPORT_NAME,
+    FAISS_INDEX_FILE,
+    IMPACT_VECTORS_DIR,
+    OFFSETS_FILE,
+    SKIPPED_REPORT_NAME,
+    TEMPORARY_FILES,
+    VECTORS_FILE,
+)
+from .base import WriterError
+from .jsonl_vector import iter_vector_records
 from .manifest import ManifestError, read_manifest
-from .multivector import OFFSETS_NAME, RAW_OFFSETS_NAME, VECTORS_NAME
 
-_TEMP_NAMES = (RAW_VECTORS_NAME, RAW_OFFSETS_NAME, f"{INDEX_NAME}.tmp", f"{OFFSETS_NAME}.tmp")
 _FLAT_FOURCC = {b"IxFI": "inner product", b"IxF2": "L2"}
 _FLAT_HEADER = struct.Struct("<4siqqqbi")  # fourcc, d, ntotal, dummy, dummy, is_trained, metric_type
 _FLAT_HEADER_BYTES = _FLAT_HEADER.size + 8  # + uint64 element count of the vector data
@@ -85,29 +93,29 @@ def _require_file(folder: Path, name: str) -> Path:
 
 
 def _check_docids(folder: Path, manifest: dict[str, Any]) -> None:
-    path = _require_file(folder, DOCID_NAME)
+    path = _require_file(folder, DOCID_FILE)
     if not _ends_with_newline(path):
-        raise _fail(folder, f"{DOCID_NAME} does not end with a newline (truncated)")
+        raise _fail(folder, f"{DOCID_FILE} does not end with a newline (truncated)")
     lines = count_lines(path)
     if lines != manifest["num_docs"]:
-        raise _fail(folder, f"{DOCID_NAME} lists {lines} ids but the manifest says num_docs={manifest['num_docs']}")
+        raise _fail(folder, f"{DOCID_FILE} lists {lines} ids but the manifest says num_docs={manifest['num_docs']}")
 
 
 def _check_dense(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
-    path = _require_file(folder, INDEX_NAME)
+    path = _require_file(folder, FAISS_INDEX_FILE)
     size = path.stat().st_size
     with open(path, "rb") as handle:
         head = handle.read(_FLAT_HEADER_BYTES)
     if head[:4] in _FLAT_FOURCC:
         if len(head) < _FLAT_HEADER_BYTES:
-            raise _fail(folder, f"{INDEX_NAME} is truncated ({size} bytes, shorter than a FAISS header)")
+            raise _fail(folder, f"{FAISS_INDEX_FILE} is truncated ({size} bytes, shorter than a FAISS header)")
         _, dimension, ntotal, _, _, _, metric = _FLAT_HEADER.unpack(head[: _FLAT_HEADER.size])
         (elements,) = struct.unpack("<Q", head[_FLAT_HEADER.size :])
         expected = _FLAT_HEADER_BYTES + 4 * elements
         if elements != ntotal * dimension or size != expected:
             raise _fail(
                 folder,
-                f"{INDEX_NAME} is {size} bytes, expected {expected} for {ntotal} vectors of "
+                f"{FAISS_INDEX_FILE} is {size} bytes, expected {expected} for {ntotal} vectors of "
                 f"dimension {dimension} (truncated or corrupt)",
             )
     else:
@@ -116,12 +124,18 @@ def _check_dense(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as error:
-            raise _fail(folder, f"{INDEX_NAME} is not a readable FAISS index ({str(error).splitlines()[0]})") from None
+            raise _fail(
+                folder, f"{FAISS_INDEX_FILE} is not a readable FAISS index ({str(error).splitlines()[0]})"
+            ) from None
         dimension, ntotal = index.d, index.ntotal
     if dimension != manifest.get("dimension"):
-        raise _fail(folder, f"{INDEX_NAME} has dimension {dimension}, the manifest says {manifest.get('dimension')}")
+        raise _fail(
+            folder, f"{FAISS_INDEX_FILE} has dimension {dimension}, the manifest says {manifest.get('dimension')}"
+        )
     if ntotal != manifest["num_docs"]:
-        raise _fail(folder, f"{INDEX_NAME} holds {ntotal} vectors, the manifest says num_docs={manifest['num_docs']}")
+        raise _fail(
+            folder, f"{FAISS_INDEX_FILE} holds {ntotal} vectors, the manifest says num_docs={manifest['num_docs']}"
+        )
     _check_docids(folder, manifest)
 
 
@@ -142,13 +156,13 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
 
 def _check_multi(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
     expected_shape = (manifest.get("num_vectors"), manifest.get("dimension"))
-    _check_rows(folder, manifest, VECTORS_NAME, expected_shape, manifest.get("dtype", "float32"))
+    _check_rows(folder, manifest, VECTORS_FILE, expected_shape, manifest.get("dtype", "float32"))
 
 
 def _check_multi_compressed(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
-    _require_file(folder, CODEC_NAME)
+    _require_file(folder, CODEC_FILE)
     expected_shape = (manifest.get("num_vectors"), manifest.get("code_size"))
-    _check_rows(folder, manifest, CODES_NAME, expected_shape, "uint8")
+    _check_rows(folder, manifest, CODES_FILE, expected_shape, "uint8")
 
 
 def _check_rows(folder: Path, manifest: dict[str, Any], name: str, expected_shape: tuple, dtype_name: str) -> None:
@@ -170,46 +184,46 @@ def _check_rows(folder: Path, manifest: dict[str, Any], name: str, expected_shap
             f"{list(shape)} (truncated or corrupt)",
         )
     try:
-        offsets = np.load(_require_file(folder, OFFSETS_NAME), allow_pickle=False)
+        offsets = np.load(_require_file(folder, OFFSETS_FILE), allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
-        raise _fail(folder, f"{OFFSETS_NAME} is not readable ({error})") from None
+        raise _fail(folder, f"{OFFSETS_FILE} is not readable ({error})") from None
     n = manifest["num_docs"]
     if offsets.dtype != np.int64 or offsets.shape != (n + 1,):
-        raise _fail(folder, f"{OFFSETS_NAME} is {offsets.dtype} {list(offsets.shape)}, expected int64 [{n + 1}]")
+        raise _fail(folder, f"{OFFSETS_FILE} is {offsets.dtype} {list(offsets.shape)}, expected int64 [{n + 1}]")
     if offsets[0] != 0 or offsets[-1] != shape[0] or (n and np.any(np.diff(offsets) < 1)):
-        raise _fail(folder, f"{OFFSETS_NAME} must increase from 0 to {shape[0]} (one or more rows per document)")
+        raise _fail(folder, f"{OFFSETS_FILE} must increase from 0 to {shape[0]} (one or more rows per document)")
     _check_docids(folder, manifest)
 
 
 def _check_impact_vectors(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
-    vectors_dir = folder / VECTORS_DIR
+    vectors_dir = folder / IMPACT_VECTORS_DIR
     if not vectors_dir.is_dir():
-        raise _fail(folder, f"{VECTORS_DIR}/ is missing")
+        raise _fail(folder, f"{IMPACT_VECTORS_DIR}/ is missing")
     entries = sorted(vectors_dir.iterdir())
     others = [entry.name for entry in entries if not (entry.is_file() and entry.name.endswith(".jsonl"))]
     if others:
-        raise _fail(folder, f"{VECTORS_DIR}/ holds non-.jsonl entries {others[:5]} (Anserini would parse them)")
+        raise _fail(folder, f"{IMPACT_VECTORS_DIR}/ holds non-.jsonl entries {others[:5]} (Anserini would parse them)")
     cut = [entry.name for entry in entries if not _ends_with_newline(entry)]
     if cut:
-        raise _fail(folder, f"{VECTORS_DIR}/{cut[0]} does not end with a newline (truncated)")
+        raise _fail(folder, f"{IMPACT_VECTORS_DIR}/{cut[0]} does not end with a newline (truncated)")
     if deep:
         seen: set[str] = set()
         postings = 0
         for docid, vector in iter_vector_records(folder):
             if docid in seen:
-                raise _fail(folder, f"document id {docid!r} appears twice in {VECTORS_DIR}/")
+                raise _fail(folder, f"document id {docid!r} appears twice in {IMPACT_VECTORS_DIR}/")
             seen.add(docid)
             postings += len(vector)
         records = len(seen)
         if "num_postings" in manifest and postings != manifest["num_postings"]:
             raise _fail(
-                folder, f"{VECTORS_DIR}/ holds {postings} postings, the manifest says {manifest['num_postings']}"
+                folder, f"{IMPACT_VECTORS_DIR}/ holds {postings} postings, the manifest says {manifest['num_postings']}"
             )
     else:
         records = sum(count_lines(entry) for entry in entries)
     if records != manifest["num_docs"]:
         raise _fail(
-            folder, f"{VECTORS_DIR}/ holds {records} records, the manifest says num_docs={manifest['num_docs']}"
+            folder, f"{IMPACT_VECTORS_DIR}/ holds {records} records, the manifest says num_docs={manifest['num_docs']}"
         )
     empty = folder / EMPTY_REPORT_NAME
     listed = count_lines(empty) if empty.is_file() else 0
@@ -263,7 +277,7 @@ def verify_output(
     """
     folder = Path(folder)
     manifest = read_manifest(folder, kind)
-    leftovers = [] if ignore_temporary else [name for name in _TEMP_NAMES if (folder / name).exists()]
+    leftovers = [] if ignore_temporary else [name for name in TEMPORARY_FILES if (folder / name).exists()]
     if leftovers:
         raise _fail(folder, f"temporary files {leftovers} are still there (an unfinished write)")
     _CHECKS[manifest["kind"]](folder, manifest, deep)

@@ -1,4 +1,4 @@
-"""LoRA adapters: attach with PEFT, merge, and keep the Backbone contract (method.md §8.2, §11 item 3).
+"""LoRA adapters: attach with PEFT, merge, and keep the Backbone contract (docs/method.md §8.2, §11 item 3).
 
 Synthetic adapters have the released shape (r=16, alpha=64, dropout 0.05, the reference target lists,
 task types FEATURE_EXTRACTION / CAUSAL_LM in adapter_config.json) with non-zero B matrices, built with

@@ -1,4 +1,4 @@
-"""The Pyserini encoder classes and the encode CLI with an autoregressive (PromptReps) backbone, method.md §9."""
+"""The Pyserini encoder classes and the encode CLI with an autoregressive (PromptReps) backbone, docs/method.md §9."""
 
 from __future__ import annotations
 

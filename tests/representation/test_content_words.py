@@ -1,4 +1,4 @@
-"""Content-word filter (method §5.2) and the documented Punkt approximation; expectations by hand."""
+"""Content-word filter (docs/method.md §5.2) and the documented Punkt approximation; expectations by hand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dense representations (method §4) on hand examples."""
+"""Dense representations (docs/method.md §4) on hand examples."""
 
 from __future__ import annotations
 

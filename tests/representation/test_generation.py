@@ -1,4 +1,4 @@
-"""PromptReps read-out (method.md §9): the AR input layout, cached generation == recomputation, forward-call
+"""PromptReps read-out (docs/method.md §9): the AR input layout, cached generation == recomputation, forward-call
 count, stop truncation at ``"`` / special tokens, and the shared sparse/dense downstream."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Exact input layout (method §2.3-§2.4) against the real Dream tokenizer.
+"""Exact input layout (docs/method.md §2.3-§2.4) against the real Dream tokenizer.
 
 The expected ids are built independently of the package: the Qwen chat template is written out by hand
 and the K-adapted prompt wording comes from the hand-written table in ``test_prompts``.

@@ -1,4 +1,4 @@
-"""Prompt loading and K-adaptation (method §2.1-§2.2); expected strings are written out by hand."""
+"""Prompt loading and K-adaptation (docs/method.md §2.1-§2.2); expected strings are written out by hand."""
 
 from __future__ import annotations
 

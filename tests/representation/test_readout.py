@@ -1,4 +1,4 @@
-"""One-pass read-out (method §3): positions, K-row logits, stop-token truncation, denoising, padding invariance."""
+"""One-pass read-out (docs/method.md §3): positions, K-row logits, stop-token truncation, denoising, padding invariance."""
 
 from __future__ import annotations
 

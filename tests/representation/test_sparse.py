@@ -1,4 +1,4 @@
-"""Sparse impacts (method §5): hand-computed weights, filtering, top-k, pooling; end to end on tiny Dream."""
+"""Sparse impacts (docs/method.md §5): hand-computed weights, filtering, top-k, pooling; end to end on tiny Dream."""
 
 from __future__ import annotations
 
