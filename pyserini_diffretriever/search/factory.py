@@ -50,7 +50,13 @@ __all__ = [
     "query_encoder_for",
 ]
 
-REPRESENTATION_OF_KIND = {"dense": "dense", "multi": "multi", "impact-index": "impact"}
+REPRESENTATION_OF_KIND = {
+    "dense": "dense",
+    "dense-ann": "dense",
+    "dense-lucene-index": "dense",
+    "multi": "multi",
+    "impact-index": "impact",
+}
 """Query-encoder representation that searches each searchable index kind."""
 
 COMPATIBILITY_KEYS = (
@@ -249,6 +255,27 @@ def _default_query_prompt(expected: Mapping[str, Any], where: str | os.PathLike)
     )
 
 
+def _configure_ann(
+    folder: Path, searcher: Any, manifest: Mapping[str, Any], nprobe: int | None, ef_search: int | None
+) -> None:
+    """Check a loaded ``dense-ann`` index against its manifest and set its search parameters."""
+    from ..indexing.faiss_dense import apply_search_parameters
+
+    if searcher.index.ntotal != manifest["num_docs"]:
+        raise IndexFormatError(
+            f"{folder}: the FAISS index holds {searcher.index.ntotal} vectors, the manifest says "
+            f"num_docs={manifest['num_docs']}"
+        )
+    params = dict(manifest.get("search") or {})
+    for key, value in (("nprobe", nprobe), ("efSearch", ef_search)):
+        if value is not None:
+            if key not in params:
+                raise TypeError(f"{folder}: {manifest.get('index', {}).get('factory')} index has no {key} parameter")
+            params[key] = int(value)
+    apply_search_parameters(searcher.index, params)
+    logger.info("dense-ann index %s: %s", folder, ", ".join(f"{k}={v}" for k, v in params.items()) or "exhaustive")
+
+
 def query_encoder_for(
     manifest: Mapping[str, Any],
     *,
@@ -337,6 +364,8 @@ def open_searcher(
     batch_size: int | None = None,
     ignore_mismatch: Iterable[str] = (),
     min_idf: float = 0,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
     **multi_options: Any,
 ) -> Any:
     """Open the searcher for an index folder written by this package.
@@ -344,7 +373,8 @@ def open_searcher(
     Parameters
     ----------
     index_dir : str or PathLike
-        A ``dense`` FAISS folder, a ``multi`` folder or a Lucene ``impact-index``.
+        A ``dense`` FAISS folder, a ``dense-ann`` (compressed/ANN FAISS) folder, a ``multi`` folder, or a Lucene
+        ``impact-index`` or ``dense-lucene-index``.
     query_encoder : object, optional
         Used as is (after the compatibility check when it has ``settings()``); default: built by
         :func:`query_encoder_for` from the manifest and the options below.
@@ -356,13 +386,19 @@ def open_searcher(
     min_idf : float
         ``LuceneImpactSearcher``'s ``min_idf`` (query terms with ``idf <= min_idf`` are dropped; note that with
         the default 0 a term occurring in every document is dropped too).
+    nprobe : int, optional
+        IVF lists probed per query: of a ``dense-ann`` index (default: its manifest's ``search.nprobe``) or of a
+        multi-vector token index.
+    ef_search : int, optional
+        HNSW ``efSearch`` of a ``dense-ann`` HNSW index or a ``dense-lucene-index`` (default: the manifest's).
     **multi_options
-        Passed to :class:`~.multivector.MultiVectorSearcher` (``mode``, ``candidates``, ``nprobe``, ``threads``...).
+        Passed to :class:`~.multivector.MultiVectorSearcher` (``mode``, ``candidates``, ``threads``...).
 
     Returns
     -------
     object
-        ``FaissSearcher``, ``LuceneImpactSearcher`` or ``MultiVectorSearcher``; each has ``search`` and
+        ``FaissSearcher`` (``dense`` and ``dense-ann``), ``LuceneImpactSearcher``,
+        :class:`~.lucene_dense.LuceneDenseSearcher` or ``MultiVectorSearcher``; each has ``search`` and
         ``batch_search`` returning hits with ``.docid`` and ``.score``, and ``query_encoder``.
 
     Raises
@@ -387,6 +423,12 @@ def open_searcher(
         )
     if multi_options and kind != "multi":
         raise TypeError(f"{folder}: options {sorted(multi_options)} apply to multi-vector indexes only")
+    if nprobe is not None and kind not in ("multi", "dense-ann"):
+        raise TypeError(f"{folder}: nprobe applies to dense-ann and multi-vector indexes only, not {kind}")
+    if ef_search is not None and kind not in ("dense-ann", "dense-lucene-index"):
+        raise TypeError(f"{folder}: ef_search applies to dense-ann and dense-lucene-index indexes only, not {kind}")
+    if nprobe is not None and kind == "multi":
+        multi_options["nprobe"] = nprobe
     ignore_mismatch = tuple(ignore_mismatch)
     unknown = sorted(set(ignore_mismatch) - set(MISMATCH_KEYS))
     if unknown:
@@ -414,7 +456,7 @@ def open_searcher(
         check_encoder_compatibility(
             manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch, query=query
         )
-    if kind == "dense":
+    if kind in ("dense", "dense-ann"):
         from pyserini.search.faiss import FaissSearcher
 
         _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
@@ -425,7 +467,14 @@ def open_searcher(
                 f"says {manifest['dimension']}"
             )
         _check_dimension(folder, searcher.dimension, query_encoder, "FAISS index")
+        if kind == "dense-ann":
+            _configure_ann(folder, searcher, manifest, nprobe, ef_search)
         return searcher
+    if kind == "dense-lucene-index":
+        from .lucene_dense import LuceneDenseSearcher
+
+        _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
+        return LuceneDenseSearcher(folder, query_encoder, ef_search=ef_search, manifest=manifest)
     if kind == "multi":
         from .multivector import MultiVectorSearcher
 
