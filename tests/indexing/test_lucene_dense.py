@@ -91,11 +91,10 @@ def test_lucene_dense_search_equals_exhaustive_inner_products(dense, tmp_path, h
 @pytest.mark.jvm
 def test_hybrid_searchers_and_mismatches(dense, tmp_path):
     from pyserini.search.hybrid import HybridSearcher
+    from search.index_builders import write_impact_index
 
     from pyserini_diffretriever.search import MinMaxHybridSearcher, fuse_min_max_hits, open_searcher
     from pyserini_diffretriever.search.index_format import IndexMismatchError
-
-    from search.index_builders import write_impact_index
 
     build_dense_lucene_index(dense["folder"], tmp_path / "idx", M=8, ef_construction=64, ef_search=50)
     rng = np.random.default_rng(0)
