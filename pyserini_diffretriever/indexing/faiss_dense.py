@@ -19,8 +19,9 @@ that does not match the documents, exactly as for the flat folder.
 
 Codecs (``index_factory`` strings, inner-product metric)
 --------------------------------------------------------
-* default (no flag): :data:`DEFAULT_FACTORY`, chosen by measurement at dimension 3584 (README, "Dense indexes at
-  scale"; ``benchmarks/b5_dense.py``);
+* default (no flag): :data:`DEFAULT_FACTORY` (``IVF{nlist},RaBitQ``), chosen by measurement at dimension 3584
+  (README, "Dense indexes at scale"; ``benchmarks/b5_dense.py``): the best recall of the codecs within 512 bytes
+  per vector; :data:`HIGH_RECALL_FACTORY` when recall@100 >= 0.95 against the flat index is required;
 * ``--pq``: ``PQ{m}x{nbits}`` (Pyserini's ``IndexPQ``); ``--hnsw``: ``HNSW{M}`` (``IndexHNSWFlat``, not
   compressed); both: ``HNSW{M}_PQ{m}x{nbits}`` (``IndexHNSWPQ``), as in ``pyserini.index.faiss``;
 * ``--factory``: any FAISS factory string (``{nlist}`` in it is replaced by the chosen list count, ``{pq_m}`` by
@@ -59,14 +60,25 @@ __all__ = [
     "iter_flat_vectors",
 ]
 
-DEFAULT_FACTORY = "IVF{nlist},PQ{pq_m}x8"
-"""Default codec: IVF coarse quantiser + residual PQ with :func:`default_pq_m` bytes (256 at 3584 and 4096)."""
+DEFAULT_FACTORY = "IVF{nlist},RaBitQ"
+"""Default codec: IVF coarse quantiser + 1-bit RaBitQ codes of the residuals (dimension / 8 + 8 bytes per vector,
+464 at 3584 with the IVF id), the best recall@100 of the measured codecs that fit 512 bytes (README)."""
+
+HIGH_RECALL_FACTORY = "IVF{nlist},RaBitQ,Refine(SQ8)"
+"""Recommended when recall@100 >= 0.95 is required: RaBitQ candidates re-ranked with 8-bit scalar codes
+(``k_factor`` x k candidates), about 4 KB per vector at 3584 (vs 14 KB flat)."""
 
 DEFAULT_NPROBE = 64
 """Default IVF lists probed per query (recorded in the manifest; override at search time)."""
 
 DEFAULT_EF_SEARCH = 256
 """Default HNSW ``efSearch`` recorded in the manifest."""
+
+DEFAULT_K_FACTOR = 4
+"""Default ``k_factor`` of a ``Refine(...)`` index: candidates re-ranked = ``k_factor * k``."""
+
+RABITQ_QUERY_BITS = 8
+"""Query quantisation bits of RaBitQ indexes (FAISS's default is 4; 8 is slightly more accurate, same codes)."""
 
 DEFAULT_PQ_M = 256
 """``--pq-m`` default: divides both real dimensions (3584 = 256 x 14, 4096 = 256 x 16)."""
@@ -189,7 +201,7 @@ def _sample_rows(path: Path, ntotal: int, dimension: int, size: int, seed: int) 
 
 
 def _search_defaults(index: Any, nprobe: int | None, ef_search: int | None) -> dict[str, int]:
-    """Search parameters that apply to ``index`` (``nprobe`` for IVF, ``efSearch`` for HNSW)."""
+    """Search parameters that apply to ``index`` (``nprobe`` for IVF, ``efSearch`` for HNSW, ``k_factor`` for Refine)."""
     import faiss
 
     params: dict[str, int] = {}
@@ -199,55 +211,74 @@ def _search_defaults(index: Any, nprobe: int | None, ef_search: int | None) -> d
     hnsw = _hnsw_of(index)
     if hnsw is not None:
         params["efSearch"] = int(ef_search or DEFAULT_EF_SEARCH)
+    if isinstance(faiss.downcast_index(index), faiss.IndexRefine):
+        params["k_factor"] = DEFAULT_K_FACTOR
     return params
 
 
-def _hnsw_of(index: Any) -> Any:
+def _unwrap(index: Any) -> Any:
+    """The index inside pre-transforms and a refinement stage (the one holding IVF lists or an HNSW graph)."""
     import faiss
 
     inner = faiss.downcast_index(index)
-    if isinstance(inner, faiss.IndexPreTransform):
-        inner = faiss.downcast_index(inner.index)
-    return getattr(inner, "hnsw", None)
+    while isinstance(inner, (faiss.IndexPreTransform, faiss.IndexRefine)):
+        inner = faiss.downcast_index(inner.index if isinstance(inner, faiss.IndexPreTransform) else inner.base_index)
+    return inner
+
+
+def _hnsw_of(index: Any) -> Any:
+    return getattr(_unwrap(index), "hnsw", None)
 
 
 def _no_polysemous_training(index: Any) -> None:
     """Switch off polysemous training (``index_factory`` enables it for 8-bit PQ): it takes hours at m=256."""
     import faiss
 
-    inner = faiss.downcast_index(index)
-    while isinstance(inner, faiss.IndexPreTransform):
-        inner = faiss.downcast_index(inner.index)
-    for candidate in (inner, faiss.downcast_index(getattr(inner, "storage", None) or inner)):
-        if hasattr(candidate, "do_polysemous_training"):
+    inner = _unwrap(index)
+    storage = getattr(inner, "storage", None)
+    for candidate in (inner, faiss.downcast_index(storage) if storage is not None else None):
+        if candidate is not None and hasattr(candidate, "do_polysemous_training"):
             candidate.do_polysemous_training = False
 
 
 def apply_search_parameters(index: Any, params: Mapping[str, Any]) -> None:
-    """Set ``nprobe`` / ``efSearch`` (the keys :func:`build_faiss_index` records) on a loaded index."""
+    """Set ``nprobe`` / ``efSearch`` / ``k_factor`` (the keys :func:`build_faiss_index` records) on a loaded index."""
     import faiss
 
-    space = faiss.ParameterSpace()
     for name, value in params.items():
-        if value is not None:
-            space.set_index_parameter(index, name, float(value) if name == "k_factor" else int(value))
+        if value is None:
+            continue
+        if name == "k_factor":
+            refine = faiss.downcast_index(index)
+            if not isinstance(refine, faiss.IndexRefine):
+                raise TypeError(f"k_factor applies to Refine(...) indexes, not {type(refine).__name__}")
+            refine.k_factor = float(value)
+        elif name == "nprobe":
+            faiss.extract_index_ivf(index).nprobe = int(value)
+        elif name == "efSearch":
+            _hnsw_of(index).efSearch = int(value)
+        else:
+            raise TypeError(f"unknown FAISS search parameter {name!r}")
 
 
 def bytes_per_vector(index: Any) -> int:
-    """Stored bytes per vector: the code, plus the 8-byte id IVF lists keep, plus HNSW links (2 * M * 4 on level 0)."""
+    """Stored bytes per vector: the code, plus the 8-byte id IVF lists keep, plus HNSW links (2 * M * 4 on level 0),
+    plus a refinement stage's codes."""
     import faiss
 
-    ivf = faiss.try_extract_index_ivf(index)
-    hnsw = _hnsw_of(index)
-    if ivf is not None:
-        return int(ivf.code_size) + 8
-    if hnsw is not None:
-        inner = faiss.downcast_index(index)
-        if isinstance(inner, faiss.IndexPreTransform):
-            inner = faiss.downcast_index(inner.index)
+    outer = faiss.downcast_index(index)
+    extra = 0
+    if isinstance(outer, faiss.IndexRefine):
+        extra = int(faiss.downcast_index(outer.refine_index).sa_code_size())
+    inner = _unwrap(index)
+    if isinstance(inner, faiss.IndexIVF):
+        return int(inner.code_size) + 8 + extra
+    if getattr(inner, "hnsw", None) is not None:
         storage = faiss.downcast_index(inner.storage)
-        return int(storage.sa_code_size()) + 4 * int(faiss.vector_to_array(hnsw.cum_nneighbor_per_level)[1])
-    return int(index.sa_code_size())
+        return (
+            int(storage.sa_code_size()) + 4 * int(faiss.vector_to_array(inner.hnsw.cum_nneighbor_per_level)[1]) + extra
+        )
+    return int(inner.sa_code_size()) + extra
 
 
 def build_faiss_index(
@@ -334,6 +365,8 @@ def build_faiss_index(
     if hnsw_struct is not None:
         hnsw_struct.efConstruction = int(ef_construction)
     _no_polysemous_training(index)
+    if hasattr(_unwrap(index), "qb"):
+        _unwrap(index).qb = RABITQ_QUERY_BITS
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
         ivf.cp.seed = seed

@@ -1,8 +1,10 @@
 """Open the right searcher for an index folder, with a query encoder that matches its documents.
 
-Why: an index folder's manifest says what it is (``dense``, ``multi``, ``impact-index``) and which encoder
-settings produced it. From that this module builds Pyserini's ``FaissSearcher`` or ``LuceneImpactSearcher``
-(unchanged) or our :class:`~.multivector.MultiVectorSearcher`, creates a
+Why: an index folder's manifest says what it is (``dense``, ``dense-ann``, ``dense-lucene-index``, ``multi``,
+``impact-index``) and which encoder settings produced it. From that this module builds Pyserini's
+``FaissSearcher`` (flat or compressed/ANN; the latter with the ``nprobe``/``efSearch`` its manifest records) or
+``LuceneImpactSearcher`` (unchanged), or our :class:`~.lucene_dense.LuceneDenseSearcher` or
+:class:`~.multivector.MultiVectorSearcher`, creates a
 :class:`~pyserini_diffretriever.encoders.DiffRetrieverQueryEncoder` with the document side's settings unless
 one is given, and refuses a query encoder whose vectors cannot be compared with the documents'.
 

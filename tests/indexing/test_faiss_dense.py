@@ -70,6 +70,10 @@ def test_defaults_divide_the_real_dimensions():
         factory_string(dim, pq=True)  # no error
         assert "{" not in factory_string(dim, nlist=1024)
     assert faiss_dense.default_nlist(100_000, 65536) == 1024 and faiss_dense.default_nlist(800, 800) == 20
+    assert factory_string(3584, nlist=1024) == "IVF1024,RaBitQ"
+    assert (
+        faiss_dense.default_pq_m(3584) == faiss_dense.default_pq_m(4096) == 256 and faiss_dense.default_pq_m(64) == 32
+    )
     assert factory_string(64, hnsw=True, pq=True, pq_m=16, M=8) == "HNSW8_PQ16x8"
     assert factory_string(64, factory="OPQ16,IVF{nlist},PQ16", nlist=32) == "OPQ16,IVF32,PQ16"
 
@@ -90,12 +94,14 @@ def test_pq_m_that_does_not_divide_the_dimension_is_refused(dense, tmp_path):
 @pytest.mark.parametrize(
     ("options", "min_recall", "bytes_per_vector"),
     [
-        ({}, 0.8, 32 + 8),  # default IVF + PQ (m = 32 at dimension 64) with by-residual codes
+        ({}, 0.45, 64 // 8 + 8 + 8),  # default IVF + 1-bit RaBitQ: bits, 2 float factors, IVF id
+        ({"factory": faiss_dense.HIGH_RECALL_FACTORY}, 0.9, 64 // 8 + 8 + 8 + 64),  # + SQ8 re-ranking codes
+        ({"factory": "IVF{nlist},PQ{pq_m}x8"}, 0.8, 32 + 8),  # residual PQ, m = 32 at dimension 64
         ({"hnsw": True, "M": 8, "ef_search": 64}, 0.95, 4 * 64 + 4 * 16),
         ({"pq": True, "pq_m": 16}, 0.6, 16),
         ({"factory": "IVF{nlist},SQ8", "nprobe": 4}, 0.6, 64 + 8),
     ],
-    ids=["default", "hnsw", "pq", "factory"],
+    ids=["default", "high-recall", "ivf-pq", "hnsw", "pq", "sq8"],
 )
 def test_built_index_opens_with_pyserini_faiss_searcher(dense, tmp_path, options, min_recall, bytes_per_vector):
     from pyserini.search.faiss import FaissSearcher
@@ -115,6 +121,8 @@ def test_built_index_opens_with_pyserini_faiss_searcher(dense, tmp_path, options
     assert type(searcher).__name__ == "FaissSearcher"
     if "nprobe" in manifest["search"]:
         assert faiss_extract_ivf(searcher.index).nprobe == manifest["search"]["nprobe"]
+    if "Refine" in manifest["index"]["factory"]:
+        assert manifest["search"]["k_factor"] == faiss_dense.DEFAULT_K_FACTOR
     assert recall(searcher, dense, 10) >= min_recall
     batch = searcher.batch_search(["q0", "q1"], ["q0", "q1"], k=10)
     assert [h.docid for h in batch["q1"]] == [h.docid for h in searcher.search("q1", 10)]
@@ -139,6 +147,9 @@ def test_search_parameters_come_from_the_manifest_or_an_override(dense, tmp_path
     assert recall(every, dense, 10) > recall(few, dense, 10)
     with pytest.raises(TypeError, match="no efSearch parameter"):
         open_searcher(tmp_path / "ann", TableEncoder(dense["queries"]), ef_search=10)
+    build_faiss_index(dense["folder"], tmp_path / "hnsw", hnsw=True, M=8, threads=1)
+    hnsw = open_searcher(tmp_path / "hnsw", TableEncoder(dense["queries"]), ef_search=20)
+    assert hnsw.index.hnsw.efSearch == 20
 
 
 def test_streaming_build_equals_a_one_shot_build(dense, tmp_path, monkeypatch):
@@ -217,6 +228,8 @@ def test_cli_builds_and_reports_errors(dense, tmp_path, caplog):
     assert index_cli.main([*argv, "--factory", "IVF{nlist},PQ16", "--nlist", "8", "--threads", "1"]) == 0
     manifest = read_manifest(tmp_path / "ann")
     assert manifest["index"]["factory"] == "IVF8,PQ16" and manifest["search"] == {"nprobe": 8}
+    assert index_cli.main([*argv, "--overwrite", "--threads", "1"]) == 0  # the default codec
+    assert read_manifest(tmp_path / "ann")["index"]["factory"] == "IVF20,RaBitQ"
     assert index_cli.main([*argv, "--pq", "--pq-m", "24", "--overwrite"]) == 1
     assert "does not divide the dimension 64" in caplog.text
     assert index_cli.main(["faiss", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "x")]) == 1
