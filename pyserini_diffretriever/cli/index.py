@@ -157,6 +157,7 @@ def _add_lucene_dense_parser(commands: Any) -> None:
     kind = lucene.add_mutually_exclusive_group()
     kind.add_argument("--hnsw", dest="flat", action="store_false", help="HNSW graph (default)")
     kind.add_argument("--flat", dest="flat", action="store_true", help="flat (exhaustive) vectors")
+    lucene.set_defaults(flat=False)
     lucene.add_argument("--M", type=int, default=ld.DEFAULT_M, help=f"HNSW M (default {ld.DEFAULT_M})")
     lucene.add_argument(
         "--efC",

@@ -177,6 +177,7 @@ def test_tiny_dream_dense_into_faiss_ann_and_lucene_then_search_cli(tmp_path, ti
     assert index_cli.main(["faiss", "--input", dense, "--output", str(tmp_path / "hnsw"), "--hnsw", "--M", "8"]) == 0
     assert read_manifest(tmp_path / "hnsw")["index"]["factory"] == "HNSW8"
     assert index_cli.main(["lucene-dense", "--input", dense, "--index", str(tmp_path / "lhnsw")]) == 0
+    assert read_manifest(tmp_path / "lhnsw")["lucene"]["class"] == "io.anserini.index.IndexHnswDenseVectors"
     assert index_cli.main(["lucene-dense", "--input", dense, "--index", str(tmp_path / "lflat"), "--flat"]) == 0
     assert (
         index_cli.main(["lucene", "--input", str(tmp_path / "enc" / "impact"), "--index", str(tmp_path / "imp")]) == 0
