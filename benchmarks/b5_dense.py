@@ -252,6 +252,7 @@ def lucene(folder: Path, work: Path, queries, exact, args, hnsw: bool) -> dict:
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     row = {"build_wall_seconds": round(wall, 1), "build_peak_rss_gb": round(peak / 2**30, 3), "index_bytes": size}
     row["bytes_per_vector"] = round(size / args.docs, 1)
+    row["segments"] = len(list(out.glob("*.si")))
     for ef in [100, 200, 500] if hnsw else [None]:
         searcher = LuceneDenseSearcher(out, _Vectors(queries), ef_search=ef)
         hits = [searcher.search_vector(q, HITS) for q in queries]

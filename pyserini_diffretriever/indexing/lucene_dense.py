@@ -86,12 +86,17 @@ def write_dense_collection(
     lines = _collection_lines(input_dir, chunk_size)
     written = 0
     for part in itertools.count():
-        batch = list(itertools.islice(lines, records_per_part))
-        if not batch:
-            break
         with open(collection_dir / f"part-{part:05d}.jsonl", "w", encoding="utf-8") as handle:
-            handle.writelines(batch)
-        written += len(batch)
+            count = 0
+            for line in itertools.islice(lines, records_per_part):  # one line in memory at a time
+                handle.write(line)
+                count += 1
+        if count == 0:
+            (collection_dir / f"part-{part:05d}.jsonl").unlink()
+            break
+        written += count
+        if count < records_per_part:
+            break
     return written
 
 

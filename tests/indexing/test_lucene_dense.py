@@ -45,6 +45,8 @@ def test_collection_records_are_exact_float32_values(dense, tmp_path):
     records = [json.loads(line) for p in parts for line in p.read_text().splitlines()]
     assert [r["docid"] for r in records] == [f"d{i:03d}" for i in range(N_DOCS)]
     np.testing.assert_array_equal(np.array([r["vector"] for r in records], dtype=np.float32), dense["vectors"])
+    assert write_dense_collection(dense["folder"], tmp_path / "even", records_per_part=100) == N_DOCS
+    assert len(list((tmp_path / "even").iterdir())) == 3  # no empty fourth part
 
 
 def test_anserini_arguments():
