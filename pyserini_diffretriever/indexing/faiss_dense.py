@@ -132,6 +132,8 @@ def factory_string(
     """
     if factory is not None and (hnsw or pq):
         raise DenseIndexError("give either a --factory string or --hnsw/--pq, not both")
+    if pq and pq_m < 1:
+        raise DenseIndexError(f"--pq-m must be >= 1, got {pq_m}")
     if pq and dimension % pq_m:
         divisors = [m for m in (64, 112, 128, 224, 256, 448, 512) if dimension % m == 0]
         raise DenseIndexError(

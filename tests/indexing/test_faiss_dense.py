@@ -81,6 +81,8 @@ def test_defaults_divide_the_real_dimensions():
 def test_pq_m_that_does_not_divide_the_dimension_is_refused(dense, tmp_path):
     with pytest.raises(DenseIndexError, match=r"--pq-m 192 does not divide the dimension 3584.*128"):
         factory_string(3584, pq=True, pq_m=192)
+    with pytest.raises(DenseIndexError, match="--pq-m must be >= 1"):
+        factory_string(64, pq=True, pq_m=0)
     with pytest.raises(DenseIndexError, match="--pq-m 24 does not divide the dimension 64"):
         build_faiss_index(dense["folder"], tmp_path / "out", pq=True, pq_m=24)
     with pytest.raises(DenseIndexError, match="either a --factory string or --hnsw/--pq"):
