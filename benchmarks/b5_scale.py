@@ -199,13 +199,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--dim", type=int, default=448)
     parser.add_argument("--code", default="SQ8")
-    parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--output", type=Path, default=HERE / "results" / "raw" / "b5.json")
+    parser.add_argument("--work", "--workdir", type=Path, default=None, help="data and indexes (reused)")
+    parser.add_argument("--output", "--out", type=Path, default=HERE / "results" / "raw" / "b5.json")
+    parser.add_argument("--quick", action="store_true", help="20k passages, 50 queries, no sweep")
     parser.add_argument("--phase", choices=("generate", "truth", "build", "search"))
     parser.add_argument("--folder", default=None)
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument(
+        "--codec-sweep",
+        nargs="+",
+        metavar="DIM:CODE",
+        help="only build and search these codecs on the existing collection (recall vs bytes per vector); "
+        "results are added to --output under codec_sweep",
+    )
     args = parser.parse_args(argv)
-    work = args.work or REPO / "build" / "bench" / f"b5-{args.docs}"
+    if args.quick:
+        args.docs, args.queries, args.no_sweep = 20_000, 50, True
+    work = (args.work or REPO / "build" / "bench") / f"b5-{args.docs}"
     work.mkdir(parents=True, exist_ok=True)
     if args.phase:
         result = {
@@ -216,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         }[args.phase]()
         print(json.dumps(result))
         return 0
+    if args.codec_sweep:
+        return codec_sweep(work, args.codec_sweep, args.output)
     report: dict = {"docs": args.docs, "k_p": K_P, "k_q": K_Q, "dimension": 3584, "storage": "float16"}
     for phase, extra in (
         ("generate", ["--docs", str(args.docs), "--queries", str(args.queries)]),
@@ -231,6 +243,32 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+def codec_sweep(work: Path, specs: list[str], output: Path) -> int:
+    """Recall@100 (default search, no re-rank) against bytes per vector for several codecs."""
+    report = json.loads(output.read_text()) if output.is_file() else {}
+    points = report.get("codec_sweep", [])
+    for spec in specs:
+        dim, code = spec.split(":")
+        build = child("build", work, "--dim", dim, "--code", code)
+        search = child("search", work, "--folder", build["folder"], "--no-sweep")
+        default = search["runs"][0]
+        points = [p for p in points if p["spec"] != spec] + [
+            {
+                "spec": spec,
+                "bytes_per_vector": build["bytes_per_vector_on_disk"],
+                "energy_kept": build["codec"]["energy_kept"],
+                "recall_at_100": default["recall_at_100"],
+                "rerank_recall_at_100": search["runs"][-1]["recall_at_100"],
+                "median_latency_ms": default["median_latency_ms"],
+                "build_vectors_per_s": build["vectors_per_s"],
+            }
+        ]
+        print(json.dumps(points[-1]), file=sys.stderr, flush=True)
+        report["codec_sweep"] = sorted(points, key=lambda p: p["bytes_per_vector"])
+        output.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

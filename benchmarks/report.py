@@ -12,10 +12,20 @@ import datetime as _dt
 import json
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
-NAMES = ("b1", "b2", "b3", "b4")
+NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_dense")
 
 TARGETS = {
+    "compressed_multi_bytes_per_vector": ("<=", 512, "B5: compressed multi-vector bytes per 3584-d vector on disk"),
+    "compressed_multi_recall_at_100": (">=", 0.95, "B5: recall@100 vs exact MaxSim, no float reads"),
+    "compressed_multi_rerank_recall_at_100": (">=", 0.99, "B5: recall@100 with exact re-rank of the top 300"),
+    "compressed_multi_search_peak_rss_gb": ("<=", 3.0, "B5: peak RSS serving 100 queries (GB)"),
+    "compressed_multi_latency_speedup": (">=", 10, "B5: single-query exhaustive float16 MaxSim / compressed search"),
+    "compressed_multi_build_vectors_per_s": (">=", 5000, "B5: build throughput, training included"),
+    "msmarco_multi_projected_ram_gb": ("<=", 96, "B5: projected search RAM for MS MARCO x 16 vectors (GB)"),
+    "dense_ann_recall_at_100": (">=", 0.95, "B5 dense: ANN recall@100 vs flat at <= 512 bytes per vector"),
     "diffusion_k16_over_k1": ("<=", 1.10, "diffusion encode time K=16 / K=1, 128-token texts"),
     "ar_k16_over_k1": (">=", 5.0, "autoregressive encode time K=16 / K=1, 128-token texts"),
     "overhead_over_forward": ("<=", 1.05, "our encoder / bare backbone forward, identical batches"),
@@ -142,6 +152,19 @@ def summarise(raw: dict) -> dict:
             }
             for p in points
         }
+    if "b5" in raw:
+        s.update(raw["b5"].get("summary", {}))
+    if "b5_dense" in raw:
+        dense = raw["b5_dense"]
+        for key in (
+            "dense_ann_recall_at_100",
+            "dense_ann_bytes_per_vector",
+            "dense_ann_latency_ms",
+            "lucene_hnsw_recall_at_100",
+            "lucene_hnsw_latency_ms",
+            "faiss_flat_latency_ms",
+        ):
+            s[key] = dense.get(key)
     targets = []
     for key, (op, bound, what) in TARGETS.items():
         value = s.get(key)
@@ -399,6 +422,8 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         lines += _b3_section(summary, raw["b3"])
     if "b4" in raw:
         lines += _b4_section(summary, raw["b4"])
+    if "b5" in raw:
+        lines += _b5_section(raw["b5"])
     lines += [
         "## Reproduce",
         "",
@@ -411,6 +436,80 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _b5_section(b5: dict) -> list[str]:
+    """The compressed multi-vector index at dimension 3584 (``benchmarks/b5_scale.py``)."""
+    geometry = b5.get("generate", {}).get("geometry", {})
+    build, search, truth = b5.get("build", {}), b5.get("search", {}), b5.get("truth", {})
+    lines = [
+        "## B5: compressed multi-vector index at the real dimension",
+        "",
+        f"{b5.get('docs')} passages x {b5.get('k_p')} vectors of dimension 3584 (float16 `vectors.npy`, "
+        f"{b5.get('docs', 0) * b5.get('k_p', 0) * 7168 / 1e9:.1f} GB), {len(geometry and b5['generate']['targets'])} "
+        "queries of 4 vectors, from `benchmarks/hidden_states.py` (LLM-like geometry: mean cosine of unrelated "
+        f"vectors {_f(geometry.get('mean_cosine_unrelated'))}, of two slots of one passage "
+        f"{_f(geometry.get('mean_cosine_same_document'))}, top-512 directions hold "
+        f"{_f(geometry.get('variance_share_top_512_directions'))} of the variance, 4 rogue dimensions hold "
+        f"{_f(geometry.get('energy_share_rogue_dims'))} of the energy). Truth: exhaustive float32 MaxSim over "
+        "the float16 vectors.",
+        "",
+        f"Codec: `{build.get('codec', {}).get('factory')}` trained on {build.get('codec', {}).get('train_vectors')} "
+        f"vectors (projection keeps {_f(build.get('codec', {}).get('energy_kept'))} of the energy), "
+        f"{build.get('code_size')} bytes per code, {_f(build.get('bytes_per_vector_on_disk'))} bytes per vector on "
+        f"disk with offsets, docids and codec; built in {_f(build.get('seconds'))} s "
+        f"({_f(build.get('vectors_per_s'))} vectors/s), peak RSS {_f(build.get('peak_rss_gb'))} GB. "
+        f"Opening the searcher (filling the IVF from the codes): {_f(search.get('open_seconds'))} s.",
+        "",
+        "| search | recall@100 | min recall | median ms | p90 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for run in search.get("runs", []):
+        lines.append(
+            f"| {run['label']} | {_f(run['recall_at_100'])} | {_f(run['min_recall_at_100'])} | "
+            f"{_f(run['median_latency_ms'])} | {_f(run['p90_latency_ms'])} |"
+        )
+    single = truth.get("single_query_seconds", [])
+    lines += [
+        "",
+        f"Exhaustive MaxSim over the float16 file: {_f(1000 * float(np.median(single)) if single else None)} ms for one "
+        f"query (reads the whole {b5.get('docs', 0) * b5.get('k_p', 0) * 7168 / 1e9:.1f} GB file), "
+        f"{_f(1000 * truth.get('batch_seconds', 0) / max(len(b5['generate']['targets']), 1))} ms per query when "
+        "100 queries share one pass.",
+        "",
+    ]
+    sweep = b5.get("codec_sweep", [])
+    if sweep:
+        lines += [
+            "Codec sweep (same collection and queries, default search, no re-rank; `--codec-sweep DIM:CODE`):",
+            "",
+            "| codec | bytes / vector | energy kept | recall@100 | with re-rank | median ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for p in sweep:
+            lines.append(
+                f"| {p['spec']} | {_f(p['bytes_per_vector'])} | {_f(p['energy_kept'])} | {_f(p['recall_at_100'])} | "
+                f"{_f(p['rerank_recall_at_100'])} | {_f(p['median_latency_ms'])} |"
+            )
+        lines += ["", "![recall vs bytes](recall_vs_bytes.png)", ""]
+    return lines
+
+
+def plot_recall_vs_bytes(b5: dict, path: Path) -> None:
+    sweep = b5.get("codec_sweep", [])
+    if not sweep:
+        return
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for p in sweep:
+        ax.scatter(p["bytes_per_vector"], p["recall_at_100"], color="tab:blue")
+        ax.scatter(p["bytes_per_vector"], p["rerank_recall_at_100"], color="tab:orange", marker="x")
+        ax.annotate(p["spec"], (p["bytes_per_vector"], p["recall_at_100"]), fontsize=8)
+    ax.axhline(0.95, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("bytes per 3584-d vector on disk (float16: 7168)")
+    ax.set_ylabel("recall@100 vs exact MaxSim")
+    ax.set_title("B5: compressed multi-vector codecs (x: with re-rank of top 300)")
+    _save(fig, path)
 
 
 def _within(value, op: str, bound: float) -> str:
@@ -666,6 +765,8 @@ def build(results: Path, command: str | None = None) -> dict:
         plot_overhead(raw["b2"], results / "overhead.png")
     if "b3" in raw:
         plot_search(raw["b3"], results / "latency_vs_index_size.png")
+    if "b5" in raw:
+        plot_recall_vs_bytes(raw["b5"], results / "recall_vs_bytes.png")
     if "b4" in raw:
         plot_memory(raw["b4"], results / "memory.png")
     (results / "REPORT.md").write_text(markdown(summary, raw, command), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""``make bench``: run the benchmark suite (B1-B4) and regenerate ``benchmarks/results``.
+"""``make bench``: run the benchmark suite (B1-B5) and regenerate ``benchmarks/results``.
 
 Each benchmark runs in its own Python process (clean thread pools and a fresh peak-memory high-water mark) and
 writes ``results/raw/<name>.json``; :mod:`report` then writes ``results/summary.json``, ``results/REPORT.md``
@@ -7,7 +7,7 @@ and the PNG plots from those files alone, so a report can be rebuilt without re-
 
 Usage::
 
-    python benchmarks/run.py                  # full suite, ~15-20 min on 2 cores
+    python benchmarks/run.py                  # full suite, ~90 min on 2 cores (B5 at dimension 3584: ~60 min, 25 GB disk)
     python benchmarks/run.py --quick          # smaller sizes / fewer repeats -> results/quick/
     python benchmarks/run.py --only b3 b4     # some benchmarks (the report uses the others' last raw files)
 """
@@ -30,6 +30,8 @@ BENCHMARKS = {
     "b2": "b2_overhead.py",
     "b3": "b3_search.py",
     "b4": "b4_memory.py",
+    "b5": "b5_scale.py",
+    "b5_dense": "b5_dense.py",
 }
 FRESH_WORKDIRS = {"b3"}  # searchers would reuse token indexes from an earlier run and hide their build time
 

@@ -1,4 +1,4 @@
-"""``python -m pyserini_diffretriever.index``: build a Lucene impact index, or merge encode shards.
+"""``python -m pyserini_diffretriever.index``: build Lucene (impact, dense) or compressed FAISS indexes, merge shards.
 
 ``lucene`` wraps Pyserini's indexer for the ``impact`` output of ``python -m pyserini_diffretriever.encode``::
 
@@ -12,6 +12,24 @@ which runs the plain Pyserini command
 (through ``python -m pyserini_diffretriever.run`` so that Java >= 21 is prepared), then checks that every record
 was indexed (Anserini silently skips empty documents) and stores the manifest as
 ``IDX/diffretriever-manifest.json``. Search it with ``pyserini.search.lucene.LuceneImpactSearcher(IDX, encoder)``.
+
+``faiss`` builds a compressed or approximate (ANN) FAISS index from the flat ``dense`` folder, streaming
+(bounded memory; flags as in ``python -m pyserini.index.faiss`` plus IVF and factory strings)::
+
+    python -m pyserini_diffretriever.index faiss --input OUT/dense --output OUT/dense-ivfpq
+
+``lucene-dense`` puts the dense vectors into a Lucene HNSW (default) or flat index with Anserini's
+``IndexHnswDenseVectors`` / ``IndexFlatDenseVectors`` (a ``JsonDenseVectorCollection`` written from the
+dense folder)::
+
+    python -m pyserini_diffretriever.index lucene-dense --input OUT/dense --index IDX --M 16 --efC 100
+
+Both are searched with ``python -m pyserini_diffretriever.search --index ...`` (kind from the manifest).
+
+``compress`` turns a float ``multi`` folder into a compressed one (codec codes, ~450 bytes per 3584-d vector
+instead of 7,168 as float16), resumably; ``MultiVectorSearcher`` searches it without reading a float vector::
+
+    python -m pyserini_diffretriever.index compress --input OUT/multi --output OUT/multi-sq8
 
 ``merge`` joins the folders of ``encode ... --shard-id i --shard-num n`` runs (dense, multi or impact)::
 
@@ -27,6 +45,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ..writers import ManifestError, OutputExistsError, ResumeError, WriterError
 from . import configure_logging
@@ -44,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=text.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{lucene,compress,merge}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{lucene,lucene-dense,faiss,compress,merge}"
+    )
 
     lucene = commands.add_parser(
         "lucene",
@@ -60,23 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     lucene.add_argument("--optimize", action="store_true", help="merge into one segment (faster search)")
     lucene.add_argument("--overwrite", action="store_true", help="replace an existing index once the new one is built")
 
-    compress = commands.add_parser(
-        "compress",
-        help="compressed multi-vector index (codec codes) from a multi output folder",
-        description="Train a codec (uncentred projection + IVF + residual code) on a sample of OUT/multi and "
-        "write every vector as its code: ~385 bytes per vector instead of 7,168 (float16, H=3584). Resumable: "
-        "rerun the same command after an interruption.",
-    )
-    compress.add_argument("--input", required=True, help="float multi-vector folder (vectors.npy, offsets.npy, ...)")
-    compress.add_argument("--output", required=True, help="compressed folder to create")
-    compress.add_argument("--dim", type=int, default=None, help="projected dimension (default 384)")
-    compress.add_argument("--code", default=None, help="residual code: SQ8 (default), SQ4, SQ6, PQ<m>x<bits>")
-    compress.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(vectors))")
-    compress.add_argument("--train-size", type=int, default=None, help="training vectors (default 65536)")
-    compress.add_argument("--codec", default=None, help="use this trained codec.faiss instead of training one")
-    compress.add_argument("--seed", type=int, default=0, help="sampling and k-means seed")
-    compress.add_argument("--overwrite", action="store_true", help="replace an existing output once done")
-    compress.add_argument("--restart", action="store_true", help="discard an unfinished output instead of resuming")
+    _add_faiss_parser(commands)
+    _add_lucene_dense_parser(commands)
+    _add_compress_parser(commands)
 
     merge = commands.add_parser(
         "merge",
@@ -90,41 +97,217 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_compress_parser(commands: Any) -> None:
+    compress = commands.add_parser(
+        "compress",
+        help="compressed multi-vector index (codec codes) from a multi output folder",
+        description="Train a codec (uncentred projection + IVF + residual code) on a sample of OUT/multi and "
+        "write every vector as its code: 450 bytes per vector instead of 7,168 (float16, H=3584). Resumable: "
+        "rerun the same command after an interruption.",
+    )
+    compress.add_argument("--input", required=True, help="float multi-vector folder (vectors.npy, offsets.npy, ...)")
+    compress.add_argument("--output", required=True, help="compressed folder to create")
+    compress.add_argument("--dim", type=int, default=None, help="projected dimension (default min(448, H))")
+    compress.add_argument("--code", default=None, help="residual code: SQ8 (default), SQ4, SQ6, PQ<m>x<bits>")
+    compress.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(vectors))")
+    compress.add_argument("--train-size", type=int, default=None, help="training vectors (default 65536)")
+    compress.add_argument("--codec", default=None, help="use this trained codec.faiss instead of training one")
+    compress.add_argument("--seed", type=int, default=0, help="sampling and k-means seed")
+    compress.add_argument("--overwrite", action="store_true", help="replace an existing output once done")
+    compress.add_argument("--restart", action="store_true", help="discard an unfinished output instead of resuming")
+
+
+def _add_faiss_parser(commands: Any) -> None:
+    from ..indexing import faiss_dense as fd
+
+    faiss = commands.add_parser(
+        "faiss",
+        help="compressed/ANN FAISS index from a flat dense folder (streaming)",
+        description="Train a FAISS codec on a sample of OUT/dense and add every vector chunk by chunk (bounded "
+        f"memory). Default codec: {fd.DEFAULT_FACTORY} (measured: README 'Dense indexes at scale'); --pq / --hnsw "
+        "as in `python -m pyserini.index.faiss`; --factory for any FAISS index_factory string.",
+    )
+    faiss.add_argument("--input", required=True, help="flat dense folder (index, docid, manifest.json)")
+    faiss.add_argument("--output", required=True, help="folder to create (kind dense-ann)")
+    faiss.add_argument("--hnsw", action="store_true", help="HNSW graph (IndexHNSWFlat; with --pq IndexHNSWPQ)")
+    faiss.add_argument("--M", type=int, default=fd.DEFAULT_HNSW_M, help=f"HNSW M (default {fd.DEFAULT_HNSW_M})")
+    faiss.add_argument(
+        "--efC",
+        type=int,
+        default=fd.DEFAULT_EF_CONSTRUCTION,
+        help=f"HNSW efConstruction (default {fd.DEFAULT_EF_CONSTRUCTION})",
+    )
+    faiss.add_argument("--pq", action="store_true", help="product quantisation (IndexPQ; with --hnsw IndexHNSWPQ)")
+    faiss.add_argument(
+        "--pq-m",
+        type=int,
+        default=fd.DEFAULT_PQ_M,
+        help=f"PQ sub-vectors, must divide the dimension (default {fd.DEFAULT_PQ_M})",
+    )
+    faiss.add_argument("--pq-nbits", type=int, default=8, help="bits per PQ sub-vector code (default 8)")
+    faiss.add_argument("--factory", default=None, help="FAISS index_factory string ({nlist} is replaced)")
+    faiss.add_argument("--nlist", type=int, default=None, help="IVF lists (default: ~4 sqrt(N), a power of 2)")
+    faiss.add_argument(
+        "--train-size",
+        type=int,
+        default=fd.DEFAULT_TRAIN_SIZE,
+        help=f"training sample (default {fd.DEFAULT_TRAIN_SIZE})",
+    )
+    faiss.add_argument(
+        "--chunk-size",
+        type=int,
+        default=fd.DEFAULT_CHUNK_SIZE,
+        help=f"vectors added per step (default {fd.DEFAULT_CHUNK_SIZE})",
+    )
+    faiss.add_argument(
+        "--nprobe", type=int, default=None, help=f"default IVF nprobe to record (default {fd.DEFAULT_NPROBE})"
+    )
+    faiss.add_argument(
+        "--ef-search", type=int, default=None, help=f"default HNSW efSearch to record (default {fd.DEFAULT_EF_SEARCH})"
+    )
+    faiss.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all cores)")
+    faiss.add_argument("--seed", type=int, default=0, help="sample and k-means seed (default 0)")
+    faiss.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is built")
+
+
+def _add_lucene_dense_parser(commands: Any) -> None:
+    from ..indexing import lucene_dense as ld
+
+    lucene = commands.add_parser(
+        "lucene-dense",
+        help="Lucene HNSW or flat dense-vector index from a flat dense folder (Anserini)",
+        description="Write OUT/dense as a JsonDenseVectorCollection ({'docid': ..., 'vector': [...]}) and index "
+        "it with Anserini's IndexHnswDenseVectors (default) or IndexFlatDenseVectors; verify the document count "
+        "and store the manifest as IDX/diffretriever-manifest.json.",
+    )
+    lucene.add_argument("--input", required=True, help="flat dense folder (index, docid, manifest.json)")
+    lucene.add_argument("--index", required=True, help="Lucene index folder to create")
+    kind = lucene.add_mutually_exclusive_group()
+    kind.add_argument("--hnsw", dest="flat", action="store_false", help="HNSW graph (default)")
+    kind.add_argument("--flat", dest="flat", action="store_true", help="flat (exhaustive) vectors")
+    lucene.set_defaults(flat=False)
+    lucene.add_argument("--M", type=int, default=ld.DEFAULT_M, help=f"HNSW M (default {ld.DEFAULT_M})")
+    lucene.add_argument(
+        "--efC",
+        type=int,
+        default=ld.DEFAULT_EF_CONSTRUCTION,
+        help=f"HNSW efConstruction (default {ld.DEFAULT_EF_CONSTRUCTION})",
+    )
+    lucene.add_argument(
+        "--ef-search",
+        type=int,
+        default=ld.DEFAULT_EF_SEARCH,
+        help=f"default efSearch to record (default {ld.DEFAULT_EF_SEARCH})",
+    )
+    lucene.add_argument("--quantize-sqv", action="store_true", help="int8 scalar-quantised vectors (-quantize.sqv)")
+    lucene.add_argument("--threads", type=int, default=1, help="indexing threads (default 1)")
+    lucene.add_argument("--optimize", action="store_true", help="merge into one segment (faster search)")
+    lucene.add_argument(
+        "--keep-collection", default=None, metavar="DIR", help="write the JsonDenseVectorCollection here and keep it"
+    )
+    lucene.add_argument("--overwrite", action="store_true", help="replace an existing index once the new one is built")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the index CLI; return the exit status (0 ok, 1 failed, 2 usage)."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     configure_logging()
+    from ..indexing.faiss_dense import DenseIndexError
+    from ..indexing.lucene_dense import DenseLuceneIndexError
     from ..indexing.lucene_impact import ImpactIndexError
 
+    handlers = {
+        "faiss": _faiss,
+        "lucene-dense": _lucene_dense,
+        "lucene": _lucene,
+        "compress": _compress,
+        "merge": _merge,
+    }
     try:
-        if args.command == "lucene":
-            from ..indexing import build_impact_index
-
-            manifest = build_impact_index(
-                args.input, args.index, threads=args.threads, optimize=args.optimize, overwrite=args.overwrite
-            )
-            logger.info("Lucene impact index %s: %d documents", args.index, manifest["num_docs"])
-        elif args.command == "compress":
-            manifest = _compress(args)
-            logger.info(
-                "Compressed multi-vector index %s: %d documents, %d vectors, %d bytes per vector",
-                args.output,
-                manifest["num_docs"],
-                manifest["num_vectors"],
-                manifest["code_size"],
-            )
-        else:
-            from ..writers import merge_outputs
-
-            manifest = merge_outputs(args.inputs, args.output, overwrite=args.overwrite)
-            logger.info("Merged %s folder %s: %d documents", manifest["kind"], args.output, manifest["num_docs"])
-    except (ManifestError, WriterError, OutputExistsError, ImpactIndexError, ResumeError, ValueError) as error:
+        handlers[args.command](args)
+    except (
+        ManifestError,
+        WriterError,
+        OutputExistsError,
+        ImpactIndexError,
+        ResumeError,
+        DenseIndexError,
+        DenseLuceneIndexError,
+        ValueError,
+    ) as error:
         logger.error("%s", error)
         return 1
     return 0
 
 
-def _compress(args: argparse.Namespace) -> dict:
+def _faiss(args: argparse.Namespace) -> None:
+    from ..indexing.faiss_dense import build_faiss_index
+
+    manifest = build_faiss_index(
+        args.input,
+        args.output,
+        factory=args.factory,
+        hnsw=args.hnsw,
+        M=args.M,
+        ef_construction=args.efC,
+        pq=args.pq,
+        pq_m=args.pq_m,
+        pq_nbits=args.pq_nbits,
+        nlist=args.nlist,
+        train_size=args.train_size,
+        chunk_size=args.chunk_size,
+        threads=args.threads,
+        nprobe=args.nprobe,
+        ef_search=args.ef_search,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    index = manifest["index"]
+    logger.info(
+        "FAISS %s index %s: %d documents, %d bytes per vector",
+        index["factory"],
+        args.output,
+        manifest["num_docs"],
+        index["bytes_per_vector"],
+    )
+
+
+def _lucene_dense(args: argparse.Namespace) -> None:
+    from ..indexing.lucene_dense import build_dense_lucene_index
+
+    manifest = build_dense_lucene_index(
+        args.input,
+        args.index,
+        hnsw=not args.flat,
+        M=args.M,
+        ef_construction=args.efC,
+        ef_search=args.ef_search,
+        quantize_sqv=args.quantize_sqv,
+        threads=args.threads,
+        optimize=args.optimize,
+        keep_collection=args.keep_collection,
+        overwrite=args.overwrite,
+    )
+    logger.info("Lucene dense index %s: %d documents", args.index, manifest["num_docs"])
+
+
+def _lucene(args: argparse.Namespace) -> None:
+    from ..indexing import build_impact_index
+
+    manifest = build_impact_index(
+        args.input, args.index, threads=args.threads, optimize=args.optimize, overwrite=args.overwrite
+    )
+    logger.info("Lucene impact index %s: %d documents", args.index, manifest["num_docs"])
+
+
+def _merge(args: argparse.Namespace) -> None:
+    from ..writers import merge_outputs
+
+    manifest = merge_outputs(args.inputs, args.output, overwrite=args.overwrite)
+    logger.info("Merged %s folder %s: %d documents", manifest["kind"], args.output, manifest["num_docs"])
+
+
+def _compress(args: argparse.Namespace) -> None:
     from ..indexing.compress_multi import compress_multivector
 
     options = {
@@ -133,7 +316,7 @@ def _compress(args: argparse.Namespace) -> dict:
         "nlist": args.nlist,
         "train_size": args.train_size,
     }
-    return compress_multivector(
+    manifest = compress_multivector(
         args.input,
         args.output,
         codec=args.codec,
@@ -141,6 +324,13 @@ def _compress(args: argparse.Namespace) -> dict:
         overwrite=args.overwrite,
         restart=args.restart,
         **{key: value for key, value in options.items() if value is not None},
+    )
+    logger.info(
+        "Compressed multi-vector index %s: %d documents, %d vectors, %d bytes per vector",
+        args.output,
+        manifest["num_docs"],
+        manifest["num_vectors"],
+        manifest["code_size"],
     )
 
 

@@ -1,6 +1,6 @@
 """``python -m pyserini_diffretriever.search``: search DiffRetriever indexes and write a TREC run.
 
-One index (its kind -- dense, multi or impact -- comes from its manifest)::
+One index (its kind -- dense, dense-ann, dense-lucene-index, multi or impact -- comes from its manifest)::
 
     python -m pyserini_diffretriever.search --index indexes/cranfield.multi \\
         --topics topics.tsv --output runs/multi.trec --hits 1000
@@ -147,8 +147,8 @@ def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
-    """Multi-vector and impact searcher options."""
-    multi = parser.add_argument_group("multi-vector and impact search")
+    """Multi-vector, ANN and impact searcher options."""
+    multi = parser.add_argument_group("multi-vector, ANN and impact search")
     multi.add_argument(
         "--mode",
         choices=("default", "exact"),
@@ -156,7 +156,18 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
         help="multi: candidates + exact MaxSim (default) or exhaustive MaxSim",
     )
     multi.add_argument("--candidates", type=int, default=None, help="multi: documents per candidate source")
-    multi.add_argument("--nprobe", type=int, default=None, help="multi: IVF lists probed per query vector")
+    multi.add_argument(
+        "--nprobe",
+        type=int,
+        default=None,
+        help="IVF lists probed per query vector (multi token index; dense-ann IVF index, default: its manifest's)",
+    )
+    multi.add_argument(
+        "--ef-search",
+        type=int,
+        default=None,
+        help="HNSW search beam of a dense-ann HNSW or dense-lucene-index HNSW index (default: its manifest's)",
+    )
     multi.add_argument(
         "--token-index",
         choices=("auto", "flat", "ivf", "hnsw"),
@@ -191,6 +202,7 @@ def _check_values(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         "encoder_batch_size",
         "candidates",
         "nprobe",
+        "ef_search",
     ):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -207,8 +219,12 @@ def _open(indexes: list[tuple[str, Path]], args: argparse.Namespace) -> list[Any
     loaded: dict[tuple[str, str | None], Any] = {}
     for side, folder in indexes:
         manifest = read_manifest(folder)
-        expected = {"dense": "dense", "multi": "multi", "impact": "impact-index"}.get(side)
-        if expected and manifest["kind"] != expected:
+        expected = {
+            "dense": ("dense", "dense-ann", "dense-lucene-index"),
+            "multi": ("multi",),
+            "impact": ("impact-index",),
+        }.get(side)
+        if expected and manifest["kind"] not in expected:
             raise IndexFormatError(f"{folder}: given as --{side}-index but its manifest kind is {manifest['kind']!r}")
         settings = manifest.get("encoder", {})
         source = args.encoder or settings.get("backbone")
@@ -222,6 +238,18 @@ def _open(indexes: list[tuple[str, Path]], args: argparse.Namespace) -> list[Any
                 "threads": args.threads,
                 "token_index": args.token_index,
             }
+        elif manifest["kind"] == "dense-ann":
+            options = {"nprobe": args.nprobe, "ef_search": args.ef_search}
+        elif manifest["kind"] == "dense-lucene-index":
+            options = {"ef_search": args.ef_search}
+        if (
+            manifest["kind"] == "dense-ann"
+            and args.ef_search is not None
+            and "efSearch" not in manifest.get("search", {})
+        ):
+            options.pop("ef_search")
+        if manifest["kind"] == "dense-ann" and args.nprobe is not None and "nprobe" not in manifest.get("search", {}):
+            options.pop("nprobe")
         searcher = open_searcher(
             folder,
             model=loaded.get(key, source),

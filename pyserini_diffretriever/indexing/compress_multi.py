@@ -106,7 +106,7 @@ def compress_multivector(
     train_size: int = DEFAULT_TRAIN_SIZE,
     codec: str | os.PathLike | None = None,
     seed: int = 0,
-    docs_per_step: int = 4096,
+    docs_per_step: int = 1024,
     checkpoint_every: int = 65_536,
     overwrite: bool = False,
     restart: bool = False,

@@ -91,7 +91,14 @@ def _check_vectors_dir(input_dir: Path) -> Path:
 
 def _run_indexer(args: Sequence[str]) -> None:
     """Run Pyserini's indexing CLI in a child process with this package's Java; log its output."""
-    command = [sys.executable, "-m", "pyserini_diffretriever.run", PYSERINI_INDEX_MODULE, *args]
+    run_indexer_command(["-m", "pyserini_diffretriever.run", PYSERINI_INDEX_MODULE, *args])
+
+
+def run_indexer_command(
+    python_args: Sequence[str], error: type[ImpactIndexError] = ImpactIndexError, what: str = "Pyserini indexer"
+) -> None:
+    """Run ``python PYTHON_ARGS`` (an indexer) in a child process, logging its output; raise ``error`` on failure."""
+    command = [sys.executable, *python_args]
     logger.info("Running %s", " ".join(command[1:]))
     tail: collections.deque[str] = collections.deque(maxlen=40)
     with subprocess.Popen(
@@ -104,7 +111,7 @@ def _run_indexer(args: Sequence[str]) -> None:
             logger.info("[anserini] %s", line)
         returncode = process.wait()
     if returncode != 0:
-        raise ImpactIndexError(f"Pyserini indexer exited with status {returncode}; last output:\n" + "\n".join(tail))
+        raise error(f"{what} exited with status {returncode}; last output:\n" + "\n".join(tail))
 
 
 def count_indexed_documents(index_dir: str | os.PathLike) -> int:

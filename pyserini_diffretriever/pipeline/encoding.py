@@ -35,6 +35,7 @@ from ..writers import (
     ResumableOutput,
     ResumeError,
     VectorWriter,
+    WriterError,
     check_output_free,
     verify_output,
 )
@@ -143,6 +144,7 @@ def run_settings(
     allow_empty: bool,
     records_per_file: int,
     query: Mapping[str, Any] | None = None,
+    multi_codec: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Everything that changes the bytes of an encode's output; a resumed run must match it exactly.
 
@@ -170,6 +172,7 @@ def run_settings(
         "multi_dtype": multi_dtype,
         "allow_empty": allow_empty,
         "records_per_file": records_per_file,
+        "multi_codec": _codec_fingerprint(multi_codec),
         "versions": package_versions(),
     }
 
@@ -204,6 +207,25 @@ def _check_request(representations: Sequence[str], batch_size: int, checkpoint_e
     return representations
 
 
+def _check_codec(multi_codec: str | os.PathLike, representations: Sequence[str]) -> None:
+    """Refuse an unusable ``multi_codec`` before any encoding."""
+    from ..indexing.codec import MultiVectorCodec
+
+    if "multi" not in representations:
+        raise WriterError(f"--multi-codec {multi_codec}: applies to the multi representation, which is not requested")
+    try:
+        MultiVectorCodec.load(multi_codec)
+    except (OSError, ValueError) as error:
+        raise WriterError(f"--multi-codec {multi_codec}: {error}") from None
+
+
+def _codec_fingerprint(path: str | os.PathLike | None) -> dict[str, str] | None:
+    """A given multi-vector codec, by content (a resumed run must compress with the very same codec)."""
+    if path is None:
+        return None
+    return {"path": str(Path(path).resolve()), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+
+
 def _make_writer(
     representation: str,
     directory: Path,
@@ -213,7 +235,15 @@ def _make_writer(
     multi_dtype: str,
     allow_empty: bool,
     records_per_file: int,
+    multi_codec: str | os.PathLike | None = None,
 ) -> VectorWriter:
+    if representation == "multi" and multi_codec is not None:  # codes only: the float vectors are never written
+        from ..indexing.codec import MultiVectorCodec
+        from ..writers.compressed import CompressedMultiVectorWriter
+
+        codec = MultiVectorCodec.load(multi_codec)
+        facts = {"factory": "given", "codec_file": str(multi_codec)}
+        return CompressedMultiVectorWriter(directory, codec, settings, shard, extra, codec_facts=facts)
     if representation == "multi":
         return MultiVectorWriter(directory, settings, dtype=multi_dtype, shard=shard, manifest_extra=extra)
     if representation == "impact":
@@ -245,6 +275,7 @@ def _open_writers(
             options["multi_dtype"],
             options["allow_empty"],
             options["records_per_file"],
+            options.get("multi_codec"),
         )
         for name in representations
     }
@@ -263,6 +294,7 @@ def encode_corpus(
     multi_dtype: str = "float32",
     allow_empty: bool = False,
     records_per_file: int = 100_000,
+    multi_codec: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
@@ -280,7 +312,8 @@ def encode_corpus(
     ``encoder`` needs ``encode_all(texts, titles=, max_length=, fp16=)`` returning the requested ``dense`` /
     ``multi`` / ``impact`` attributes (or, for one representation, Pyserini's ``encode``). ``output`` is the folder
     (one representation) or the parent of ``<representation>/`` subfolders. The keyword options are the encode
-    CLI's options of the same names; ``query`` is the manifests' ``query`` record (default:
+    CLI's options of the same names (``multi_codec``: write the ``multi`` representation as codes of that trained
+    codec, kind ``multi-compressed``, instead of float vectors); ``query`` is the manifests' ``query`` record (default:
     :func:`expected_query_settings` of ``encoder``).
 
     Raises
@@ -297,12 +330,19 @@ def encode_corpus(
         A write failed (e.g. a full disk); ``OUT.partial`` is kept for a rerun when progress was committed.
     """
     representations = _check_request(representations, batch_size, checkpoint_every)
+    if multi_codec is not None:
+        _check_codec(multi_codec, representations)
     check_output_free(output, overwrite)
     bounds = shard_range(reader, shard)
     if query is None:
         query = expected_query_settings(encoder)
     extra = _manifest_extra(reader, bounds, query)
-    output_options = {"multi_dtype": multi_dtype, "allow_empty": allow_empty, "records_per_file": records_per_file}
+    output_options = {
+        "multi_dtype": multi_dtype,
+        "allow_empty": allow_empty,
+        "records_per_file": records_per_file,
+        "multi_codec": multi_codec,
+    }
     settings = run_settings(
         encoder, reader, representations, shard, bounds, batch_size, max_length, fp16, **output_options, query=query
     )

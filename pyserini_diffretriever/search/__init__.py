@@ -5,6 +5,8 @@ name                               what
 =================================  ===========================================================================
 :class:`MultiVectorSearcher`       clamped-MaxSim search of a ``multi`` folder (default: candidates + exact)
 :func:`open_searcher`              any index folder -> FaissSearcher / LuceneImpactSearcher / MultiVectorSearcher
+                                   / LuceneDenseSearcher
+:class:`LuceneDenseSearcher`       Anserini HNSW/flat dense index searched with our query encoder
 :func:`fuse_min_max`               the paper's min-max fusion of two runs; :class:`MinMaxHybridSearcher`
 :class:`SearchResult`              ``docid`` + ``score``; results are ordered by ``(-score, docid)``
 :func:`read_topics`                local TSV / JSON / JSONL topics
@@ -21,6 +23,7 @@ from .doc_means import build_doc_means
 from .factory import check_encoder_compatibility, open_searcher, query_encoder_for
 from .fusion import MinMaxHybridSearcher, fuse_min_max, fuse_min_max_hits, normalize_min_max
 from .index_format import IndexFormatError, IndexMismatchError, read_manifest
+from .lucene_dense import LuceneDenseSearcher
 from .multivector import MultiVectorSearcher
 from .multivector_index import MultiVectorIndex
 from .results import SearchResult, sort_results
@@ -32,6 +35,7 @@ from .topics import TopicsFormatError, read_topics
 __all__ = [
     "IndexFormatError",
     "IndexMismatchError",
+    "LuceneDenseSearcher",
     "MinMaxHybridSearcher",
     "MultiVectorIndex",
     "MultiVectorSearcher",

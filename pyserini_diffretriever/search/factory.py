@@ -1,8 +1,10 @@
 """Open the right searcher for an index folder, with a query encoder that matches its documents.
 
-Why: an index folder's manifest says what it is (``dense``, ``multi``, ``impact-index``) and which encoder
-settings produced it. From that this module builds Pyserini's ``FaissSearcher`` or ``LuceneImpactSearcher``
-(unchanged) or our :class:`~.multivector.MultiVectorSearcher`, creates a
+Why: an index folder's manifest says what it is (``dense``, ``dense-ann``, ``dense-lucene-index``, ``multi``,
+``impact-index``) and which encoder settings produced it. From that this module builds Pyserini's
+``FaissSearcher`` (flat or compressed/ANN; the latter with the ``nprobe``/``efSearch`` its manifest records) or
+``LuceneImpactSearcher`` (unchanged), or our :class:`~.lucene_dense.LuceneDenseSearcher` or
+:class:`~.multivector.MultiVectorSearcher`, creates a
 :class:`~pyserini_diffretriever.encoders.DiffRetrieverQueryEncoder` with the document side's settings unless
 one is given, and refuses a query encoder whose vectors cannot be compared with the documents'.
 
@@ -51,7 +53,17 @@ __all__ = [
     "query_encoder_for",
 ]
 
-REPRESENTATION_OF_KIND = {"dense": "dense", "multi": "multi", "multi-compressed": "multi", "impact-index": "impact"}
+REPRESENTATION_OF_KIND = {
+    "dense": "dense",
+    "dense-ann": "dense",
+    "dense-lucene-index": "dense",
+    "multi": "multi",
+    "multi-compressed": "multi",
+    "impact-index": "impact",
+}
+
+MULTI_KINDS = ("multi", "multi-compressed")
+"""Multi-vector kinds: float vectors, or codec codes (both searched by ``MultiVectorSearcher``)."""
 """Query-encoder representation that searches each searchable index kind."""
 
 COMPATIBILITY_KEYS = (
@@ -252,6 +264,27 @@ def _default_query_prompt(expected: Mapping[str, Any], where: str | os.PathLike)
     )
 
 
+def _configure_ann(
+    folder: Path, searcher: Any, manifest: Mapping[str, Any], nprobe: int | None, ef_search: int | None
+) -> None:
+    """Check a loaded ``dense-ann`` index against its manifest and set its search parameters."""
+    from ..indexing.faiss_dense import apply_search_parameters
+
+    if searcher.index.ntotal != manifest["num_docs"]:
+        raise IndexFormatError(
+            f"{folder}: the FAISS index holds {searcher.index.ntotal} vectors, the manifest says "
+            f"num_docs={manifest['num_docs']}"
+        )
+    params = dict(manifest.get("search") or {})
+    for key, value in (("nprobe", nprobe), ("efSearch", ef_search)):
+        if value is not None:
+            if key not in params:
+                raise TypeError(f"{folder}: {manifest.get('index', {}).get('factory')} index has no {key} parameter")
+            params[key] = int(value)
+    apply_search_parameters(searcher.index, params)
+    logger.info("dense-ann index %s: %s", folder, ", ".join(f"{k}={v}" for k, v in params.items()) or "exhaustive")
+
+
 def query_encoder_for(
     manifest: Mapping[str, Any],
     *,
@@ -341,6 +374,8 @@ def open_searcher(
     batch_size: int | None = None,
     ignore_mismatch: Iterable[str] = (),
     min_idf: float = 0,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
     **multi_options: Any,
 ) -> Any:
     """Open the searcher for an index folder written by this package.
@@ -348,7 +383,8 @@ def open_searcher(
     Parameters
     ----------
     index_dir : str or PathLike
-        A ``dense`` FAISS folder, a ``multi`` folder or a Lucene ``impact-index``.
+        A ``dense`` FAISS folder, a ``dense-ann`` (compressed/ANN FAISS) folder, a ``multi`` folder, or a Lucene
+        ``impact-index`` or ``dense-lucene-index``.
     query_encoder : object, optional
         Used as is (after the compatibility check when it has ``settings()``); default: built by
         :func:`query_encoder_for` from the manifest and the options below.
@@ -360,13 +396,19 @@ def open_searcher(
     min_idf : float
         ``LuceneImpactSearcher``'s ``min_idf`` (query terms with ``idf <= min_idf`` are dropped; note that with
         the default 0 a term occurring in every document is dropped too).
+    nprobe : int, optional
+        IVF lists probed per query: of a ``dense-ann`` index (default: its manifest's ``search.nprobe``) or of a
+        multi-vector token index.
+    ef_search : int, optional
+        HNSW ``efSearch`` of a ``dense-ann`` HNSW index or a ``dense-lucene-index`` (default: the manifest's).
     **multi_options
-        Passed to :class:`~.multivector.MultiVectorSearcher` (``mode``, ``candidates``, ``nprobe``, ``threads``...).
+        Passed to :class:`~.multivector.MultiVectorSearcher` (``mode``, ``candidates``, ``threads``...).
 
     Returns
     -------
     object
-        ``FaissSearcher``, ``LuceneImpactSearcher`` or ``MultiVectorSearcher``; each has ``search`` and
+        ``FaissSearcher`` (``dense`` and ``dense-ann``), ``LuceneImpactSearcher``,
+        :class:`~.lucene_dense.LuceneDenseSearcher` or ``MultiVectorSearcher``; each has ``search`` and
         ``batch_search`` returning hits with ``.docid`` and ``.score``, and ``query_encoder``.
 
     Raises
@@ -386,6 +428,9 @@ def open_searcher(
     kind = manifest["kind"]
     ignore_mismatch = tuple(ignore_mismatch)
     _check_request(folder, kind, multi_options, ignore_mismatch)
+    _check_knobs(folder, kind, nprobe, ef_search)
+    if nprobe is not None and kind in MULTI_KINDS:
+        multi_options["nprobe"] = nprobe
     _verify_folder(folder, kind)
     if query_encoder is None:
         options = {"k": k, "prompt": prompt, "dtype": dtype, "max_length": max_length, "batch_size": batch_size}
@@ -395,13 +440,29 @@ def open_searcher(
         check_encoder_compatibility(
             manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch, query=query
         )
-    if kind == "dense":
-        return _open_dense(folder, manifest, query_encoder)
-    if kind in ("multi", "multi-compressed"):
+    if kind in ("dense", "dense-ann"):
+        searcher = _open_dense(folder, manifest, query_encoder)
+        if kind == "dense-ann":
+            _configure_ann(folder, searcher, manifest, nprobe, ef_search)
+        return searcher
+    if kind == "dense-lucene-index":
+        from .lucene_dense import LuceneDenseSearcher
+
+        _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
+        return LuceneDenseSearcher(folder, query_encoder, ef_search=ef_search, manifest=manifest)
+    if kind in MULTI_KINDS:
         return _open_multi(folder, manifest, query_encoder, multi_options)
     from pyserini.search.lucene import LuceneImpactSearcher
 
     return LuceneImpactSearcher(str(folder), query_encoder, min_idf=min_idf)
+
+
+def _check_knobs(folder: Path, kind: str, nprobe: int | None, ef_search: int | None) -> None:
+    """Refuse search knobs the index kind does not have."""
+    if nprobe is not None and kind not in (*MULTI_KINDS, "dense-ann"):
+        raise TypeError(f"{folder}: nprobe applies to dense-ann and multi-vector indexes only, not {kind}")
+    if ef_search is not None and kind not in ("dense-ann", "dense-lucene-index"):
+        raise TypeError(f"{folder}: ef_search applies to dense-ann and dense-lucene-index indexes only, not {kind}")
 
 
 def _check_request(folder: Path, kind: str, multi_options: Mapping[str, Any], ignore_mismatch: tuple[str, ...]) -> None:
@@ -411,7 +472,7 @@ def _check_request(folder: Path, kind: str, multi_options: Mapping[str, Any], ig
             f"{folder}: holds impact vectors (JsonVectorCollection), not a searchable index; build one with "
             f"`python -m pyserini_diffretriever.index lucene --input {folder} --index IDX` and search IDX"
         )
-    if multi_options and kind not in ("multi", "multi-compressed"):
+    if multi_options and kind not in MULTI_KINDS:
         raise TypeError(f"{folder}: options {sorted(multi_options)} apply to multi-vector indexes only")
     unknown = sorted(set(ignore_mismatch) - set(MISMATCH_KEYS))
     if unknown:

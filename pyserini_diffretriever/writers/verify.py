@@ -18,7 +18,9 @@ Checks per kind
 * ``impact-vectors``: ``vectors/`` holds only ``.jsonl`` parts with ``num_docs`` records in all;
   ``empty-vector-docids.txt`` has ``num_skipped_empty`` lines; ``deep`` parses every record and checks unique
   ids and ``num_postings``.
-* ``impact-index``: a Lucene ``segments_N`` file exists.
+* ``impact-index`` and ``dense-lucene-index``: a Lucene ``segments_N`` file exists.
+* ``dense-ann`` (compressed/ANN FAISS index): ``index`` has the size the manifest records (``index.index_bytes``)
+  and ``docid`` has ``num_docs`` lines (the vector count is checked once FAISS has loaded the index).
 """
 
 from __future__ import annotations
@@ -240,12 +242,22 @@ def _check_impact_index(folder: Path, manifest: dict[str, Any], deep: bool) -> N
         raise _fail(folder, "no Lucene segments_N file")
 
 
+def _check_dense_ann(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
+    size = _require_file(folder, FAISS_INDEX_FILE).stat().st_size
+    recorded = manifest.get("index", {}).get("index_bytes") if isinstance(manifest.get("index"), dict) else None
+    if recorded is not None and size != recorded:
+        raise _fail(folder, f"{FAISS_INDEX_FILE} is {size} bytes, the manifest says {recorded} (truncated or replaced)")
+    _check_docids(folder, manifest)
+
+
 _CHECKS = {
     "dense": _check_dense,
     "multi": _check_multi,
     "multi-compressed": _check_multi_compressed,
     "impact-vectors": _check_impact_vectors,
     "impact-index": _check_impact_index,
+    "dense-ann": _check_dense_ann,
+    "dense-lucene-index": _check_impact_index,
 }
 
 

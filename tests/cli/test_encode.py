@@ -515,3 +515,26 @@ def test_bad_query_prompt_is_refused_before_encoding(tmp_path, tiny_dream_dir, c
     ]
     assert encode_cli.main(argv) == 1
     assert "missing.yaml" in caplog.text and "does not exist" in caplog.text and not (tmp_path / "out").exists()
+
+
+def test_multi_codec_writes_codes_equal_to_compressing_the_float_output(tmp_path, monkeypatch, caplog):
+    from pyserini_diffretriever.indexing.compress_multi import compress_multivector
+    from pyserini_diffretriever.writers import verify_output
+
+    corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(60))
+    assert run_main(monkeypatch, argv_for(corpus, tmp_path / "float", "multi")) == 0
+    compress_multivector(tmp_path / "float", tmp_path / "compressed", reduced_dimension=4, nlist=2)
+    codec = tmp_path / "compressed" / "codec.faiss"
+    argv = argv_for(corpus, tmp_path / "direct", "dense", "multi", extra_output=("--multi-codec", codec))
+    assert run_main(monkeypatch, argv) == 0
+    manifest = verify_output(tmp_path / "direct" / "multi", "multi-compressed")
+    assert manifest["codec"]["factory"] == "given" and not (tmp_path / "direct/multi/vectors.npy").exists()
+    for name in ("codes.npy", "offsets.npy", "docid"):
+        assert (tmp_path / "direct/multi" / name).read_bytes() == (tmp_path / "compressed" / name).read_bytes()
+    # refused before encoding: no multi requested, or not a codec
+    assert run_main(monkeypatch, argv_for(corpus, tmp_path / "x", "dense", extra_output=("--multi-codec", codec))) == 1
+    assert "not requested" in caplog.text
+    bad = tmp_path / "bad.faiss"
+    bad.write_bytes(b"junk")
+    assert run_main(monkeypatch, argv_for(corpus, tmp_path / "y", "multi", extra_output=("--multi-codec", bad))) == 1
+    assert "not a readable FAISS codec" in caplog.text and not (tmp_path / "y").exists()

@@ -159,3 +159,46 @@ def test_python_dash_m_entry_points():
     for module in ("pyserini_diffretriever.encode", "pyserini_diffretriever.index"):
         proc = subprocess.run([sys.executable, "-m", module, "-h"], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0 and "usage: python -m " + module in proc.stdout, proc.stderr
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_tiny_dream_dense_into_faiss_ann_and_lucene_then_search_cli(tmp_path, tiny_dream_dir):
+    """encode dense + impact -> index faiss (HNSW) and lucene-dense (HNSW, flat) -> search CLI, alone and as the
+    dense side of hybrids; on 12 documents every dense index ranks exactly as the flat FAISS folder."""
+    from pyserini_diffretriever.cli import search as search_cli
+
+    corpus = write_corpus(tmp_path / "corpus.jsonl", cranfield_like(12))
+    argv = ["input", "--corpus", str(corpus), "--fields", "title", "text", "encoder", "--encoder"]
+    argv += [str(tiny_dream_dir), "--representation", "dense", "impact", "--batch-size", "6", "--max-length", "64"]
+    argv += ["--device", "cpu", "output", "--embeddings", str(tmp_path / "enc"), "--no-progress"]
+    assert encode_cli.main(argv) == 0
+    dense = str(tmp_path / "enc" / "dense")
+    assert index_cli.main(["faiss", "--input", dense, "--output", str(tmp_path / "hnsw"), "--hnsw", "--M", "8"]) == 0
+    assert read_manifest(tmp_path / "hnsw")["index"]["factory"] == "HNSW8"
+    assert index_cli.main(["lucene-dense", "--input", dense, "--index", str(tmp_path / "lhnsw")]) == 0
+    assert read_manifest(tmp_path / "lhnsw")["lucene"]["class"] == "io.anserini.index.IndexHnswDenseVectors"
+    assert index_cli.main(["lucene-dense", "--input", dense, "--index", str(tmp_path / "lflat"), "--flat"]) == 0
+    assert (
+        index_cli.main(["lucene", "--input", str(tmp_path / "enc" / "impact"), "--index", str(tmp_path / "imp")]) == 0
+    )
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("1\tshock wave boundary layer\n2\theat transfer at high mach number\n")
+
+    def run(name, *indexes):
+        out = tmp_path / f"{name}.trec"
+        argv = [*indexes, "--topics", str(topics), "--output", str(out), "--hits", "12", "--max-length", "64"]
+        assert search_cli.main(argv) == 0
+        return [line.split() for line in out.read_text().splitlines()]
+
+    flat = run("flat", "--index", dense)
+    for name in ("hnsw", "lhnsw", "lflat"):
+        ranked = run(name, "--index", str(tmp_path / name))
+        assert [(r[0], r[2]) for r in ranked] == [(r[0], r[2]) for r in flat], name
+        assert [float(r[4]) for r in ranked] == pytest.approx([float(r[4]) for r in flat], abs=2e-6), name
+    hybrid = run("hybrid", "--dense-index", str(tmp_path / "lhnsw"), "--impact-index", str(tmp_path / "imp"))
+    reference = run("hybrid-flat", "--dense-index", dense, "--impact-index", str(tmp_path / "imp"))
+    assert [(r[0], r[2]) for r in hybrid] == [(r[0], r[2]) for r in reference]
+    with pytest.raises(SystemExit) as usage:
+        search_cli.main(["--index", dense, "--topics", str(topics), "--output", "x", "--ef-search", "0"])
+    assert usage.value.code == 2
