@@ -283,6 +283,140 @@ def bytes_per_vector(index: Any) -> int:
     return int(inner.sa_code_size()) + extra
 
 
+def _check_positive(**values: int) -> None:
+    """Reject sizes below 1 before anything is built, naming the parameter."""
+    for name, value in values.items():
+        if int(value) < 1:
+            raise DenseIndexError(f"{name} must be >= 1, got {value}")
+
+
+def _new_index(dimension: int, spec: str) -> Any:
+    """``faiss.index_factory``, its multi-line C++ error turned into a one-line :class:`DenseIndexError`."""
+    import faiss
+
+    try:
+        return faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as error:
+        raise DenseIndexError(f"invalid FAISS factory string {spec!r}: {str(error).splitlines()[0]}") from None
+
+
+def _configure_build(index: Any, spec: str, ntotal: int, ef_construction: int, seed: int) -> tuple[Any, Any]:
+    """Set the build knobs ``index_factory`` leaves at unsuitable defaults; returns the HNSW and IVF parts (or None).
+
+    Refuses more IVF lists than vectors, which k-means cannot train.
+    """
+    import faiss
+
+    hnsw_struct = _hnsw_of(index)
+    if hnsw_struct is not None:
+        hnsw_struct.efConstruction = int(ef_construction)
+    _no_polysemous_training(index)
+    if hasattr(_unwrap(index), "qb"):
+        _unwrap(index).qb = RABITQ_QUERY_BITS
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.cp.seed = seed
+        if ntotal < ivf.nlist:
+            raise DenseIndexError(f"{spec}: {ivf.nlist} IVF lists for only {ntotal} vectors; use fewer (--nlist)")
+    return hnsw_struct, ivf
+
+
+def _train_and_add(
+    index: Any,
+    input_dir: Path,
+    source: tuple[Path, int, int],
+    spec: str,
+    *,
+    train_size: int,
+    chunk_size: int,
+    seed: int,
+) -> tuple[int, float, float]:
+    """Train on a sample, then stream every vector in, so memory stays at one chunk plus the sample.
+
+    ``source`` is :func:`_flat_source`'s ``(path, ntotal, dimension)``. Returns the vectors trained on and the
+    seconds to the end of training and of adding.
+    """
+    path, ntotal, dimension = source
+    started = time.perf_counter()
+    trained = 0
+    if not index.is_trained:
+        sample = _sample_rows(path, ntotal, dimension, train_size, seed)
+        logger.info("training %s on %d of %d vectors (dimension %d)", spec, len(sample), ntotal, dimension)
+        index.train(sample)
+        trained = len(sample)
+        del sample
+    train_seconds = time.perf_counter() - started
+    added = 0
+    for chunk in iter_flat_vectors(input_dir, chunk_size):
+        index.add(chunk)
+        added += len(chunk)
+        logger.info("added %d/%d vectors", added, ntotal)
+    return trained, train_seconds, time.perf_counter() - started
+
+
+def _index_record(
+    index: Any,
+    spec: str,
+    parts: tuple[Any, Any],
+    timings: tuple[int, float, float],
+    *,
+    M: int,
+    ef_construction: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The manifest's ``index`` record; ``index_bytes`` is a placeholder that :func:`_write_ann_folder` fills in."""
+    import faiss
+
+    hnsw_struct, ivf = parts
+    trained, train_seconds, build_seconds = timings
+    return {
+        "factory": spec,
+        "class": type(faiss.downcast_index(index)).__name__,
+        "bytes_per_vector": bytes_per_vector(index),
+        "index_bytes": None,
+        "train_size": trained,
+        "train_seconds": round(train_seconds, 3),
+        "build_seconds": round(build_seconds, 3),
+        "seed": seed,
+        **({"nlist": int(ivf.nlist)} if ivf is not None else {}),
+        **({"M": int(M), "ef_construction": int(ef_construction)} if hnsw_struct is not None else {}),
+    }
+
+
+def _write_ann_folder(
+    index: Any,
+    input_dir: Path,
+    output_dir: str | os.PathLike,
+    overwrite: bool,
+    source: Mapping[str, Any],
+    dimension: int,
+    record: dict[str, Any],
+    search: dict[str, int],
+) -> None:
+    """Write ``index``, ``docid`` (and the skipped report) and the ``dense-ann`` manifest, all or nothing."""
+    import faiss
+
+    with atomic_output_dir(output_dir, overwrite) as partial:
+        faiss.write_index(index, str(partial / FAISS_INDEX_FILE))
+        shutil.copyfile(input_dir / DOCID_FILE, partial / DOCID_FILE)
+        if (input_dir / SKIPPED_REPORT_NAME).is_file():
+            shutil.copyfile(input_dir / SKIPPED_REPORT_NAME, partial / SKIPPED_REPORT_NAME)
+        extra = {key: source[key] for key in ("query", "num_skipped_records", "corpus") if key in source}
+        manifest = build_manifest(
+            "dense-ann",
+            source.get("encoder"),
+            source["num_docs"],
+            dimension=dimension,
+            shard=(source.get("shard", {}).get("id", 0), source.get("shard", {}).get("num", 1)),
+            metric="inner_product",
+            index={**record, "index_bytes": (partial / FAISS_INDEX_FILE).stat().st_size},
+            search=search,
+            source={"path": str(input_dir.resolve()), "kind": "dense", "created": source.get("created")},
+            **extra,
+        )
+        write_manifest(partial, manifest)
+
+
 def build_faiss_index(
     input_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -303,127 +437,58 @@ def build_faiss_index(
     seed: int = 0,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Build a compressed/ANN FAISS index folder from a flat ``dense`` folder (module docstring).
+    """Build a compressed/ANN FAISS index folder from a flat ``dense`` folder, streaming (module docstring).
 
     Parameters
     ----------
-    input_dir : str or PathLike
-        A ``dense`` folder (``index`` = ``IndexFlatIP``, ``docid``, ``manifest.json``).
-    output_dir : str or PathLike
-        Folder to create (``index``, ``docid``, ``manifest.json`` of kind ``dense-ann``).
+    input_dir, output_dir : str or PathLike
+        A ``dense`` folder; the folder to create (``index``, ``docid``, ``manifest.json`` of kind ``dense-ann``).
     factory : str, optional
         FAISS ``index_factory`` string (``{nlist}`` is replaced); default :data:`DEFAULT_FACTORY`.
     hnsw, M, ef_construction, pq, pq_m, pq_nbits
         ``pyserini.index.faiss``-style codec flags (``factory_string``); ``pq_m`` must divide the dimension.
-    nlist : int, optional
-        IVF lists for ``{nlist}`` (default :func:`default_nlist`).
-    train_size : int
-        Vectors sampled (seeded, without replacement) to train the codec; held in memory as float32.
-    chunk_size : int
-        Vectors read and added per step.
-    threads : int, optional
-        FAISS (OpenMP) threads; default FAISS's.
-    nprobe, ef_search : int, optional
-        Search defaults recorded in the manifest (IVF lists probed; HNSW ``efSearch``).
+    nlist, train_size, chunk_size : int
+        IVF lists (default :func:`default_nlist`); vectors sampled (seeded, held as float32) to train the codec;
+        vectors read and added per step.
+    threads, nprobe, ef_search : int, optional
+        FAISS (OpenMP) threads; search defaults recorded in the manifest (IVF lists probed, HNSW ``efSearch``).
     seed : int
         Sample and k-means seed.
     overwrite : bool
         Replace an existing ``output_dir`` once the new one is complete.
 
-    Returns
-    -------
-    dict
-        The written manifest.
-
-    Raises
-    ------
-    ManifestError
-        ``input_dir`` is missing or not a ``dense`` folder (e.g. a ``multi`` folder or a ``dense-ann`` output).
-    CorruptOutputError
-        Its files are truncated or disagree with its manifest.
-    DenseIndexError
-        Conflicting flags, a PQ ``m`` that does not divide the dimension, or an invalid factory string.
+    Returns the written manifest. Raises :class:`ManifestError` (``input_dir`` missing or not a ``dense`` folder),
+    :class:`CorruptOutputError` (its files truncated or disagreeing with its manifest) or :class:`DenseIndexError`
+    (conflicting flags, a PQ ``m`` that does not divide the dimension, or an invalid factory string).
     """
     import faiss
 
     input_dir = Path(input_dir)
     source = read_manifest(input_dir, "dense")
     verify_output(input_dir, "dense")
-    path, ntotal, dimension = _flat_source(input_dir)
-    for name, value in (("train_size", train_size), ("chunk_size", chunk_size), ("M", M), ("nlist", nlist or 1)):
-        if int(value) < 1:
-            raise DenseIndexError(f"{name} must be >= 1, got {value}")
+    flat = _flat_source(input_dir)
+    ntotal, dimension = flat[1], flat[2]
+    _check_positive(train_size=train_size, chunk_size=chunk_size, M=M, nlist=nlist or 1)
     train_size = min(int(train_size), ntotal)
     lists = int(nlist) if nlist else default_nlist(ntotal, train_size)
     spec = factory_string(dimension, factory=factory, hnsw=hnsw, M=M, pq=pq, pq_m=pq_m, pq_nbits=pq_nbits, nlist=lists)
-    try:
-        index = faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as error:
-        raise DenseIndexError(f"invalid FAISS factory string {spec!r}: {str(error).splitlines()[0]}") from None
+    index = _new_index(dimension, spec)
     check_output_free(output_dir, overwrite)
     if threads:
         faiss.omp_set_num_threads(int(threads))
-    hnsw_struct = _hnsw_of(index)
-    if hnsw_struct is not None:
-        hnsw_struct.efConstruction = int(ef_construction)
-    _no_polysemous_training(index)
-    if hasattr(_unwrap(index), "qb"):
-        _unwrap(index).qb = RABITQ_QUERY_BITS
-    ivf = faiss.try_extract_index_ivf(index)
-    if ivf is not None:
-        ivf.cp.seed = seed
-        if ntotal < ivf.nlist:
-            raise DenseIndexError(f"{spec}: {ivf.nlist} IVF lists for only {ntotal} vectors; use fewer (--nlist)")
-    started = time.perf_counter()
-    trained = 0
-    if not index.is_trained:
-        sample = _sample_rows(path, ntotal, dimension, train_size, seed)
-        logger.info("training %s on %d of %d vectors (dimension %d)", spec, len(sample), ntotal, dimension)
-        index.train(sample)
-        trained = len(sample)
-        del sample
-    train_seconds = time.perf_counter() - started
-    added = 0
-    for chunk in iter_flat_vectors(input_dir, chunk_size):
-        index.add(chunk)
-        added += len(chunk)
-        logger.info("added %d/%d vectors", added, ntotal)
-    build_seconds = time.perf_counter() - started
+    parts = _configure_build(index, spec, ntotal, ef_construction, seed)
+    timings = _train_and_add(index, input_dir, flat, spec, train_size=train_size, chunk_size=chunk_size, seed=seed)
     if index.ntotal != source["num_docs"]:
         raise DenseIndexError(f"built index holds {index.ntotal} vectors, {input_dir} lists {source['num_docs']}")
+    record = _index_record(index, spec, parts, timings, M=M, ef_construction=ef_construction, seed=seed)
     search = _search_defaults(index, nprobe, ef_search)
-    per_vector = bytes_per_vector(index)
-    with atomic_output_dir(output_dir, overwrite) as partial:
-        faiss.write_index(index, str(partial / FAISS_INDEX_FILE))
-        shutil.copyfile(input_dir / DOCID_FILE, partial / DOCID_FILE)
-        if (input_dir / SKIPPED_REPORT_NAME).is_file():
-            shutil.copyfile(input_dir / SKIPPED_REPORT_NAME, partial / SKIPPED_REPORT_NAME)
-        extra = {key: source[key] for key in ("query", "num_skipped_records", "corpus") if key in source}
-        manifest = build_manifest(
-            "dense-ann",
-            source.get("encoder"),
-            source["num_docs"],
-            dimension=dimension,
-            shard=(source.get("shard", {}).get("id", 0), source.get("shard", {}).get("num", 1)),
-            metric="inner_product",
-            index={
-                "factory": spec,
-                "class": type(faiss.downcast_index(index)).__name__,
-                "bytes_per_vector": per_vector,
-                "index_bytes": (partial / FAISS_INDEX_FILE).stat().st_size,
-                "train_size": trained,
-                "train_seconds": round(train_seconds, 3),
-                "build_seconds": round(build_seconds, 3),
-                "seed": seed,
-                **({"nlist": int(ivf.nlist)} if ivf is not None else {}),
-                **({"M": int(M), "ef_construction": int(ef_construction)} if hnsw_struct is not None else {}),
-            },
-            search=search,
-            source={"path": str(input_dir.resolve()), "kind": "dense", "created": source.get("created")},
-            **extra,
-        )
-        write_manifest(partial, manifest)
+    _write_ann_folder(index, input_dir, output_dir, overwrite, source, dimension, record, search)
     logger.info(
-        "%s index %s: %d vectors, %d bytes/vector, built in %.1f s", spec, output_dir, ntotal, per_vector, build_seconds
+        "%s index %s: %d vectors, %d bytes/vector, built in %.1f s",
+        spec,
+        output_dir,
+        ntotal,
+        record["bytes_per_vector"],
+        timings[2],
     )
     return read_manifest(output_dir, "dense-ann")

@@ -33,7 +33,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,76 @@ def anserini_dense_args(
     return args
 
 
+def _check_dense_request(input_dir: Path, manifest: Mapping[str, Any], **sizes: int) -> None:
+    """Refuse, before the (long) collection export, a dimension Anserini cannot index and sizes below 1."""
+    dimension = int(manifest["dimension"])
+    if dimension > MAX_DIMENSION:
+        raise DenseLuceneIndexError(f"{input_dir}: dimension {dimension} exceeds Anserini's limit of {MAX_DIMENSION}")
+    for name, value in sizes.items():
+        if int(value) < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def _collection_folder(index_dir: Path, keep_collection: str | os.PathLike | None) -> Path:
+    """Where to export the collection: the kept folder (must be empty, never to mix in stale parts) or a unique
+    temporary one next to the index."""
+    if keep_collection is not None:
+        collection = Path(keep_collection)
+        if collection.exists() and any(collection.iterdir()):
+            raise DenseLuceneIndexError(f"{collection}: not empty; choose an empty or new folder for the collection")
+        return collection
+    return index_dir.with_name(f"{index_dir.name}.collection-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _run_anserini(
+    java_class: str, collection: Path, partial: Path, options: Mapping[str, Any], input_dir: Path, num_docs: int
+) -> int:
+    """Index the collection into ``partial``; returns the documents indexed, refusing a count other than
+    ``num_docs`` so that an incomplete index is never published."""
+    args = anserini_dense_args(collection.resolve(), partial, **options)
+    run_indexer_command(
+        ["-m", "pyserini_diffretriever.indexing.anserini", java_class, *args],
+        DenseLuceneIndexError,
+        "Anserini indexer",
+    )
+    indexed = count_indexed_documents(partial) if any(Path(partial).glob("segments_*")) else 0
+    if indexed != num_docs:
+        raise DenseLuceneIndexError(
+            f"Lucene indexed {indexed} documents but {input_dir} holds {num_docs} (see the Anserini output above)"
+        )
+    return indexed
+
+
+def _lucene_index_manifest(
+    manifest: Mapping[str, Any],
+    input_dir: Path,
+    index_dir: Path,
+    indexed: int,
+    java_class: str,
+    collection: str | Path,
+    options: Mapping[str, Any],
+    ef_search: int,
+) -> dict[str, Any]:
+    """The source manifest re-labelled ``dense-lucene-index``, with how the index was built (``lucene.args``
+    name ``collection`` as recorded: the kept folder, else the collection class) and its search default."""
+    index_manifest = {key: value for key, value in manifest.items() if key not in ("created", "versions", "index_type")}
+    index_manifest.update(
+        kind="dense-lucene-index",
+        indexed_docs=indexed,
+        source={"path": str(input_dir.resolve()), "kind": "dense", "created": manifest.get("created")},
+        metric="inner_product",
+        lucene={
+            "class": java_class,
+            "similarity": "DOT_PRODUCT",
+            "hnsw": bool(options["hnsw"]),
+            "quantize_sqv": bool(options["quantize_sqv"]),
+            "args": anserini_dense_args(collection, index_dir.resolve(), **options),
+        },
+        search={"efSearch": int(ef_search)} if options["hnsw"] else {},
+    )
+    return index_manifest
+
+
 def build_dense_lucene_index(
     input_dir: str | os.PathLike,
     index_dir: str | os.PathLike,
@@ -159,10 +229,8 @@ def build_dense_lucene_index(
         Lucene index folder to create.
     hnsw : bool
         ``IndexHnswDenseVectors`` (default) or ``IndexFlatDenseVectors`` (exhaustive search).
-    M, ef_construction : int
-        HNSW graph degree and construction beam.
-    ef_search : int
-        Default search beam, recorded in the manifest.
+    M, ef_construction, ef_search : int
+        HNSW graph degree and construction beam; the default search beam, recorded in the manifest.
     quantize_sqv : bool
         Lucene int8 scalar quantisation (``-quantize.sqv``).
     threads : int
@@ -174,87 +242,30 @@ def build_dense_lucene_index(
     overwrite : bool
         Replace an existing ``index_dir`` once the new index is complete.
 
-    Returns
-    -------
-    dict
-        The index manifest (also in ``index_dir/diffretriever-manifest.json``).
-
-    Raises
-    ------
-    ManifestError
-        ``input_dir`` is missing or not a ``dense`` folder.
-    CorruptOutputError
-        Its files are truncated or disagree with its manifest.
-    DenseLuceneIndexError
-        A dimension above 4096, Anserini failed, or the index holds another number of documents.
+    Returns the index manifest (also in ``index_dir/diffretriever-manifest.json``). Raises :class:`ManifestError`
+    (``input_dir`` missing or not a ``dense`` folder), :class:`CorruptOutputError` (its files truncated or
+    disagreeing with its manifest) or :class:`DenseLuceneIndexError` (a dimension above 4096, Anserini failed, or
+    the index holds another number of documents).
     """
     input_dir, index_dir = Path(input_dir), Path(index_dir)
     manifest = read_manifest(input_dir, "dense")
     verify_output(input_dir, "dense")
-    dimension = int(manifest["dimension"])
-    if dimension > MAX_DIMENSION:
-        raise DenseLuceneIndexError(f"{input_dir}: dimension {dimension} exceeds Anserini's limit of {MAX_DIMENSION}")
-    for name, value in (("threads", threads), ("M", M), ("ef_construction", ef_construction), ("ef_search", ef_search)):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+    _check_dense_request(
+        input_dir, manifest, threads=threads, M=M, ef_construction=ef_construction, ef_search=ef_search
+    )
     check_output_free(index_dir, overwrite)
-    if keep_collection is not None:
-        collection = Path(keep_collection)
-        if collection.exists() and any(collection.iterdir()):
-            raise DenseLuceneIndexError(f"{collection}: not empty; choose an empty or new folder for the collection")
-    else:
-        collection = index_dir.with_name(f"{index_dir.name}.collection-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    collection = _collection_folder(index_dir, keep_collection)
     java_class = HNSW_CLASS if hnsw else FLAT_CLASS
+    options = {"hnsw": hnsw, "M": M, "ef_construction": ef_construction, "quantize_sqv": quantize_sqv}
+    options.update(threads=threads, optimize=optimize)
     try:
         written = write_dense_collection(input_dir, collection)
         logger.info("wrote %d records as %s in %s", written, COLLECTION, collection)
         with atomic_output_dir(index_dir, overwrite) as partial:
-            args = anserini_dense_args(
-                collection.resolve(),
-                partial,
-                hnsw=hnsw,
-                M=M,
-                ef_construction=ef_construction,
-                quantize_sqv=quantize_sqv,
-                threads=threads,
-                optimize=optimize,
-            )
-            run_indexer_command(
-                ["-m", "pyserini_diffretriever.indexing.anserini", java_class, *args],
-                DenseLuceneIndexError,
-                "Anserini indexer",
-            )
-            indexed = count_indexed_documents(partial) if any(Path(partial).glob("segments_*")) else 0
-            if indexed != manifest["num_docs"]:
-                raise DenseLuceneIndexError(
-                    f"Lucene indexed {indexed} documents but {input_dir} holds {manifest['num_docs']} (see the "
-                    "Anserini output above)"
-                )
-            index_manifest = {
-                key: value for key, value in manifest.items() if key not in ("created", "versions", "index_type")
-            }
-            index_manifest.update(
-                kind="dense-lucene-index",
-                indexed_docs=indexed,
-                source={"path": str(input_dir.resolve()), "kind": "dense", "created": manifest.get("created")},
-                metric="inner_product",
-                lucene={
-                    "class": java_class,
-                    "similarity": "DOT_PRODUCT",
-                    "hnsw": bool(hnsw),
-                    "quantize_sqv": bool(quantize_sqv),
-                    "args": anserini_dense_args(
-                        collection.resolve() if keep_collection else COLLECTION,
-                        index_dir.resolve(),
-                        hnsw=hnsw,
-                        M=M,
-                        ef_construction=ef_construction,
-                        quantize_sqv=quantize_sqv,
-                        threads=threads,
-                        optimize=optimize,
-                    ),
-                },
-                search={"efSearch": int(ef_search)} if hnsw else {},
+            indexed = _run_anserini(java_class, collection, partial, options, input_dir, manifest["num_docs"])
+            recorded = collection.resolve() if keep_collection else COLLECTION
+            index_manifest = _lucene_index_manifest(
+                manifest, input_dir, index_dir, indexed, java_class, recorded, options, ef_search
             )
             if (input_dir / SKIPPED_REPORT_NAME).is_file():
                 shutil.copyfile(input_dir / SKIPPED_REPORT_NAME, Path(partial) / SKIPPED_REPORT_NAME)

@@ -432,14 +432,43 @@ def open_searcher(
     if nprobe is not None and kind in MULTI_KINDS:
         multi_options["nprobe"] = nprobe
     _verify_folder(folder, kind)
+    options = {"k": k, "prompt": prompt, "dtype": dtype, "max_length": max_length, "batch_size": batch_size}
+    query_encoder = _checked_query_encoder(folder, manifest, query_encoder, ignore_mismatch, model, device, options)
+    return _open_kind(folder, manifest, query_encoder, min_idf, nprobe, ef_search, multi_options)
+
+
+def _checked_query_encoder(
+    folder: Path,
+    manifest: Mapping[str, Any],
+    query_encoder: Any,
+    ignore_mismatch: tuple[str, ...],
+    model: Any,
+    device: str,
+    options: Mapping[str, Any],
+) -> Any:
+    """The given query encoder, else one built from the manifest; refused (before any index is loaded) when its
+    settings do not match the documents'."""
     if query_encoder is None:
-        options = {"k": k, "prompt": prompt, "dtype": dtype, "max_length": max_length, "batch_size": batch_size}
         query_encoder = query_encoder_for(manifest, model=model, device=device, where=folder, **options)
     if hasattr(query_encoder, "settings"):
         query = manifest.get("query") if isinstance(manifest.get("query"), Mapping) else None
         check_encoder_compatibility(
-            manifest["encoder"], query_encoder.settings(), kind, folder, ignore_mismatch, query=query
+            manifest["encoder"], query_encoder.settings(), manifest["kind"], folder, ignore_mismatch, query=query
         )
+    return query_encoder
+
+
+def _open_kind(
+    folder: Path,
+    manifest: Mapping[str, Any],
+    query_encoder: Any,
+    min_idf: float,
+    nprobe: int | None,
+    ef_search: int | None,
+    multi_options: Mapping[str, Any],
+) -> Any:
+    """The searcher for the manifest's kind (the request was already checked against that kind)."""
+    kind = manifest["kind"]
     if kind in ("dense", "dense-ann"):
         searcher = _open_dense(folder, manifest, query_encoder)
         if kind == "dense-ann":
