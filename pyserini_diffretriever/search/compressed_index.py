@@ -15,7 +15,6 @@ or from decoded codes. This class offers the same storage interface -- ``gather`
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 from ..indexing.codec import MultiVectorCodec
 from ..layouts import CODEC_FILE, CODES_FILE
 from .index_format import DOCID_FILE, OFFSETS_FILE, IndexFormatError, read_docids, read_manifest
-from .scoring import docid_tie_ranks, iter_doc_chunks
+from .multivector_index import DocumentRows
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ ADD_BLOCK_ROWS = 262_144
 """Codes added to the search structure per call (bounded temporary memory)."""
 
 
-class CompressedMultiVectorIndex:
+class CompressedMultiVectorIndex(DocumentRows):
     """A validated compressed multi-vector index (see the module docstring).
 
     Parameters
@@ -93,32 +92,13 @@ class CompressedMultiVectorIndex:
     def encoder_settings(self) -> dict[str, Any]:
         return self.manifest.get("encoder", {})
 
-    @cached_property
-    def tie_ranks(self) -> np.ndarray:
-        return docid_tie_ranks(self.docids)
-
     def project(self, query_vectors: np.ndarray) -> np.ndarray:
         """Query vectors ``[K, H]`` -> the projected space the stored rows live in."""
         return self.codec.project(query_vectors)
 
-    def docs_of_rows(self, rows: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.offsets, np.asarray(rows, dtype=np.int64), side="right") - 1
-
-    def gather(self, doc_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded rows of some documents (projected space) and their local offsets, as ``MultiVectorIndex``."""
-        docs = np.asarray(doc_indices, dtype=np.int64)
-        starts, ends = self.offsets[docs], self.offsets[docs + 1]
-        lengths = ends - starts
-        local = np.zeros(len(docs) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=local[1:])
-        rows = np.arange(local[-1], dtype=np.int64) + np.repeat(starts - local[:-1], lengths)
-        return self.codec.decode(self.codes[rows]), local
-
-    def iter_chunks(self, max_rows: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-        """``(first_doc, end_doc, decoded rows, local_offsets)`` over the collection (exhaustive search)."""
-        for start, end in iter_doc_chunks(self.offsets, max_rows):
-            lo, hi = self.offsets[start], self.offsets[end]
-            yield start, end, self.codec.decode(self.codes[lo:hi]), self.offsets[start : end + 1] - lo
+    def _rows(self, rows: np.ndarray | slice) -> np.ndarray:
+        """Decoded codes (projected space)."""
+        return self.codec.decode(self.codes[rows])
 
     @cached_property
     def list_numbers(self) -> np.ndarray:

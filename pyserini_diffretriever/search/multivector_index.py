@@ -34,7 +34,49 @@ logger = logging.getLogger(__name__)
 _VECTOR_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
 
 
-class MultiVectorIndex:
+class DocumentRows:
+    """What float and compressed storage share: document ``i`` owns rows ``offsets[i]:offsets[i+1]``.
+
+    Subclasses set ``offsets`` and ``docids`` and implement ``_rows(index array or slice) -> float32 rows``
+    (the vectors themselves, or decoded codes).
+    """
+
+    offsets: np.ndarray
+    docids: list[str]
+
+    def _rows(self, rows: np.ndarray | slice) -> np.ndarray:
+        raise NotImplementedError
+
+    @cached_property
+    def tie_ranks(self) -> np.ndarray:
+        """``[N]`` rank of each docid in string order, the tie-break key."""
+        return docid_tie_ranks(self.docids)
+
+    def docs_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Owning document index of each vector row."""
+        return np.searchsorted(self.offsets, np.asarray(rows, dtype=np.int64), side="right") - 1
+
+    def gather(self, doc_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of some documents, concatenated, as float32, and ``local_offsets [len(doc_indices) + 1]``.
+
+        Sorted ``doc_indices`` read the storage sequentially.
+        """
+        docs = np.asarray(doc_indices, dtype=np.int64)
+        starts, ends = self.offsets[docs], self.offsets[docs + 1]
+        lengths = ends - starts
+        local = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=local[1:])
+        rows = np.arange(local[-1], dtype=np.int64) + np.repeat(starts - local[:-1], lengths)
+        return self._rows(rows), local
+
+    def iter_chunks(self, max_rows: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """Yield ``(first_doc, end_doc, rows float32, local_offsets)`` over the collection, ``max_rows`` at a time."""
+        for start, end in iter_doc_chunks(self.offsets, max_rows):
+            lo, hi = self.offsets[start], self.offsets[end]
+            yield start, end, self._rows(slice(lo, hi)), self.offsets[start : end + 1] - lo
+
+
+class MultiVectorIndex(DocumentRows):
     """A validated, memory-mapped multi-vector index.
 
     Parameters
@@ -119,41 +161,9 @@ class MultiVectorIndex:
         """The manifest's ``encoder`` settings."""
         return self.manifest.get("encoder", {})
 
-    @cached_property
-    def tie_ranks(self) -> np.ndarray:
-        """``[N]`` rank of each docid in string order, the tie-break key."""
-        return docid_tie_ranks(self.docids)
-
-    def docs_of_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Owning document index of each vector row."""
-        return np.searchsorted(self.offsets, np.asarray(rows, dtype=np.int64), side="right") - 1
-
-    def gather(self, doc_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The vectors of some documents, concatenated, as float32.
-
-        Parameters
-        ----------
-        doc_indices : np.ndarray
-            Document positions (sorted ascending reads the memory map sequentially).
-
-        Returns
-        -------
-        tuple of np.ndarray
-            ``rows [R, H]`` float32 and ``local_offsets [len(doc_indices) + 1]`` (starting at 0).
-        """
-        docs = np.asarray(doc_indices, dtype=np.int64)
-        starts, ends = self.offsets[docs], self.offsets[docs + 1]
-        lengths = ends - starts
-        local = np.zeros(len(docs) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=local[1:])
-        rows = np.arange(local[-1], dtype=np.int64) + np.repeat(starts - local[:-1], lengths)
-        return np.asarray(self.vectors[rows], dtype=np.float32), local
-
-    def iter_chunks(self, max_rows: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-        """Yield ``(first_doc, end_doc, rows float32, local_offsets)`` over the collection, ``max_rows`` at a time."""
-        for start, end in iter_doc_chunks(self.offsets, max_rows):
-            lo, hi = self.offsets[start], self.offsets[end]
-            yield start, end, np.asarray(self.vectors[lo:hi], dtype=np.float32), self.offsets[start : end + 1] - lo
+    def _rows(self, rows: np.ndarray | slice) -> np.ndarray:
+        """Stored rows (an index array or a slice) as float32 search rows."""
+        return np.asarray(self.vectors[rows], dtype=np.float32)
 
     def iter_vector_blocks(self, block_rows: int) -> Iterator[np.ndarray]:
         """Yield the vectors as float32 blocks of at most ``block_rows`` rows (for building token indexes)."""
