@@ -39,11 +39,24 @@ DEFAULT_TRAIN_SIZE = 65_536
 
 
 def sample_rows(vectors: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """``size`` rows drawn without replacement (all rows if fewer), read in ascending order, as float32."""
+    """``size`` rows drawn without replacement (all rows if fewer), read in ascending order, as float32.
+
+    Row by row with ``pread`` rather than fancy indexing of the memory map: each page fault of a scattered read
+    maps a whole read-ahead window, which made a 65,536-row sample of an 11 GB file look like a 6 GB process.
+    """
     if size >= len(vectors):
-        return np.asarray(vectors[:], dtype=np.float32)
+        return read_rows(vectors, 0, len(vectors)).astype(np.float32)
     rows = np.sort(np.random.default_rng(seed).choice(len(vectors), size=size, replace=False))
-    return np.asarray(vectors[rows], dtype=np.float32)
+    if not isinstance(vectors, np.memmap) or vectors.filename is None:
+        return np.asarray(vectors[rows], dtype=np.float32)
+    row_bytes = vectors.shape[1] * vectors.dtype.itemsize
+    sample = np.empty((size, vectors.shape[1]), dtype=np.float32)
+    with open(vectors.filename, "rb") as handle:
+        descriptor = handle.fileno()
+        for i, row in enumerate(rows.tolist()):
+            data = os.pread(descriptor, row_bytes, vectors.offset + row * row_bytes)
+            sample[i] = np.frombuffer(data, dtype=vectors.dtype)
+    return sample
 
 
 def read_rows(vectors: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -113,3 +113,12 @@ def test_cli_builds_and_reports_bad_settings(source, tmp_path, caplog):
     assert "do not divide the projected dimension" in caplog.text
     assert not (tmp_path / "bad").exists()
     assert index_main(["compress", "--input", str(tmp_path / "missing"), "--output", str(tmp_path / "x")]) == 1
+
+
+def test_sampled_and_streamed_rows_equal_the_memory_map(source):
+    folder, _ = source
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    sample = compress_multi.sample_rows(vectors, 100, seed=3)
+    rows = np.sort(np.random.default_rng(3).choice(len(vectors), size=100, replace=False))
+    np.testing.assert_array_equal(sample, np.asarray(vectors[rows], dtype=np.float32))
+    np.testing.assert_array_equal(compress_multi.read_rows(vectors, 17, 250), vectors[17:250])
