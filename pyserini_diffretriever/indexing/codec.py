@@ -252,13 +252,7 @@ def train_codec(
     )
     inner.train(projected)
     index = faiss.IndexPreTransform(transform, inner)
-    index.is_trained = True
-    _keep_alive(index, transform, inner)
+    index.is_trained = True  # FAISS's Python wrapper keeps transform and inner alive with index
     facts = {"factory": f"LinearTransform{reduced_dimension},{factory}", "train_vectors": len(sample)}
     facts["energy_kept"] = round(energy, 6)
     return MultiVectorCodec(index), facts
-
-
-def _keep_alive(owner: Any, *parts: Any) -> None:
-    """Python owns FAISS objects built in Python; tie their life to the wrapper that points at them."""
-    owner.__dict__.setdefault("_parts", []).extend(parts)

@@ -24,55 +24,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..layouts import CODEC_FILE
 from ..writers.checkpoint import PROGRESS_NAME, ResumableOutput
 from ..writers.compressed import CompressedMultiVectorWriter
-from ..writers.multivector import MultiVectorFolder
+from ..writers.multivector import MultiVectorFolder, sample_rows
 from .codec import DEFAULT_RESIDUAL_CODE, MultiVectorCodec, train_codec
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRAIN_SIZE = 65_536
 """Training vectors (k-means needs ~40 per list; the projection converges with far fewer)."""
-
-
-def sample_rows(vectors: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """``size`` rows drawn without replacement (all rows if fewer), read in ascending order, as float32.
-
-    Row by row with ``pread`` rather than fancy indexing of the memory map: each page fault of a scattered read
-    maps a whole read-ahead window, which made a 65,536-row sample of an 11 GB file look like a 6 GB process.
-    """
-    if size >= len(vectors):
-        return read_rows(vectors, 0, len(vectors)).astype(np.float32)
-    rows = np.sort(np.random.default_rng(seed).choice(len(vectors), size=size, replace=False))
-    if not isinstance(vectors, np.memmap) or vectors.filename is None:
-        return np.asarray(vectors[rows], dtype=np.float32)
-    row_bytes = vectors.shape[1] * vectors.dtype.itemsize
-    sample = np.empty((size, vectors.shape[1]), dtype=np.float32)
-    with open(vectors.filename, "rb") as handle:
-        descriptor = handle.fileno()
-        for i, row in enumerate(rows.tolist()):
-            data = os.pread(descriptor, row_bytes, vectors.offset + row * row_bytes)
-            sample[i] = np.frombuffer(data, dtype=vectors.dtype)
-    return sample
-
-
-def read_rows(vectors: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Rows ``lo..hi-1`` of a memory-mapped ``.npy`` read with plain file reads.
-
-    Why not slicing the memory map: pages touched through a map stay resident and count in the process's memory
-    until the kernel reclaims them, so streaming an 11 GB file that way looks (and is scheduled) like an 11 GB
-    process. A read copies one step into private memory and leaves the rest to the page cache.
-    """
-    if not isinstance(vectors, np.memmap) or vectors.filename is None:
-        return np.asarray(vectors[lo:hi])
-    row_bytes = vectors.shape[1] * vectors.dtype.itemsize
-    with open(vectors.filename, "rb") as handle:
-        handle.seek(vectors.offset + lo * row_bytes)
-        data = handle.read((hi - lo) * row_bytes)
-    return np.frombuffer(data, dtype=vectors.dtype).reshape(hi - lo, vectors.shape[1])
 
 
 def _settings(source: MultiVectorFolder, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,12 +139,4 @@ def compress_multivector(
 
 def _write_step(writer: CompressedMultiVectorWriter, source: MultiVectorFolder, begin: int, stop: int) -> None:
     """Encode documents ``begin..stop-1`` (one contiguous read of their rows)."""
-    offsets = source.offsets
-    block = read_rows(source.vectors, int(offsets[begin]), int(offsets[stop])).astype(np.float32)
-    local = offsets[begin : stop + 1] - offsets[begin]
-    writer.write(
-        {
-            "id": source.docids[begin:stop],
-            "vector": [block[local[i] : local[i + 1]] for i in range(stop - begin)],
-        }
-    )
+    writer.write(source.batch(begin, stop))

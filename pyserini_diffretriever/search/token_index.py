@@ -29,8 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..writers.multivector import sample_rows
 from .index_format import IndexFormatError, atomic_write, vectors_fingerprint
 from .multivector_index import MultiVectorIndex
 
@@ -109,14 +108,6 @@ def _factory_string(kind: str, num_vectors: int, nlist: int | None, hnsw_m: int)
     return f"IVF{lists},Flat", lists
 
 
-def _training_sample(index: MultiVectorIndex, size: int, seed: int) -> np.ndarray:
-    if size >= index.num_vectors:
-        return np.ascontiguousarray(index.vectors[:], dtype=np.float32)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(index.num_vectors, size=size, replace=False))
-    return np.ascontiguousarray(index.vectors[rows], dtype=np.float32)
-
-
 def create_token_index(
     index: MultiVectorIndex,
     kind: str = "auto",
@@ -145,7 +136,7 @@ def create_token_index(
     if not token_index.is_trained:
         budget = max(TRAIN_MAX_BYTES // (4 * index.dimension), 40 * (lists or 1))
         size = train_size or min(index.num_vectors, TRAIN_POINTS_PER_LIST * (lists or 256), budget)
-        sample = _training_sample(index, int(min(size, index.num_vectors)), seed)
+        sample = sample_rows(index.vectors, int(min(size, index.num_vectors)), seed)
         logger.info("training token index %s on %d of %d vectors", description, len(sample), index.num_vectors)
         token_index.train(sample)
         del sample

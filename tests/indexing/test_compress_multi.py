@@ -13,6 +13,7 @@ from pyserini_diffretriever.indexing.codec import MultiVectorCodec
 from pyserini_diffretriever.indexing.compress_multi import compress_multivector
 from pyserini_diffretriever.writers import verify_output
 from pyserini_diffretriever.writers.checkpoint import partial_path
+from pyserini_diffretriever.writers.multivector import read_rows, sample_rows
 from tests.search.index_builders import clustered_collection, write_multi_index
 
 OPTIONS = {"reduced_dimension": 16, "nlist": 8, "docs_per_step": 50, "checkpoint_every": 100}
@@ -118,7 +119,7 @@ def test_cli_builds_and_reports_bad_settings(source, tmp_path, caplog):
 def test_sampled_and_streamed_rows_equal_the_memory_map(source):
     folder, _ = source
     vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-    sample = compress_multi.sample_rows(vectors, 100, seed=3)
+    sample = sample_rows(vectors, 100, seed=3)
     rows = np.sort(np.random.default_rng(3).choice(len(vectors), size=100, replace=False))
     np.testing.assert_array_equal(sample, np.asarray(vectors[rows], dtype=np.float32))
-    np.testing.assert_array_equal(compress_multi.read_rows(vectors, 17, 250), vectors[17:250])
+    np.testing.assert_array_equal(read_rows(vectors, 17, 250), vectors[17:250])
