@@ -46,11 +46,19 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..corpus import DEFAULT_MAX_RECORD_BYTES, ON_ERROR_CHOICES, CorpusError, JsonlCorpusReader
 from ..layouts import PROGRESS_NAME, SKIPPED_REPORT_NAME
+from ..pipeline.distributed import (
+    DEFAULT_BLOCK_SIZE,
+    RayOptions,
+    RayUnavailableError,
+    WorkerOutOfMemoryError,
+    encode_corpus_on_ray,
+)
 from ..pipeline.encoding import (  # re-exported: the library's driver, formerly defined here
     DEFAULT_CHECKPOINT_EVERY,
     MAX_SKIP_WARNINGS,
@@ -282,9 +290,42 @@ def _output_parser() -> argparse.ArgumentParser:
     return output_parser
 
 
+def _ray_parser() -> argparse.ArgumentParser:
+    """The optional ``ray`` group: encode on a Ray cluster (same output bytes; see pipeline.distributed)."""
+    ray_parser = argparse.ArgumentParser(
+        prog=f"{PROGRAM} ray", description="encode on a Ray cluster: many model replicas, the same output"
+    )
+    ray_parser.add_argument(
+        "--address",
+        default=None,
+        help="auto: the cluster started with `ray start` on this node; ray://HOST:10001 a remote one "
+        "(default: start a local cluster on this machine)",
+    )
+    ray_parser.add_argument("--workers", type=int, default=1, help="model replicas (Ray actors) (default 1)")
+    ray_parser.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=None,
+        help="GPUs per replica (default: 1 when the cluster has GPUs, else 0)",
+    )
+    ray_parser.add_argument(
+        "--cpus-per-worker", type=float, default=1.0, help="CPUs per replica, also its torch threads (default 1)"
+    )
+    ray_parser.add_argument(
+        "--block-size",
+        type=int,
+        default=DEFAULT_BLOCK_SIZE,
+        help=f"records per unit of work, rounded up to whole batches (default {DEFAULT_BLOCK_SIZE})",
+    )
+    ray_parser.add_argument(
+        "--max-restarts", type=int, default=3, help="restarts of a dead worker, its blocks retried (default 3)"
+    )
+    return ray_parser
+
+
 def build_parsers() -> dict[str, argparse.ArgumentParser]:
     """One parser per group; names and defaults follow ``python -m pyserini.encode`` where they overlap."""
-    return {"input": _input_parser(), "encoder": _encoder_parser(), "output": _output_parser()}
+    return {"input": _input_parser(), "encoder": _encoder_parser(), "output": _output_parser(), "ray": _ray_parser()}
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -309,6 +350,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         problems.append("output --checkpoint-every must be >= 1")
     if args.input.max_record_bytes < 0:
         problems.append("input --max-record-bytes must be >= 0")
+    if args.ray is not None:
+        for name in ("workers", "block_size"):
+            if getattr(args.ray, name) < 1:
+                problems.append(f"ray --{name.replace('_', '-')} must be >= 1 (got {getattr(args.ray, name)})")
+        if args.ray.cpus_per_worker <= 0 or (args.ray.gpus_per_worker or 0) < 0 or args.ray.max_restarts < 0:
+            problems.append("ray --cpus-per-worker must be > 0, --gpus-per-worker and --max-restarts >= 0")
     if args.encoder.fields is not None and args.encoder.fields != fields:
         problems.append(f"encoder --fields {args.encoder.fields} differs from input --fields {fields}")
     if problems:
@@ -368,33 +415,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output_free(output, args.output.overwrite)
         shard = (args.input.shard_id, args.input.shard_num)
         shard_range(reader, shard)  # an empty shard fails before the encoder is loaded
-        try:
-            encoder = load_encoder(args.encoder)
-            query = expected_query_settings(
-                encoder, args.encoder.query_k, args.encoder.query_prompt, args.encoder.query_max_length
-            )
-        except (ValueError, TypeError, OSError) as error:  # bad checkpoint path, prompt, k, dtype, ...
-            logger.error("cannot load encoder %r: %s", args.encoder.encoder, error)
-            return 1
-        folders = encode_corpus(
-            encoder,
-            reader,
-            output,
-            args.encoder.representation,
-            batch_size=args.encoder.batch_size,
-            shard=shard,
-            max_length=args.encoder.max_length,
-            fp16=args.encoder.fp16,
-            multi_dtype=args.output.multi_dtype,
-            allow_empty=args.output.allow_empty,
-            records_per_file=args.output.records_per_file,
-            multi_codec=args.output.multi_codec,
-            overwrite=args.output.overwrite,
-            progress=not args.output.no_progress,
-            checkpoint_every=args.output.checkpoint_every,
-            restart=args.output.restart,
-            query=query,
-        )
+        encode_options = {
+            "batch_size": args.encoder.batch_size,
+            "shard": shard,
+            "max_length": args.encoder.max_length,
+            "fp16": args.encoder.fp16,
+            "multi_dtype": args.output.multi_dtype,
+            "allow_empty": args.output.allow_empty,
+            "records_per_file": args.output.records_per_file,
+            "multi_codec": args.output.multi_codec,
+            "overwrite": args.output.overwrite,
+            "progress": not args.output.no_progress,
+            "checkpoint_every": args.output.checkpoint_every,
+            "restart": args.output.restart,
+        }
+        query_options = {
+            "k": args.encoder.query_k,
+            "prompt": args.encoder.query_prompt,
+            "max_length": args.encoder.query_max_length,
+        }
+        if args.ray is not None:
+            folders = _encode_on_ray(args, reader, encode_options, query_options)
+        else:
+            try:
+                encoder = load_encoder(args.encoder)
+                query = expected_query_settings(encoder, **query_options)
+            except (ValueError, TypeError, OSError) as error:  # bad checkpoint path, prompt, k, dtype, ...
+                logger.error("cannot load encoder %r: %s", args.encoder.encoder, error)
+                return 1
+            folders = encode_corpus(encoder, reader, output, args.encoder.representation, query=query, **encode_options)
+    except (RayUnavailableError, WorkerOutOfMemoryError) as error:
+        logger.error("%s%s", error, _resume_hint(output))
+        return 1
     except (CorpusError, WriterError, ManifestError, OutputExistsError, ResumeError) as error:
         logger.error("%s", error)
         return 1
@@ -409,6 +461,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     logger.info("%s", _summary(folders))
     return 0
+
+
+def _encode_on_ray(
+    args: argparse.Namespace, reader: JsonlCorpusReader, encode_options: dict[str, Any], query_options: dict[str, Any]
+) -> dict[str, Path]:
+    """The ``ray`` group given: the same encode, with the model replicas on Ray workers."""
+    options = RayOptions(
+        address=args.ray.address,
+        workers=args.ray.workers,
+        gpus_per_worker=args.ray.gpus_per_worker,
+        cpus_per_worker=args.ray.cpus_per_worker,
+        block_size=args.ray.block_size,
+        max_restarts=args.ray.max_restarts,
+    )
+    return encode_corpus_on_ray(
+        partial(load_encoder, args.encoder),
+        reader,
+        args.output.embeddings,
+        args.encoder.representation,
+        ray_options=options,
+        query_options=query_options,
+        **encode_options,
+    )
 
 
 def _resume_hint(output: str | os.PathLike) -> str:

@@ -8,7 +8,7 @@ steps:
 2. :func:`expected_query_settings` and :func:`run_settings` -- what the manifests record and what a resumed run
    must match;
 3. :func:`_open_writers` -- one writer per representation in ``OUT.partial`` (or ``OUT.partial/<representation>``);
-4. :class:`_EncodeLoop` -- resume the writers, re-hash the records an interrupted run already encoded, encode batch
+4. :class:`EncodeLoop` -- resume the writers, re-hash the records an interrupted run already encoded, encode batch
    by batch, commit every ``checkpoint_every`` records, finish and verify each folder;
 5. :meth:`ResumableOutput.finalize <pyserini_diffretriever.writers.ResumableOutput.finalize>` -- rename
    ``OUT.partial`` to ``OUT``.
@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,8 @@ def encode_corpus(
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     restart: bool = False,
     query: Mapping[str, Any] | None = None,
+    loop_factory: Callable[..., EncodeLoop] | None = None,
+    manifest_extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Encode one shard of a corpus into output folders, resumably and atomically; return ``{representation: folder}``.
 
@@ -314,7 +317,9 @@ def encode_corpus(
     (one representation) or the parent of ``<representation>/`` subfolders. The keyword options are the encode
     CLI's options of the same names (``multi_codec``: write the ``multi`` representation as codes of that trained
     codec, kind ``multi-compressed``, instead of float vectors); ``query`` is the manifests' ``query`` record (default:
-    :func:`expected_query_settings` of ``encoder``).
+    :func:`expected_query_settings` of ``encoder``). ``loop_factory`` replaces the single-process
+    :class:`EncodeLoop` (the Ray driver's block loop) and ``manifest_extra`` adds keys to every manifest (its
+    record of the workers); neither changes the bytes of the vectors.
 
     Raises
     ------
@@ -336,7 +341,19 @@ def encode_corpus(
     bounds = shard_range(reader, shard)
     if query is None:
         query = expected_query_settings(encoder)
-    extra = _manifest_extra(reader, bounds, query)
+    run = EncodeRun(
+        encoder,
+        reader,
+        Path(output),
+        representations,
+        bounds,
+        batch_size,
+        checkpoint_every,
+        max_length,
+        fp16,
+        query,
+        dict(manifest_extra or {}),
+    )
     output_options = {
         "multi_dtype": multi_dtype,
         "allow_empty": allow_empty,
@@ -346,20 +363,63 @@ def encode_corpus(
     settings = run_settings(
         encoder, reader, representations, shard, bounds, batch_size, max_length, fp16, **output_options, query=query
     )
-    with ResumableOutput(output, settings, overwrite=overwrite, restart=restart) as out:
-        writers = _open_writers(out, encoder, representations, shard, extra, output_options)
-        committed = out.progress or {}
-        if committed.get("stage") != "finished":
-            loop = _EncodeLoop(encoder, reader, writers, out, committed, bounds, batch_size, checkpoint_every)
-            loop.run(max_length, fp16, progress)
-        for writer in writers.values():
-            writer.cleanup()
-        out.finalize()
-    final = Path(output)
-    return {name: final if len(representations) == 1 else final / name for name in representations}
+    return run.execute(settings, shard, output_options, overwrite, restart, progress, loop_factory or EncodeLoop)
 
 
-def _encode_batch(
+@dataclass
+class EncodeRun:
+    """What one encode run needs once its request is checked; :meth:`execute` writes the folders with a loop class.
+
+    The single-process driver (:func:`encode_corpus`) and the Ray driver
+    (:mod:`pyserini_diffretriever.pipeline.distributed`) differ only in the loop class; the writers, manifests,
+    checkpoints and resume logic are these, so their outputs are byte-identical.
+    """
+
+    encoder: Any  # has settings(); for Ray a description of the remote encoders
+    reader: JsonlCorpusReader
+    output: Path
+    representations: list[str]
+    bounds: tuple[int, int]
+    batch_size: int
+    checkpoint_every: int
+    max_length: int | None
+    fp16: bool
+    query: Mapping[str, Any] | None
+    manifest_extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def execute(
+        self,
+        settings: Mapping[str, Any],
+        shard: tuple[int, int],
+        output_options: dict[str, Any],
+        overwrite: bool,
+        restart: bool,
+        progress: bool,
+        loop_factory: Callable[..., EncodeLoop],
+    ) -> dict[str, Path]:
+        """Open ``OUT.partial``, run the loop (unless a finished run only awaits its rename), finalize."""
+        extra = {**_manifest_extra(self.reader, self.bounds, self.query), **self.manifest_extra}
+        with ResumableOutput(self.output, settings, overwrite=overwrite, restart=restart) as out:
+            writers = _open_writers(out, self.encoder, self.representations, shard, extra, output_options)
+            committed = out.progress or {}
+            if committed.get("stage") != "finished":
+                loop = loop_factory(self, writers, out, committed)
+                loop.run(progress)
+            for writer in writers.values():
+                writer.cleanup()
+            out.finalize()
+        single = len(self.representations) == 1
+        return {name: self.output if single else self.output / name for name in self.representations}
+
+
+def batch_texts(records: Sequence[CorpusRecord], fields: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """The texts and (when the corpus has them) titles of a batch of records, as the encoders take them."""
+    texts = [record.fields["text"] for record in records]
+    titles = [record.fields["title"] for record in records] if "title" in fields else None
+    return texts, titles
+
+
+def encode_batch(
     encoder: Any,
     representations: Sequence[str],
     texts: list[str],
@@ -376,7 +436,7 @@ def _encode_batch(
     return {representations[0]: encoder.encode(texts=texts, titles=titles, max_length=max_length, fp16=fp16)}
 
 
-class _EncodeLoop:
+class EncodeLoop:
     """The encode loop of one run: resume the writers, skip committed records, encode batch by batch, commit, finish.
 
     ``committed`` is the last checkpoint of an interrupted run (empty for a fresh one): its records are read again
@@ -385,33 +445,28 @@ class _EncodeLoop:
 
     def __init__(
         self,
-        encoder: Any,
-        reader: JsonlCorpusReader,
+        run: EncodeRun,
         writers: Mapping[str, VectorWriter],
         out: ResumableOutput,
         committed: Mapping[str, Any],
-        bounds: tuple[int, int],
-        batch_size: int,
-        checkpoint_every: int,
     ) -> None:
-        self.encoder, self.reader, self.writers, self.out = encoder, reader, writers, out
+        self.run_facts = run
+        self.encoder, self.reader, self.writers, self.out = run.encoder, run.reader, writers, out
         self.committed = committed
-        self.start, self.end = bounds
-        self.batch_size, self.checkpoint_every = batch_size, checkpoint_every
+        self.start, self.end = run.bounds
+        self.batch_size, self.checkpoint_every = run.batch_size, run.checkpoint_every
+        self.max_length, self.fp16 = run.max_length, run.fp16
         self.done = int(committed.get("records_done", 0))
         self.batches = int(committed.get("batches_done", 0))
         self.digest = hashlib.sha256()
         self.consumed, self.last_commit, self.skipped = 0, self.done, 0
         self.pending: list[CorpusRecord] = []
-        self.max_length: int | None = None
-        self.fp16 = False
         self.bar: Any = None
 
-    def run(self, max_length: int | None, fp16: bool, progress: bool) -> None:
+    def run(self, progress: bool) -> None:
         """Encode the shard into the writers; on any failure abort the opened writers and re-raise."""
         from tqdm import tqdm
 
-        self.max_length, self.fp16 = max_length, fp16
         opened: list[VectorWriter] = []
         self.bar = tqdm(
             total=self.end - self.start,
@@ -429,7 +484,11 @@ class _EncodeLoop:
                 writer.abort()
             raise
         finally:
+            self._close()
             self.bar.close()
+
+    def _close(self) -> None:
+        """Release what the loop holds besides the writers (nothing here; remote workers in subclasses)."""
 
     def _resume_writers(self, opened: list[VectorWriter]) -> None:
         states = self.committed.get("writers", {})
@@ -460,6 +519,11 @@ class _EncodeLoop:
             )
 
     def _skip(self, entry: SkippedRecord) -> None:
+        self._report_skip(entry)
+        self._write_skipped(entry)
+
+    def _report_skip(self, entry: SkippedRecord) -> None:
+        """Raise for a bad record in strict mode; log the first :data:`MAX_SKIP_WARNINGS` in skip mode."""
         if self.reader.on_error == "strict":
             raise entry.error()
         self.skipped += 1
@@ -467,6 +531,8 @@ class _EncodeLoop:
             logger.warning("skipping %s, line %d: %s", entry.path, entry.line, entry.problem)
         if self.skipped == MAX_SKIP_WARNINGS:
             logger.warning("further bad records are listed in %s only", SKIPPED_REPORT_NAME)
+
+    def _write_skipped(self, entry: SkippedRecord) -> None:
         for writer in self.writers.values():
             writer.record_skipped(entry)
         self.bar.update(1)
@@ -481,23 +547,26 @@ class _EncodeLoop:
 
     def _flush(self) -> None:
         """Encode the pending records (one forward pass) and hand every representation to its writer."""
-        texts = [record.fields["text"] for record in self.pending]
-        titles = [record.fields["title"] for record in self.pending] if "title" in self.reader.fields else None
-        encoded = _encode_batch(self.encoder, list(self.writers), texts, titles, self.max_length, self.fp16)
-        ids = [record.docid for record in self.pending]
+        texts, titles = batch_texts(self.pending, self.reader.fields)
+        encoded = encode_batch(self.encoder, list(self.writers), texts, titles, self.max_length, self.fp16)
+        self._write_batch([record.docid for record in self.pending], encoded)
+        self.pending.clear()
+
+    def _write_batch(self, ids: list[str], encoded: Mapping[str, Any]) -> None:
+        """Hand one encoded batch, every representation, to its writer."""
         for name, writer in self.writers.items():
             writer.write({"id": ids, "vector": encoded[name]})
         self.batches += 1
-        self.bar.update(len(self.pending))
-        self.pending.clear()
+        self.bar.update(len(ids))
 
-    def _commit(self, stage: str) -> None:
+    def _commit(self, stage: str, records_done: int | None = None, corpus_sha256: str | None = None) -> None:
+        """Commit progress: by default everything consumed so far (the Ray loop commits up to a block's end)."""
         self.out.commit(
             {
                 "stage": stage,
-                "records_done": self.consumed,
+                "records_done": self.consumed if records_done is None else records_done,
                 "batches_done": self.batches,
-                "corpus_sha256": self.digest.hexdigest(),
+                "corpus_sha256": self.digest.hexdigest() if corpus_sha256 is None else corpus_sha256,
                 "writers": {name: writer.checkpoint() for name, writer in self.writers.items()},
             }
         )
