@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_dense")
+NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_dense", "b6_ray")
 
 TARGETS = {
     "compressed_multi_bytes_per_vector": ("<=", 512, "B5: compressed multi-vector bytes per 3584-d vector on disk"),
@@ -32,6 +32,8 @@ TARGETS = {
     "multivector_speedup_100k": (">=", 10.0, "exhaustive MaxSim latency / multi-vector default latency, 100k docs"),
     "multivector_recall_at_100": (">=", 0.99, "recall@100 of the default multi-vector search vs exact, 100k docs"),
     "memory_100k_over_10k": ("<=", 1.10, "peak RSS encoding 100k docs / 10k docs"),
+    "ray_encode_2workers_over_1": (">=", 1.6, "B6: Ray encode throughput, 2 one-thread CPU workers / 1"),
+    "ray_overhead_over_single_process": ("<=", 1.10, "B6: plain encode throughput / Ray with 1 worker, 1 thread"),
 }
 COLORS = {"diffusion": "#1f77b4", "autoregressive": "#d62728"}
 
@@ -165,6 +167,11 @@ def summarise(raw: dict) -> dict:
             "faiss_flat_latency_ms",
         ):
             s[key] = dense.get(key)
+    if "b6_ray" in raw:
+        b6 = raw["b6_ray"]
+        s["ray_encode_2workers_over_1"] = b6["ray_encode_2workers_over_1"]
+        s["ray_overhead_over_single_process"] = b6["ray_overhead_over_single_process"]
+        s["b6_steady_docs_per_second"] = b6["steady_docs_per_second"]
     targets = []
     for key, (op, bound, what) in TARGETS.items():
         value = s.get(key)
@@ -426,6 +433,8 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         lines += _b4_section(summary, raw["b4"])
     if "b5" in raw:
         lines += _b5_section(raw["b5"])
+    if "b6_ray" in raw:
+        lines += _b6_section(raw["b6_ray"])
     lines += [
         "## Reproduce",
         "",
@@ -496,6 +505,47 @@ def _b5_section(b5: dict) -> list[str]:
             )
         lines += ["", "![recall vs bytes](recall_vs_bytes.png)", ""]
     return lines
+
+
+def _b6_section(b6: dict) -> list[str]:
+    """Encoding on Ray (``benchmarks/b6_ray.py``)."""
+    rate, wall = b6["steady_docs_per_second"], b6["end_to_end_seconds"]
+    lines = [
+        "## B6: encoding on Ray",
+        "",
+        f"{b6['docs']} passages, benchmark network, dense + multi + impact from one pass, batch {b6['batch_size']}, "
+        f"blocks of {b6['block_size']} records, CPU, torch on 1 thread per process, Ray {b6['ray_version']}; "
+        f"medians of {b6['repeats']} round-robin runs of the real command (`benchmarks/b6_ray.py`). Throughput is "
+        "the steady state between the first and last committed block (start-up left out: at corpus scale it is "
+        "amortised); end-to-end wall time includes Python, torch, Ray and one model load per worker.",
+        "",
+        "| case | steady docs/s | end-to-end s |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {_f(rate[name])} | {_f(wall[name], 1)} |" for name in rate]
+    lines += [
+        "",
+        f"2 workers over 1: **{_f(b6['ray_encode_2workers_over_1'])}**; plain command over Ray with 1 worker: "
+        f"**{_f(b6['ray_overhead_over_single_process'])}** (below 1 means the Ray run is faster: the driver "
+        "reads and writes while the worker computes). Plot: `ray_throughput.png`.",
+        "",
+    ]
+    return lines
+
+
+def plot_ray_throughput(b6: dict, path: Path) -> None:
+    plt = _plt()
+    rate = b6["steady_docs_per_second"]
+    workers = [int(name.split("-")[1]) for name in rate if name.startswith("ray-")]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(workers, [rate[f"ray-{n}"] for n in workers], "o-", label="Ray workers (1 thread each)")
+    ax.axhline(rate["single"], color="gray", linestyle="--", label="plain encode, 1 thread")
+    ax.plot(workers, [rate["ray-1"] * n for n in workers], ":", color="black", label="linear")
+    ax.set_xlabel("workers")
+    ax.set_ylabel("documents / second (steady state)")
+    ax.set_xticks(workers)
+    ax.legend()
+    _save(fig, path)
 
 
 def plot_recall_vs_bytes(b5: dict, path: Path) -> None:
@@ -772,6 +822,8 @@ def build(results: Path, command: str | None = None) -> dict:
         plot_recall_vs_bytes(raw["b5"], results / "recall_vs_bytes.png")
     if "b4" in raw:
         plot_memory(raw["b4"], results / "memory.png")
+    if "b6_ray" in raw:
+        plot_ray_throughput(raw["b6_ray"], results / "ray_throughput.png")
     (results / "REPORT.md").write_text(markdown(summary, raw, command), encoding="utf-8")
     return summary
 

@@ -1,4 +1,4 @@
-"""``make bench``: run the benchmark suite (B1-B5) and regenerate ``benchmarks/results``.
+"""``make bench``: run the benchmark suite (B1-B6) and regenerate ``benchmarks/results``.
 
 Each benchmark runs in its own Python process (clean thread pools and a fresh peak-memory high-water mark) and
 writes ``results/raw/<name>.json``; :mod:`report` then writes ``results/summary.json``, ``results/REPORT.md``
@@ -32,6 +32,7 @@ BENCHMARKS = {
     "b4": "b4_memory.py",
     "b5": "b5_scale.py",
     "b5_dense": "b5_dense.py",
+    "b6_ray": "b6_ray.py",
 }
 FRESH_WORKDIRS = {"b3"}  # searchers would reuse token indexes from an earlier run and hide their build time
 

@@ -24,6 +24,11 @@ others. Searchers build their query encoder from that record and refuse one that
 Shards (``--shard-id/--shard-num``, a contiguous split as in Pyserini)
 are joined with ``python -m pyserini_diffretriever.index merge --inputs OUT0 OUT1 ... --output OUT``.
 
+An optional fourth group, ``ray --workers N [--address auto] [--gpus-per-worker G] [--cpus-per-worker C]
+[--block-size B]``, runs the forward passes on N model replicas of a Ray cluster (``pip install
+'pyserini-diffretriever[ray]'``); the output is byte-identical to the plain command's
+(:mod:`pyserini_diffretriever.pipeline.distributed`).
+
 Reliability:
 
 * Bad records (invalid JSON or UTF-8, missing id or text, duplicate ids, ...; see

@@ -335,3 +335,15 @@ def test_ray_options_are_checked():
         RayOptions(workers=0)
     with pytest.raises(ValueError, match="gpus_per_worker"):
         RayOptions(gpus_per_worker=-1)
+
+
+def test_cli_ray_group_is_checked(tmp_path, capsys):
+    from pyserini_diffretriever.cli.encode import parse_args
+
+    argv = ["input", "--corpus", "c.jsonl", "encoder", "--encoder", "m", "output", "--embeddings", "o"]
+    args = parse_args([*argv, "ray", "--workers", "3", "--block-size", "64", "--address", "auto"])
+    assert (args.ray.workers, args.ray.block_size, args.ray.address) == (3, 64, "auto")
+    assert parse_args(argv).ray is None
+    with pytest.raises(SystemExit) as stop:
+        parse_args([*argv, "ray", "--workers", "0"])
+    assert stop.value.code == 2 and "ray --workers must be >= 1" in capsys.readouterr().err
