@@ -83,9 +83,20 @@ def _reader(path: Path, on_error: str = "strict") -> JsonlCorpusReader:
     return JsonlCorpusReader(path, ["title", "text"], on_error=on_error)
 
 
+def _cli_argv(model: Path, corpus_path: Path, out: Path, on_error: str = "strict") -> list[str]:
+    """The plain encode command the Ray runs are compared with (the settings of :func:`_encoder`)."""
+    return [
+        *("input", "--corpus", str(corpus_path), "--fields", "title", "text", "--on-error", on_error),
+        *("encoder", "--encoder", str(model), "--representation", *ALL, "--device", "cpu"),
+        *("--batch-size", "8", "--max-length", "96", "output", "--embeddings", str(out), "--no-progress"),
+    ]
+
+
 def _single(model: Path, corpus_path: Path, out: Path, on_error: str = "strict") -> Path:
-    options = {"batch_size": 8, "max_length": 96, "progress": False}
-    encode_corpus(_encoder(str(model))(), _reader(corpus_path, on_error), out, ALL, **options)
+    """The single-process command line's output (run in this process)."""
+    from pyserini_diffretriever.cli import encode
+
+    assert encode.main(_cli_argv(model, corpus_path, out, on_error)) == 0
     return out
 
 
@@ -172,32 +183,7 @@ def _records_done(progress: Path) -> int:
 def test_driver_killed_then_the_same_command_resumes(ray_cluster, corpus, dream_reference, tiny_dream_dir, tmp_path):
     single_env = child_env(OMP_NUM_THREADS="1")
     out = tmp_path / "ray"
-    command = [
-        sys.executable,
-        "-m",
-        "pyserini_diffretriever.encode",
-        "input",
-        "--corpus",
-        str(corpus),
-        "--fields",
-        "title",
-        "text",
-        "encoder",
-        "--encoder",
-        str(tiny_dream_dir),
-        "--representation",
-        *ALL,
-        "--device",
-        "cpu",
-        "--batch-size",
-        "8",
-        "--max-length",
-        "96",
-        "output",
-        "--embeddings",
-        str(out),
-        "--no-progress",
-    ]
+    command = [sys.executable, "-m", "pyserini_diffretriever.encode", *_cli_argv(tiny_dream_dir, corpus, out)]
     address = ray_cluster.get_runtime_context().gcs_address
     ray_command = [*command, "ray", "--address", address, "--workers", "2", "--block-size", "8"]
     driver = subprocess.Popen(ray_command, env=single_env, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
@@ -249,7 +235,7 @@ def test_bad_records_skip_mode_lists_them_exactly_as_one_process(
 
 def test_bad_records_strict_mode_stops_with_file_and_line(ray_cluster, bad_corpus, tiny_dream_dir, tmp_path):
     with pytest.raises(CorpusError) as single:
-        _single(tiny_dream_dir, bad_corpus, tmp_path / "single")
+        encode_corpus(_encoder(str(tiny_dream_dir))(), _reader(bad_corpus), tmp_path / "single", ALL, batch_size=8)
     with pytest.raises(CorpusError) as distributed:
         encode_corpus_on_ray(
             _encoder(str(tiny_dream_dir)),
