@@ -100,6 +100,15 @@ def _single(model: Path, corpus_path: Path, out: Path, on_error: str = "strict")
     return out
 
 
+def _on_ray(model: Path, corpus_path: Path, out: Path, workers: int, block_size: int, on_error: str = "strict"):
+    """The same encode as :func:`_single`, on the test's Ray cluster."""
+    options = RayOptions(workers=workers, block_size=block_size)
+    reader = _reader(corpus_path, on_error)
+    return encode_corpus_on_ray(
+        _encoder(str(model)), reader, out, ALL, ray_options=options, batch_size=8, max_length=96, progress=False
+    )
+
+
 @pytest.fixture(scope="module")
 def dream_reference(corpus, tiny_dream_dir, tmp_path_factory) -> Path:
     """The single-process output of the 310-record corpus (several tests compare with it)."""
@@ -115,16 +124,7 @@ def test_ray_output_is_byte_identical_to_one_process(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     model = tiny_dream_dir if backbone == "dream" else tiny_llada_dir
     single = dream_reference if backbone == "dream" else _single(model, corpus, tmp_path / "single")
-    folders = encode_corpus_on_ray(
-        _encoder(str(model)),
-        _reader(corpus),
-        tmp_path / "ray",
-        ALL,
-        ray_options=RayOptions(workers=2, block_size=24),
-        batch_size=8,
-        max_length=96,
-        progress=False,
-    )
+    folders = _on_ray(model, corpus, tmp_path / "ray", workers=2, block_size=24)
     assert folders == {name: tmp_path / "ray" / name for name in ALL}
     assert_same_output(single, tmp_path / "ray")
     assert not (tmp_path / "ray.ray-blocks").exists()
@@ -160,16 +160,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_output_is_unchanged(
     killer = threading.Thread(target=kill_one_worker_after_first_commit)
     killer.start()
     try:
-        encode_corpus_on_ray(
-            _encoder(str(tiny_dream_dir)),
-            _reader(corpus),
-            out,
-            ALL,
-            ray_options=RayOptions(workers=2, block_size=8),
-            batch_size=8,
-            max_length=96,
-            progress=False,
-        )
+        _on_ray(tiny_dream_dir, corpus, out, workers=2, block_size=8)
     finally:
         killer.join()
     assert killed, "no Ray worker was found to kill while the run was going"
@@ -218,16 +209,7 @@ def test_bad_records_skip_mode_lists_them_exactly_as_one_process(
 ):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     single = _single(tiny_dream_dir, bad_corpus, tmp_path / "single", on_error="skip")
-    encode_corpus_on_ray(
-        _encoder(str(tiny_dream_dir)),
-        _reader(bad_corpus, "skip"),
-        tmp_path / "ray",
-        ALL,
-        ray_options=RayOptions(workers=2, block_size=8),
-        batch_size=8,
-        max_length=96,
-        progress=False,
-    )
+    _on_ray(tiny_dream_dir, bad_corpus, tmp_path / "ray", workers=2, block_size=8, on_error="skip")
     assert_same_output(single, tmp_path / "ray")
     report = (tmp_path / "ray" / "impact" / "skipped-records.jsonl").read_text().splitlines()
     assert [json.loads(line)["line"] for line in report] == [6, 18, 31]
@@ -237,16 +219,7 @@ def test_bad_records_strict_mode_stops_with_file_and_line(ray_cluster, bad_corpu
     with pytest.raises(CorpusError) as single:
         encode_corpus(_encoder(str(tiny_dream_dir))(), _reader(bad_corpus), tmp_path / "single", ALL, batch_size=8)
     with pytest.raises(CorpusError) as distributed:
-        encode_corpus_on_ray(
-            _encoder(str(tiny_dream_dir)),
-            _reader(bad_corpus),
-            tmp_path / "ray",
-            ALL,
-            ray_options=RayOptions(workers=1, block_size=8),
-            batch_size=8,
-            max_length=96,
-            progress=False,
-        )
+        _on_ray(tiny_dream_dir, bad_corpus, tmp_path / "ray", workers=1, block_size=8)
     assert str(distributed.value) == str(single.value)
     assert f"{bad_corpus}" in str(distributed.value) and "line 6" in str(distributed.value)
 
@@ -300,17 +273,7 @@ def test_without_ray_the_package_imports_and_says_how_to_install(monkeypatch, tm
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=child_env()).returncode == 0
     corpus = write_corpus(tmp_path / "c.jsonl", cranfield_like(3))
-    argv = [
-        "input",
-        "--corpus",
-        str(corpus),
-        "encoder",
-        "--encoder",
-        "x",
-        "output",
-        "--embeddings",
-        str(tmp_path / "o"),
-    ]
+    argv = _cli_argv(tmp_path / "no-model", corpus, tmp_path / "o")
     from pyserini_diffretriever.cli import encode
 
     assert encode.main([*argv, "ray", "--workers", "2"]) == 1
