@@ -26,6 +26,11 @@ from .searchers import ServingOptions, ServingRuntime
 
 logger = logging.getLogger(__name__)
 
+UNAUTHORIZED = (
+    "Unauthorized: this server requires an API key, sent as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'; "
+    "ask the server's operator for one"
+)
+
 __all__ = ["ServerSettings", "create_mcp_server", "create_rest_app", "open_backend"]
 
 
@@ -91,6 +96,18 @@ def create_rest_app(settings: ServerSettings) -> Any:
             runtime.close()
 
     app.router.lifespan_context = lifespan
+
+    @app.middleware("http")
+    async def unauthorized_message(request: Any, call_next: Any) -> Any:
+        """Pyserini's 401 tells clients to email the Pyserini team for a token; this server's keys come from
+        its operator, so say how to send one instead (the check itself stays Pyserini's)."""
+        response = await call_next(request)
+        if response.status_code == 401 and request.url.path.startswith("/v1/"):
+            from fastapi.responses import JSONResponse
+
+            return JSONResponse(status_code=401, content={"error": UNAUTHORIZED})
+        return response
+
     return app
 
 

@@ -163,8 +163,8 @@ def start_server(config: Path, log: Path, *extra: str, timeout: float = 120) -> 
     command = [sys.executable, "-m", "pyserini_diffretriever.server", "rest", "--config", str(config)]
     command += ["--port", str(port), "--no-access-log", *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
-    handle = open(log, "w")
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    with open(log, "w") as handle:  # the child keeps its own descriptor
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     server = Server(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
