@@ -93,7 +93,9 @@ class DiffRetrieverSearchBackend(SharedSearchBackend):
             try:
                 self._ensure_index(alias, allow_local=True)
             except IndexNotAvailableError as error:
-                cause = error.__cause__ or error
+                cause: BaseException = error
+                while cause.__cause__ is not None:  # Pyserini wraps the opener's error (twice for ValueErrors)
+                    cause = cause.__cause__
                 raise RuntimeError(f"cannot open index alias {alias!r}: {cause}") from cause
             logger.info("index alias %s ready", alias)
 
