@@ -24,8 +24,8 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
-from ..serving.backend import DEFAULT_MAX_HITS, DEFAULT_MAX_QUERY_CHARS  # noqa: E402
 from ..serving.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_MS  # noqa: E402
+from ..serving.limits import DEFAULT_MAX_HITS, DEFAULT_MAX_QUERY_CHARS  # noqa: E402
 from ..serving.searchers import ServingOptions  # noqa: E402
 from . import configure_logging  # noqa: E402
 

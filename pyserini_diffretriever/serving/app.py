@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import DEFAULT_MAX_HITS, DEFAULT_MAX_QUERY_CHARS, DiffRetrieverSearchBackend
+from .backend import DiffRetrieverSearchBackend
+from .limits import DEFAULT_MAX_HITS, DEFAULT_MAX_QUERY_CHARS
 from .registry import read_hybrid_specs, register_index_types
 from .searchers import ServingOptions, ServingRuntime
 

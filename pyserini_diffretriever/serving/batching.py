@@ -107,6 +107,12 @@ class MicroBatcher:
             self._closed = True
             self._queue.put(None)
             self._worker.join(timeout=30)
+            logger.info(
+                "micro-batcher: %d queries in %d forward passes (%.2f per pass)",
+                self.queries,
+                self.batches,
+                self.queries / max(self.batches, 1),
+            )
 
     # -- worker ---------------------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -1,16 +1,13 @@
-"""Request limits checked by the backend (answered as Pyserini's 400s by REST and MCP)."""
+"""Request limits (answered as Pyserini's 400s by REST and MCP)."""
 
 from __future__ import annotations
 
 import pytest
-
-pytestmark = [pytest.mark.jvm]
+from pyserini.server.errors import BadSearchRequestError
 
 
 def test_query_text_limits():
-    from pyserini.server.errors import BadSearchRequestError
-
-    from pyserini_diffretriever.serving.backend import check_query_text
+    from pyserini_diffretriever.serving.limits import check_query_text
 
     check_query_text("wing flutter\tat mach 2\n", 30)
     check_query_text("é" * 30, 30)
@@ -26,9 +23,7 @@ def test_query_text_limits():
 
 
 def test_hits_limits():
-    from pyserini.server.errors import BadSearchRequestError
-
-    from pyserini_diffretriever.serving.backend import check_hits
+    from pyserini_diffretriever.serving.limits import check_hits
 
     check_hits(1, 5)
     check_hits(5, 5)
