@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_dense")
+NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_dense", "b8")
 
 TARGETS = {
     "compressed_multi_bytes_per_vector": ("<=", 512, "B5: compressed multi-vector bytes per 3584-d vector on disk"),
@@ -32,6 +32,8 @@ TARGETS = {
     "multivector_speedup_100k": (">=", 10.0, "exhaustive MaxSim latency / multi-vector default latency, 100k docs"),
     "multivector_recall_at_100": (">=", 0.99, "recall@100 of the default multi-vector search vs exact, 100k docs"),
     "memory_100k_over_10k": ("<=", 1.10, "peak RSS encoding 100k docs / 10k docs"),
+    "server_errors_under_load": ("<=", 0, "B8: 5xx answers at 1/4/16 concurrent clients (load shedding apart)"),
+    "server_qps_16_over_1": (">=", 1.5, "B8: REST QPS with 16 concurrent clients / 1 client"),
 }
 COLORS = {"diffusion": "#1f77b4", "autoregressive": "#d62728"}
 
@@ -165,6 +167,8 @@ def summarise(raw: dict) -> dict:
             "faiss_flat_latency_ms",
         ):
             s[key] = dense.get(key)
+    if "b8" in raw:
+        s.update(raw["b8"].get("summary", {}))
     targets = []
     for key, (op, bound, what) in TARGETS.items():
         value = s.get(key)
@@ -426,6 +430,8 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         lines += _b4_section(summary, raw["b4"])
     if "b5" in raw:
         lines += _b5_section(raw["b5"])
+    if "b8" in raw:
+        lines += _b8_section(raw["b8"])
     lines += [
         "## Reproduce",
         "",
@@ -438,6 +444,45 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _b8_section(b8: dict) -> list[str]:
+    """The REST server under load (``benchmarks/b8_server.py``)."""
+    lines = [
+        "## B8 Serving: Pyserini's REST server under load",
+        "",
+        f"`python -m pyserini_diffretriever.server rest` on loopback, one {b8['index']} alias over "
+        f"{b8['num_docs']:,} Cranfield documents, API keys on, result cache off (every request encodes its query). "
+        f"Closed-loop clients with keep-alive, {b8['seconds_per_level']:.0f} s per level (at most "
+        f"{b8['max_requests_per_level']:,} requests), after a warm-up.",
+        "",
+        "| server | clients | requests | QPS | p50 (ms) | p99 (ms) | 5xx | shed (429/503) | queries per forward pass |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [("default (window 2 ms, max batch 32)", level, b8.get("batching")) for level in b8["levels"]]
+    for tag, variant in b8.get("variants", {}).items():
+        rows.append((f"{tag} (`{' '.join(variant['options'])}`)", variant["level"], variant.get("batching")))
+    for name, level, batching in rows:
+        per_pass = _f((batching or {}).get("queries_per_pass"), 2) if level["clients"] == 16 else ""
+        lines.append(
+            f"| {name} | {level['clients']} | {level['requests']:,} | {level['qps']:.1f} | {_f(level['p50_ms'], 1)} "
+            f"| {_f(level['p99_ms'], 1)} | {level['server_errors']} | {level['shed']} | {per_pass} |"
+        )
+    lines += [
+        "",
+        "Queries per forward pass are counted by the server over its whole run (all levels for the default "
+        "server); `no_batching` encodes every query alone. The README's Serving section explains the window.",
+    ]
+    soak = b8.get("soak")
+    if soak:
+        lines += [
+            "",
+            f"Soak: {soak['minutes']:.0f} min at {soak['clients']} clients, {soak['load']['requests']:,} requests, "
+            f"{soak['load']['server_errors']} 5xx; server RSS {soak['rss_after_warmup_bytes'] / 2**20:.0f} MiB after "
+            f"warm-up, {soak['rss_final_bytes'] / 2**20:.0f} MiB at the end "
+            f"({100 * soak['rss_growth_after_warmup']:+.1f}%).",
+        ]
+    return lines + [""]
 
 
 def _b5_section(b5: dict) -> list[str]:
