@@ -252,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
             "server_qps_16_over_1": by_clients[16]["qps"] / by_clients[1]["qps"],
             "server_p99_ms_16": by_clients[16]["p99_ms"],
         }
-    out["machine"] = machine()
+    if args.soak_minutes:
+        out["soak"]["machine"] = machine()
+    else:
+        out["machine"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     shown = {k: v for k, v in out["soak"].items() if k != "rss_samples"} if args.soak_minutes else out["summary"]

@@ -35,6 +35,8 @@ SEARCHES = {
     "multi": ["--index", "{enc}/multi"],
     "impact": ["--index", "{work}/impact"],
     "hybrid": ["--multi-index", "{enc}/multi", "--impact-index", "{work}/impact", "--depth", "20"],
+    "hybrid_pyserini": ["--dense-index", "{enc}/dense", "--impact-index", "{work}/impact", "--depth", "20"]
+    + ["--fusion", "pyserini"],
 }
 
 
@@ -124,6 +126,13 @@ def _write_config(work: Path, enc: Path) -> Path:
                 "with": str(enc / "multi"),
                 "index_type": "diffretriever_hybrid",
                 "fusion": "minmax",
+                "depth": 20,
+            },
+            "hybrid_pyserini": {
+                "path": str(enc / "dense"),
+                "with": str(work / "impact"),
+                "index_type": "diffretriever_hybrid",
+                "fusion": "pyserini",
                 "depth": 20,
             },
         },
