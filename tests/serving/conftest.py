@@ -200,9 +200,8 @@ def stop_server(server: Server) -> None:
 @pytest.fixture(scope="session")
 def rest_server(cranfield_demo) -> Iterator[Server]:
     log = cranfield_demo.work / "server.log"
-    server = start_server(
-        cranfield_demo.config, log, "--max-query-chars", str(MAX_QUERY_CHARS), "--max-hits", str(MAX_HITS)
-    )
+    limits = ["--max-query-chars", str(MAX_QUERY_CHARS), "--max-hits", str(MAX_HITS)]
+    server = start_server(cranfield_demo.config, log, *limits, "--search-cache-size", "0")  # every request searches
     try:
         yield server
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,6 +22,24 @@ def test_results_equal_the_search_cli_runs(rest_server, cranfield_demo, alias):
         expected = cranfield_demo.runs[alias].get(qid, [])
         assert [docid for docid, _ in served] == [docid for docid, _ in expected], (alias, qid)
         assert [score for _, score in served] == pytest.approx([score for _, score in expected], abs=1e-5)
+
+
+def test_concurrent_requests_get_the_sequential_results(rest_server, cranfield_demo):
+    """Many clients at once (queries batched together, locked searchers shared): nothing mixed up."""
+    jobs = [(alias, qid, text) for alias in cranfield_demo.runs for qid, text in cranfield_demo.topics.items()]
+
+    def ask(job):
+        alias, _, text = job
+        response = rest_server.get(f"/v1/{alias}/search", query=text, hits=HITS)
+        assert response.status_code == 200, response.text
+        return [(c["docid"], c["score"]) for c in response.json()["candidates"]]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(ask, jobs * 2))
+    for (alias, qid, _), served in zip(jobs * 2, answers):
+        expected = cranfield_demo.runs[alias].get(qid, [])
+        assert [d for d, _ in served] == [d for d, _ in expected], (alias, qid)
+        assert [s for _, s in served] == pytest.approx([s for _, s in expected], abs=1e-5)
 
 
 def test_documents_come_from_the_base_index_or_are_null(rest_server, cranfield_demo):
