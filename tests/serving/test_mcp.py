@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from pyserini_diffretriever.serving import ServedSearcher
 from pyserini_diffretriever.serving.app import ServerSettings, create_mcp_server
 
 from .conftest import HITS
@@ -35,6 +36,9 @@ def test_mcp_search_equals_the_search_cli_and_bad_requests_are_tool_errors(cranf
     from fastmcp.exceptions import ToolError
 
     mcp, backend, runtime = create_mcp_server(ServerSettings(config=str(cranfield_demo.config), max_hits=100))
+    served = [config.searcher for config in backend.indexes.values() if isinstance(config.searcher, ServedSearcher)]
+    assert len(served) == 5 and len(runtime.batchers) == 1  # five aliases (seven encoders), one model, one batcher
+    assert {id(encoder.batcher.model) for s in served for encoder in s.encoders} == {id(runtime.batchers[0].model)}
 
     async def session() -> None:
         async with Client(mcp) as client:
