@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_dense", "b6_ray")
+NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_dense", "b6_ray", "b8")
 
 TARGETS = {
     "compressed_multi_bytes_per_vector": ("<=", 512, "B5: compressed multi-vector bytes per 3584-d vector on disk"),
@@ -34,6 +34,8 @@ TARGETS = {
     "memory_100k_over_10k": ("<=", 1.10, "peak RSS encoding 100k docs / 10k docs"),
     "ray_encode_2workers_over_1": (">=", 1.6, "B6: Ray encode throughput, 2 one-thread CPU workers / 1"),
     "ray_overhead_over_single_process": ("<=", 1.10, "B6: plain encode throughput / Ray with 1 worker, 1 thread"),
+    "server_errors_under_load": ("<=", 0, "B8: 5xx answers at 1/4/16 concurrent clients (load shedding apart)"),
+    "server_qps_16_over_1": (">=", 1.5, "B8: REST QPS with 16 concurrent clients / 1 client"),
 }
 COLORS = {"diffusion": "#1f77b4", "autoregressive": "#d62728"}
 
@@ -172,6 +174,8 @@ def summarise(raw: dict) -> dict:
         s["ray_encode_2workers_over_1"] = b6["ray_encode_2workers_over_1"]
         s["ray_overhead_over_single_process"] = b6["ray_overhead_over_single_process"]
         s["b6_steady_docs_per_second"] = b6["steady_docs_per_second"]
+    if "b8" in raw:
+        s.update(raw["b8"].get("summary", {}))
     targets = []
     for key, (op, bound, what) in TARGETS.items():
         value = s.get(key)
@@ -435,6 +439,8 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         lines += _b5_section(raw["b5"])
     if "b6_ray" in raw:
         lines += _b6_section(raw["b6_ray"])
+    if "b8" in raw:
+        lines += _b8_section(raw["b8"])
     lines += [
         "## Reproduce",
         "",
@@ -447,6 +453,45 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _b8_section(b8: dict) -> list[str]:
+    """The REST server under load (``benchmarks/b8_server.py``)."""
+    lines = [
+        "## B8 Serving: Pyserini's REST server under load",
+        "",
+        f"`python -m pyserini_diffretriever.server rest` on loopback, one {b8['index']} alias over "
+        f"{b8['num_docs']:,} Cranfield documents, API keys on, result cache off (every request encodes its query). "
+        f"Closed-loop clients with keep-alive, {b8['seconds_per_level']:.0f} s per level (at most "
+        f"{b8['max_requests_per_level']:,} requests), after a warm-up.",
+        "",
+        "| server | clients | requests | QPS | p50 (ms) | p99 (ms) | 5xx | shed (429/503) | queries per forward pass |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [("default (window 2 ms, max batch 32)", level, b8.get("batching")) for level in b8["levels"]]
+    for tag, variant in b8.get("variants", {}).items():
+        rows.append((f"{tag} (`{' '.join(variant['options'])}`)", variant["level"], variant.get("batching")))
+    for name, level, batching in rows:
+        per_pass = _f((batching or {}).get("queries_per_pass"), 2) if level["clients"] == 16 else ""
+        lines.append(
+            f"| {name} | {level['clients']} | {level['requests']:,} | {level['qps']:.1f} | {_f(level['p50_ms'], 1)} "
+            f"| {_f(level['p99_ms'], 1)} | {level['server_errors']} | {level['shed']} | {per_pass} |"
+        )
+    lines += [
+        "",
+        "Queries per forward pass are counted by the server over its whole run (all levels for the default "
+        "server); `no_batching` encodes every query alone. The README's Serving section explains the window.",
+    ]
+    soak = b8.get("soak")
+    if soak:
+        lines += [
+            "",
+            f"Soak: {soak['minutes']:.0f} min at {soak['clients']} clients, {soak['load']['requests']:,} requests, "
+            f"{soak['load']['server_errors']} 5xx; server RSS {soak['rss_after_warmup_bytes'] / 2**20:.0f} MiB after "
+            f"warm-up, {soak['rss_final_bytes'] / 2**20:.0f} MiB at the end "
+            f"({100 * soak['rss_growth_after_warmup']:+.1f}%).",
+        ]
+    return lines + [""]
 
 
 def _b5_section(b5: dict) -> list[str]:

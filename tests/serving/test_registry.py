@@ -1,0 +1,72 @@
+"""Our index types in Pyserini's server registries, hybrid aliases, and aliases that cannot be opened."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyserini_diffretriever.search.index_format import IndexFormatError
+from pyserini_diffretriever.serving import INDEX_TYPES, ServingRuntime, read_hybrid_specs, register_index_types
+from pyserini_diffretriever.serving.app import ServerSettings, open_backend
+
+pytestmark = [pytest.mark.jvm]
+
+
+def write_config(path, indexes, **extra):
+    path.write_text(json.dumps({"indexes": indexes, **extra}))
+    return path
+
+
+def test_registered_types_pass_pyserinis_config_parser_and_unknown_ones_do_not(tmp_path):
+    from pyserini.server.config import load_server_config
+    from pyserini.server.utils import INDEX_TYPE, SEARCHER_FACTORIES
+
+    register_index_types(ServingRuntime())
+    assert set(INDEX_TYPES) <= set(INDEX_TYPE) and set(INDEX_TYPES) <= set(SEARCHER_FACTORIES)
+    (tmp_path / "idx").mkdir()
+    ok = write_config(tmp_path / "ok.yaml", {"a": {"path": "idx", "index_type": "diffretriever_multi"}})
+    indexes, keys = load_server_config(str(ok))
+    assert indexes["a"].index_type == "diffretriever_multi" and indexes["a"].path == str(tmp_path / "idx") and not keys
+    bad = write_config(tmp_path / "bad.yaml", {"a": {"path": "idx", "index_type": "diffretriever_bogus"}})
+    with pytest.raises(ValueError, match="unsupported index_type"):
+        load_server_config(str(bad))
+    _, prebuilt, _ = SEARCHER_FACTORIES["diffretriever_dense"]
+    with pytest.raises(ValueError, match="no prebuilt indexes"):
+        prebuilt("msmarco-v1-passage")
+
+
+def test_hybrid_specs_resolve_paths_and_name_the_alias_in_errors(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    hybrid = {"index_type": "diffretriever_hybrid", "path": "a", "with": str(tmp_path / "b")}
+    specs = read_hybrid_specs(write_config(tmp_path / "c.yaml", {"h": hybrid, "plain": {"path": "a"}}))
+    assert list(specs) == ["h"]
+    assert specs["h"].paths == (tmp_path / "a", tmp_path / "b") and specs["h"].fusion == "minmax"
+    assert specs["h"].alpha == 0.5 and specs["h"].depth == 1000
+    for change, message in (
+        ({"with": None}, 'needs "with"'),
+        ({"with": "missing"}, "missing path"),
+        ({"fusion": "rrf"}, 'unknown "fusion"'),
+        ({"alpha": 1.5}, "outside \\[0, 1\\]"),
+        ({"alpha": "half"}, 'invalid "alpha"'),
+        ({"depth": 0}, 'invalid "depth"'),
+    ):
+        entry = {**hybrid, **change}
+        with pytest.raises(ValueError, match=f'"h".*{message}|{message}') as caught:
+            read_hybrid_specs(write_config(tmp_path / "c.yaml", {"h": entry}))
+        assert '"h"' in str(caught.value)
+
+
+def test_an_alias_of_the_wrong_kind_stops_the_start_naming_alias_and_cause(cranfield_demo, tmp_path):
+    enc = cranfield_demo.work / "enc"
+    config = write_config(tmp_path / "s.yaml", {"m": {"path": str(enc / "dense"), "index_type": "diffretriever_multi"}})
+    with pytest.raises(RuntimeError, match="cannot open index alias 'm'.*holds a 'dense' index"):
+        open_backend(ServerSettings(config=str(config)))
+    runtime = ServingRuntime(hybrids=read_hybrid_specs(config))
+    with pytest.raises(IndexFormatError, match="needs 'with'"):
+        runtime.open("diffretriever_hybrid", enc / "dense", alias="h")
+    same = {"index_type": "diffretriever_hybrid", "path": str(enc / "dense"), "with": str(enc / "dense")}
+    runtime = ServingRuntime(hybrids=read_hybrid_specs(write_config(tmp_path / "h.yaml", {"h": same})))
+    with pytest.raises(IndexFormatError, match="both indexes are dense"):
+        runtime.open("diffretriever_hybrid", enc / "dense", alias="h")
