@@ -489,6 +489,7 @@ class SideEncoder:
             "family": spec.family,
             "revision": spec.revision,
             "adapter": spec.adapter,
+            "adapter_sha256": spec.extra.get("adapter_sha256"),
             "vocabulary_sha256": self.model.vocabulary_fingerprint,
             "tokenizer_size": len(self.model.tokenizer),
             "vocab_size": int(spec.vocab_size),
