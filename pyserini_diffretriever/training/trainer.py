@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -113,13 +113,14 @@ class DiffRetrieverTrainer(Trainer):
 
 @dataclass
 class TrainingResult:
-    """Where the adapter went, and how the run ended."""
+    """Where the adapter went, how the run ended, and the trained model (in eval mode, LoRA unmerged)."""
 
     adapter_dir: Path
     merged_dir: Path | None
     global_step: int
     skipped_steps: int
     final_loss: float | None
+    model: DiffRetrieverForTraining | None = field(default=None, repr=False)
 
 
 def training_arguments(settings: TrainingSettings) -> TrainingArguments:
@@ -212,12 +213,14 @@ def train(settings: TrainingSettings, *, backbone=None, callbacks=()) -> Trainin
         base_model=str(settings.model),
     )
     output = trainer.train(resume_from_checkpoint=resume_from)
+    model.eval()
     result = TrainingResult(
         adapter_dir=Path(settings.output_dir),
         merged_dir=None,
         global_step=trainer.state.global_step,
         skipped_steps=trainer.skipped_steps,
         final_loss=output.training_loss,
+        model=model,
     )
     if trainer.is_world_process_zero():
         save_adapter(model, settings.output_dir, str(settings.model))
