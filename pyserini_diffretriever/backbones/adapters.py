@@ -81,9 +81,19 @@ class AdapterInfo:
                 digest.update(block)
         return digest.hexdigest()
 
+    @property
+    def trained_k(self) -> dict[str, int] | None:
+        """``{"query": K_q, "passage": K_p}`` the adapter was trained with (``retriever_config.json``), if recorded."""
+        config = self.retriever_config or {}
+        k = {"query": config.get("n_gen_q_tokens"), "passage": config.get("n_gen_p_tokens")}
+        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in k.values()):
+            return k
+        return None
+
     def summary(self) -> dict:
         """What a manifest should record about the adapter."""
         return {
+            "adapter_k": self.trained_k,
             "adapter": self.source,
             "adapter_sha256": self.sha256,
             "adapter_base_model": self.base_model,

@@ -10,7 +10,33 @@ import pytest
 
 from pyserini_diffretriever.training import TrainingSettings
 
-WORDS = ["wing", "flutter", "heat", "boundary", "layer", "shock", "wave", "pressure", "supersonic", "flow", "nozzle", "blade", "turbine", "cylinder", "plate", "vortex", "drag", "lift", "panel", "buckling", "jet", "mixing", "stagnation", "transition", "laminar"]
+WORDS = [
+    "wing",
+    "flutter",
+    "heat",
+    "boundary",
+    "layer",
+    "shock",
+    "wave",
+    "pressure",
+    "supersonic",
+    "flow",
+    "nozzle",
+    "blade",
+    "turbine",
+    "cylinder",
+    "plate",
+    "vortex",
+    "drag",
+    "lift",
+    "panel",
+    "buckling",
+    "jet",
+    "mixing",
+    "stagnation",
+    "transition",
+    "laminar",
+]
 
 
 def write_groups(path: Path, n_queries: int = 8, n_negatives: int = 4, seed: int = 0) -> Path:

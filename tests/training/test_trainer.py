@@ -9,16 +9,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from pyserini_diffretriever.backbones.adapters import read_adapter
+from pyserini_diffretriever.cli import encode as encode_cli
 from pyserini_diffretriever.cli import train as train_cli
 from pyserini_diffretriever.encoders import DiffRetrieverDocumentEncoder, DiffRetrieverModel
+from pyserini_diffretriever.search import open_searcher
 from pyserini_diffretriever.training import model as model_module
 from pyserini_diffretriever.training import train
 
-from .conftest import tiny_settings
+from .conftest import tiny_settings, write_groups
 
 HERE = Path(__file__).resolve().parent
 TEXTS = ["flutter of a heated wing panel", "shock wave boundary layer interaction in a supersonic nozzle"]
@@ -32,10 +36,17 @@ def _cosines(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
     return out
 
 
-def test_trained_adapter_round_trips_through_the_encoders_and_the_merged_export(tiny_dream_dir, groups_file, tmp_path):
-    out = tmp_path / "adapter"
-    result = train(tiny_settings(tiny_dream_dir, groups_file, out, merge=True))
-    assert result.global_step == 3 and result.skipped_steps == 0
+@pytest.fixture(scope="module")
+def trained(tiny_dream_dir, tmp_path_factory):
+    """One 3-step run with a merged export, shared by the round-trip tests."""
+    root = tmp_path_factory.mktemp("trained")
+    data = write_groups(root / "train.jsonl")
+    return train(tiny_settings(tiny_dream_dir, data, root / "adapter", merge=True))
+
+
+def test_the_adapter_folder_has_the_released_layout(trained):
+    out = trained.adapter_dir
+    assert trained.global_step == 3 and trained.skipped_steps == 0
     files = {p.name for p in out.iterdir()}
     assert {
         "adapter_config.json",
@@ -49,22 +60,42 @@ def test_trained_adapter_round_trips_through_the_encoders_and_the_merged_export(
     assert json.loads((out / "adapter_config.json").read_text())["task_type"] == "FEATURE_EXTRACTION"
     assert all("lora_" in name for name in load_file(out / "adapter_model.safetensors"))
 
-    in_memory = DiffRetrieverModel(result.model.loaded_backbone())
+
+def test_trained_adapter_round_trips_through_the_encoders_and_the_merged_export(tiny_dream_dir, trained):
+    out = trained.adapter_dir
+    in_memory = DiffRetrieverModel(trained.model.loaded_backbone())
     expected = in_memory.encode_side(TEXTS, "passage", k=3, max_length=64)
-    loaded = DiffRetrieverDocumentEncoder(tiny_dream_dir, adapter=str(out), representation="multi", k=3, max_length=64)
+    loaded = DiffRetrieverDocumentEncoder(tiny_dream_dir, adapter=str(out), representation="multi", max_length=64)
+    assert loaded.k == 3  # the K the adapter was trained with (retriever_config.json)
     assert min(_cosines(expected.multi, loaded.encode(TEXTS))) >= 0.9999
-    assert loaded.settings()["adapter_sha256"] == loaded.model.spec.extra["adapter_sha256"]
-    assert len(loaded.settings()["adapter_sha256"]) == 64
-    by_adapter_alone = DiffRetrieverModel(out)  # base model taken from retriever_config.json
-    assert (
-        min(_cosines(expected.multi, by_adapter_alone.encode_side(TEXTS, "passage", k=3, max_length=64).multi))
-        >= 0.9999
-    )
-    merged = DiffRetrieverModel(result.merged_dir).encode_side(TEXTS, "passage", k=3, max_length=64)
+    assert loaded.settings()["adapter_sha256"] == read_adapter(out).sha256
+    alone = DiffRetrieverModel(out)  # base model taken from retriever_config.json
+    assert min(_cosines(expected.multi, alone.encode_side(TEXTS, "passage", max_length=64).multi)) >= 0.9999
+    merged = DiffRetrieverModel(trained.merged_dir).encode_side(TEXTS, "passage", k=3, max_length=64)
     assert min(_cosines(expected.multi, merged.multi)) >= 0.9999
     assert merged.impact == expected.impact
     base = DiffRetrieverModel(tiny_dream_dir).encode_side(TEXTS, "passage", k=3, max_length=64)
     assert min(_cosines(expected.multi, base.multi)) < 0.9999  # training changed the encodings
+
+
+def test_encode_cli_and_open_searcher_use_the_adapter_recorded_in_the_manifest(tiny_dream_dir, trained, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": str(i), "title": "", "text": t}) + "\n" for i, t in enumerate(TEXTS)))
+    out = tmp_path / "enc"
+    argv = ["input", "--corpus", str(corpus), "encoder", "--encoder", str(tiny_dream_dir), "--adapter",
+            str(trained.adapter_dir), "--representation", "multi", "--max-length", "64", "output", "--embeddings",
+            str(out), "--no-progress"]  # fmt: skip
+    assert encode_cli.main(argv) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    encoder = manifest["encoder"]
+    assert encoder["adapter"] == str(trained.adapter_dir) and encoder["k"] == 3
+    assert encoder["adapter_sha256"] == read_adapter(trained.adapter_dir).sha256
+    assert manifest["query"]["k"] == 2  # the adapter's query K
+    searcher = open_searcher(out, threads=1)
+    settings = searcher.query_encoder.settings()
+    assert (settings["adapter_sha256"], settings["k"]) == (encoder["adapter_sha256"], 2)
+    hits = searcher.search("shock wave in a nozzle", k=2)
+    assert {hit.docid for hit in hits} == {"0", "1"}
 
 
 def _adapter(folder: Path) -> dict[str, torch.Tensor]:
