@@ -1,4 +1,4 @@
-"""The training loss (docs/method.md §8.1) on a fixed tiny batch, for the Dream and LLaDA fixtures.
+"""The training loss (docs/method.md §8.1) on a fixed tiny batch (Dream and LLaDA fixtures), and across processes.
 
 The reference value is computed independently from the encoders' own read-out (``read_out`` with the slot
 logits kept, no stop truncation) with the formulas written out here: explicit normalisation, MaxSim as a loop,
@@ -16,9 +16,10 @@ from pyserini_diffretriever.backbones import load_backbone
 from pyserini_diffretriever.encoders.model import DiffRetrieverModel
 from pyserini_diffretriever.representation.content_words import content_token_ids
 from pyserini_diffretriever.representation.readout import read_out
-from pyserini_diffretriever.training import DiffRetrieverForTraining, TevatronGroups
+from pyserini_diffretriever.training import DiffRetrieverForTraining, TevatronGroups, contrastive_loss
 from pyserini_diffretriever.training.collator import SIDE_KEYS
 
+from . import dist_worker
 from .conftest import tiny_settings
 
 FAMILIES = ("tiny_dream_dir", "tiny_llada_dir")
@@ -118,3 +119,40 @@ def test_loss_is_invariant_to_left_padding_from_other_batch_partners(request, fa
         assert torch.allclose(alone[1].dense, padded[1].dense, atol=1e-5)
         assert float(model.loss(*alone).total) == pytest.approx(float(model.loss(*padded).total), rel=1e-5)
         assert float(model(**batch)["loss"]) == pytest.approx(float(model.loss(*alone).total), rel=1e-5)
+
+
+# The forked workers run torch on one thread and gloo only (no OpenMP pool, no JVM), so fork is safe here.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_gathered_loss_gives_each_process_the_global_gradient_of_its_shard(tmp_path):
+    import torch.multiprocessing as mp
+
+    world = 2
+    # fork: the workers inherit the imported package instead of importing it again (seconds each)
+    mp.start_processes(
+        dist_worker.rank_gradients,
+        args=(world, str(tmp_path / "init"), str(tmp_path)),
+        nprocs=world,
+        join=True,
+        start_method="fork",
+    )
+    queries, passages, group = dist_worker.full_batch()
+    for reps in (queries, passages):
+        reps.dense.requires_grad_()
+    queries.sparse_weights = queries.sparse_weights.clone()
+    queries.sparse_weights[0, 4:] = 0  # rank 0's shard keeps 4 sparse columns, rank 1's 5
+    queries.sparse_weights[1, 4:] = 0
+    queries.sparse_weights[2:, 5:] = 0
+    passages.sparse_weights = passages.sparse_weights.clone()
+    passages.sparse_weights[: 2 * group, 4:] = 0
+    passages.sparse_weights[2 * group :, 5:] = 0
+    for reps in (queries, passages):
+        reps.sparse_weights.requires_grad_()
+    contrastive_loss(queries, passages, group).total.backward()  # one process, the whole batch
+    for rank in range(world):
+        (q_dense, q_sparse), (p_dense, p_sparse) = torch.load(tmp_path / f"rank{rank}.pt")
+        width = 4 + rank
+        q_rows, p_rows = slice(rank * 2, rank * 2 + 2), slice(rank * 2 * group, (rank * 2 + 2) * group)
+        assert torch.allclose(q_dense / world, queries.dense.grad[q_rows], atol=1e-6)
+        assert torch.allclose(p_dense / world, passages.dense.grad[p_rows], atol=1e-6)
+        assert torch.allclose(q_sparse / world, queries.sparse_weights.grad[q_rows, :width], atol=1e-6)
+        assert torch.allclose(p_sparse / world, passages.sparse_weights.grad[p_rows, :width], atol=1e-6)

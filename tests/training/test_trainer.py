@@ -167,3 +167,17 @@ def test_a_non_finite_loss_skips_the_optimizer_step(tiny_dream_dir, groups_file,
     steps = snapshots.by_step
     assert all(torch.equal(steps[1][n], steps[2][n]) for n in steps[1])  # step 2 changed nothing
     assert any(not torch.equal(steps[2][n], steps[3][n]) for n in steps[2])  # step 3 trained again
+
+
+def test_the_autoregressive_baseline_trains_and_round_trips(groups_file, tmp_path):
+    from pyserini_diffretriever.fixtures import write_tiny_qwen2
+
+    base = write_tiny_qwen2(tmp_path / "qwen2", num_layers=1)
+    settings = tiny_settings(base, groups_file, tmp_path / "adapter", k_passage=2, max_steps=2, merge=True)
+    result = train(settings)
+    assert result.skipped_steps == 0 and result.final_loss is not None and result.final_loss > 0
+    expected = DiffRetrieverModel(result.model.loaded_backbone()).encode_side(TEXTS, "passage", k=2, max_length=64)
+    loaded = DiffRetrieverModel(result.adapter_dir).encode_side(TEXTS, "passage", max_length=64)  # K=2 from config
+    assert min(_cosines(expected.multi, loaded.multi)) >= 0.9999
+    merged = DiffRetrieverModel(result.merged_dir).encode_side(TEXTS, "passage", k=2, max_length=64)
+    assert min(_cosines(expected.multi, merged.multi)) >= 0.9999
