@@ -31,7 +31,23 @@ _LAZY = {
     "train": "trainer",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "DiffRetrieverForTraining",
+    "LORA_TARGETS",
+    "LossConfig",
+    "LossParts",
+    "TevatronGroups",
+    "TrainingDataError",
+    "TrainingGroup",
+    "TrainingResult",
+    "TrainingSettings",
+    "contrastive_loss",
+    "merge_adapter",
+    "sample_passages",
+    "save_adapter",
+    "train",
+]
+assert set(__all__) == set(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
