@@ -32,6 +32,7 @@ BENCHMARKS = {
     "b4": "b4_memory.py",
     "b5": "b5_scale.py",
     "b5_dense": "b5_dense.py",
+    "b7": "b7_train.py",
 }
 FRESH_WORKDIRS = {"b3"}  # searchers would reuse token indexes from an earlier run and hide their build time
 

@@ -220,13 +220,13 @@ class LLaDABackbone(nn.Module):
         self.model = LLaDATrunk(cfg, attn_implementation)
         self.gradient_checkpointing = False
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None) -> None:
         """Recompute every block in the backward pass (non-reentrant ``torch.utils.checkpoint``), for training.
 
         Same name as transformers' method, so training code treats every backbone alike; only non-reentrant
         checkpointing is offered (reentrant needs inputs that require gradients, which frozen embeddings lack).
         """
-        if (gradient_checkpointing_kwargs or {}).get("use_reentrant", False):
+        if (activation_checkpointing_kwargs or {}).get("use_reentrant", False):
             raise ValueError("LLaDA supports only non-reentrant gradient checkpointing (use_reentrant=False)")
         self.gradient_checkpointing = True
 

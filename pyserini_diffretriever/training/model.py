@@ -83,7 +83,7 @@ class DiffRetrieverForTraining(nn.Module):
             )
         }
         if settings.gradient_checkpointing:
-            backbone.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            backbone.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         self.peft_model = add_lora(backbone.model, settings, spec.model_type)
         self.group_size = 1 + settings.n_negatives
         self.loss_config = settings.loss_config()

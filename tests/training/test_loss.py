@@ -156,3 +156,22 @@ def test_gathered_loss_gives_each_process_the_global_gradient_of_its_shard(tmp_p
         assert torch.allclose(p_dense / world, passages.dense.grad[p_rows], atol=1e-6)
         assert torch.allclose(q_sparse / world, queries.sparse_weights.grad[q_rows, :width], atol=1e-6)
         assert torch.allclose(p_sparse / world, passages.sparse_weights.grad[p_rows, :width], atol=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(request, family, groups_file, tmp_path):
+    results = []
+    for checkpointing in (False, True):
+        model_dir = request.getfixturevalue(family)
+        settings = tiny_settings(model_dir, groups_file, tmp_path / "out", gradient_checkpointing=checkpointing)
+        torch.manual_seed(0)
+        model = DiffRetrieverForTraining(load_backbone(model_dir), settings).train()
+        batch = model.collator()([TevatronGroups(groups_file, n_negatives=2)[i] for i in range(2)])
+        torch.manual_seed(1)  # the same LoRA dropout masks
+        loss = model(**batch)["loss"]
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((float(loss.detach()), grads))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert loss_a == pytest.approx(loss_b, rel=1e-6) and grads_a.keys() == grads_b.keys()
+    assert all(torch.allclose(grads_a[n], grads_b[n], atol=1e-6, rtol=1e-4) for n in grads_a)
