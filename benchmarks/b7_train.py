@@ -145,9 +145,18 @@ def learning(quick: bool, workdir: Path) -> dict:
     result = train(settings)
     seconds = C.time.perf_counter() - start
     history = json.loads((workdir / "b7-adapter" / "training_summary.json").read_text())["log_history"]
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    window = min(20, len(losses) // 4)
-    first, last = sum(losses[:window]) / window, sum(losses[-window:]) / window
+    logged = [entry for entry in history if "loss" in entry]
+    window = min(20, len(logged) // 4)
+
+    def mean(key: str, part: list[dict]) -> float:
+        return sum(entry[key] for entry in part) / len(part)
+
+    first, last = mean("loss", logged[:window]), mean("loss", logged[-window:])
+    terms = {
+        f"{term}_{end}": mean(f"{term}_loss", part)
+        for term in ("dense", "sparse")
+        for end, part in (("first", logged[:window]), ("last", logged[-window:]))
+    }
     after = mrr_at_10(DiffRetrieverModel(result.model.loaded_backbone()), heldout, corpus)
     return {
         "steps": steps,
@@ -156,6 +165,7 @@ def learning(quick: bool, workdir: Path) -> dict:
         "loss_last": last,
         "loss_cut": 1 - last / first,
         "loss_window": window,
+        "loss_terms": terms,
         "mrr10_untrained": before,
         "mrr10_trained": after,
         "settings": {

@@ -82,9 +82,11 @@ def test_encode_cli_and_open_searcher_use_the_adapter_recorded_in_the_manifest(t
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": str(i), "title": "", "text": t}) + "\n" for i, t in enumerate(TEXTS)))
     out = tmp_path / "enc"
-    argv = ["input", "--corpus", str(corpus), "encoder", "--encoder", str(tiny_dream_dir), "--adapter",
-            str(trained.adapter_dir), "--representation", "multi", "--max-length", "64", "output", "--embeddings",
-            str(out), "--no-progress"]  # fmt: skip
+    adapter = str(trained.adapter_dir)
+    argv = (
+        f"input --corpus {corpus} encoder --encoder {tiny_dream_dir} --adapter {adapter} --representation multi "
+        f"--max-length 64 output --embeddings {out} --no-progress"
+    ).split()
     assert encode_cli.main(argv) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     encoder = manifest["encoder"]
@@ -104,9 +106,10 @@ def _adapter(folder: Path) -> dict[str, torch.Tensor]:
 
 def test_resume_after_sigkill_mid_epoch_reaches_the_uninterrupted_adapter(tiny_dream_dir, groups_file, tmp_path):
     # 8 queries, 2 per step: 4 steps per epoch, 2 epochs; killed right after the checkpoint of step 6 (epoch 2)
-    common = ["--model", str(tiny_dream_dir), "--train-data", str(groups_file), "--k-query", "2", "--k-passage",
-              "3", "--max-length", "64", "--n-negatives", "2", "--per-device-batch-size", "2", "--epochs", "2",
-              "--learning-rate", "1e-3", "--save-steps", "3", "--device", "cpu"]  # fmt: skip
+    common = (
+        f"--model {tiny_dream_dir} --train-data {groups_file} --k-query 2 --k-passage 3 --max-length 64 "
+        "--n-negatives 2 --per-device-batch-size 2 --epochs 2 --learning-rate 1e-3 --save-steps 3 --device cpu"
+    ).split()
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(HERE.parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     child = subprocess.run(
