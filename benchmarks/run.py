@@ -33,6 +33,7 @@ BENCHMARKS = {
     "b5": "b5_scale.py",
     "b5_dense": "b5_dense.py",
     "b6_ray": "b6_ray.py",
+    "b7": "b7_train.py",
     "b8": "b8_server.py",
 }
 FRESH_WORKDIRS = {"b3"}  # searchers would reuse token indexes from an earlier run and hide their build time

@@ -52,7 +52,8 @@ class EncoderSettings:
     representation : {"dense", "multi", "impact"}
         What ``encode`` returns.
     k : int, optional
-        Mask slots (autoregressive backbones: generated slots); ``None``: the backbone's default for the side.
+        Mask slots (autoregressive backbones: generated slots); ``None``: the K an adapter was trained with, else the
+        backbone's default for the side.
     prompt : str, PathLike or PromptTemplate
         ``"one"``, ``"few"``, ``"three"`` or a prompt YAML.
     max_length : int

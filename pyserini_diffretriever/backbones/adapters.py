@@ -9,6 +9,7 @@ warns about mismatches) and merges, returning the plain native module: after mer
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import warnings
@@ -33,6 +34,8 @@ RETRIEVER_BASE_MODELS = {
     "dream": ("Dream", "Dream-org/Dream-v0-Instruct-7B"),
     "llada": ("llada", "GSAI-ML/LLaDA-8B-Instruct"),
     "llada1": ("llada", "GSAI-ML/LLaDA-8B-Instruct"),
+    "qwen2": ("qwen2", "Qwen/Qwen2.5-7B-Instruct"),
+    "llama": ("llama", "meta-llama/Meta-Llama-3-8B-Instruct"),
 }
 
 #: Rewrites tried, in order, when adapter module paths do not exist in the native module:
@@ -69,10 +72,30 @@ class AdapterInfo:
         """The config.json ``model_type`` the adapter was trained for, if ``retriever_config.json`` says."""
         return _retriever_entry(self)[0] if self.retriever_model_type is not None else None
 
+    @property
+    def sha256(self) -> str:
+        """sha256 of ``adapter_model.safetensors``: names the trained weights whatever folder they sit in."""
+        digest = hashlib.sha256()
+        with (self.path / ADAPTER_WEIGHTS_FILE).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    @property
+    def trained_k(self) -> dict[str, int] | None:
+        """``{"query": K_q, "passage": K_p}`` the adapter was trained with (``retriever_config.json``), if recorded."""
+        config = self.retriever_config or {}
+        k = {"query": config.get("n_gen_q_tokens"), "passage": config.get("n_gen_p_tokens")}
+        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in k.values()):
+            return k
+        return None
+
     def summary(self) -> dict:
         """What a manifest should record about the adapter."""
         return {
+            "adapter_k": self.trained_k,
             "adapter": self.source,
+            "adapter_sha256": self.sha256,
             "adapter_base_model": self.base_model,
             "adapter_peft_type": self.config.get("peft_type"),
             "adapter_r": self.config.get("r"),
@@ -119,9 +142,13 @@ def read_adapter(adapter: str | Path, *, revision: str | None = None) -> Adapter
 def default_base_model(info: AdapterInfo) -> str:
     """Pick the base checkpoint for an adapter given without one.
 
-    ``retriever_config.json``'s ``model_type`` wins (released layout: its adapter_config may name a
-    training-cluster path); otherwise adapter_config's ``base_model_name_or_path``.
+    ``retriever_config.json``'s ``base_model_name_or_path`` first (written by this package's trainer), then its
+    ``model_type`` (released layout: its adapter_config may name a training-cluster path); otherwise
+    adapter_config's ``base_model_name_or_path``.
     """
+    trained_on = (info.retriever_config or {}).get("base_model_name_or_path")
+    if trained_on:
+        return str(trained_on)
     if info.retriever_model_type is not None:
         return _retriever_entry(info)[1]
     if info.base_model:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 from transformers import PreTrainedTokenizerFast
 
@@ -217,6 +218,17 @@ class LLaDABackbone(nn.Module):
             )
         self.config = cfg
         self.model = LLaDATrunk(cfg, attn_implementation)
+        self.gradient_checkpointing = False
+
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None) -> None:
+        """Recompute every block in the backward pass (non-reentrant ``torch.utils.checkpoint``), for training.
+
+        Same name as transformers' method, so training code treats every backbone alike; only non-reentrant
+        checkpointing is offered (reentrant needs inputs that require gradients, which frozen embeddings lack).
+        """
+        if (activation_checkpointing_kwargs or {}).get("use_reentrant", False):
+            raise ValueError("LLaDA supports only non-reentrant gradient checkpointing (use_reentrant=False)")
+        self.gradient_checkpointing = True
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Post-``ln_f`` states ``[B, L, H]``; padded keys masked, positions = ``cumsum(mask) - 1``."""
@@ -224,8 +236,12 @@ class LLaDABackbone(nn.Module):
         cos, sin = rotary_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)
         t = self.model.transformer
         x = t["wte"](input_ids)
+        checkpointed = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for block in t["blocks"]:
-            x = block(x, cos, sin, key_mask)
+            if checkpointed:
+                x = torch.utils.checkpoint.checkpoint(block, x, cos, sin, key_mask, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, key_mask)
         return t["ln_f"](x)
 
     def vocab_logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,8 @@ class DiffRetrieverDocumentEncoder(SideEncoderMixin, DocumentEncoder):
         ``"multi"`` (per passage ``[K', H]`` float32 normalised vectors for MaxSim) or ``"impact"``
         (per passage ``{term: int}`` for Lucene impact indexes).
     k:
-        Passage mask slots K_p; default per backbone (Dream 16, LLaDA 4).
+        Passage mask slots K_p; default: the K an adapter was trained with, else per backbone (Dream 16,
+        LLaDA 4).
     prompt:
         ``"one"``, ``"few"`` (default) or ``"three"``, or a YAML path with the four prompt keys.
     max_length:

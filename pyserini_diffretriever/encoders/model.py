@@ -213,6 +213,18 @@ class DiffRetrieverModel:
             self._fingerprint = vocabulary_fingerprint(self.tokenizer)
         return self._fingerprint
 
+    def default_k(self, side: str) -> int:
+        """K of ``side`` when none is given.
+
+        What a merged adapter was trained with (its ``retriever_config.json`` ``n_gen_q_tokens`` /
+        ``n_gen_p_tokens``; a released single-vector adapter says K=1), else the registry's :func:`default_k`.
+        """
+        check_side(side)
+        trained = self.spec.extra.get("adapter_k")
+        if isinstance(trained, dict) and trained.get(side):
+            return int(trained[side])
+        return default_k(self.spec.model_type, side)
+
     def input_builder(
         self, side: str, k: int, prompt: str | Path | PromptTemplate, max_length: int, title_separator: str = ". "
     ) -> InputBuilder:
@@ -263,7 +275,7 @@ class DiffRetrieverModel:
             ``"query"`` or ``"passage"``.
         k:
             Mask slots (autoregressive backbones: slots generated, PromptReps' N); ``None`` takes
-            :func:`default_k` for this backbone and side.
+            :meth:`default_k` for this model and side.
         prompt, max_length:
             Prompt variant/YAML and the prompt + text token budget.
         batch_size:
@@ -281,7 +293,7 @@ class DiffRetrieverModel:
             raise ValueError(f"unknown representations {sorted(unknown)}; expected a subset of {REPRESENTATIONS}")
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: expected >= 1")
-        k = default_k(self.spec.model_type, side) if k is None else k
+        k = self.default_k(side) if k is None else k
         builder = self.input_builder(side, k, prompt, max_length, title_separator)
         texts = builder.join(list(texts), None if titles is None else list(titles))
         result = _empty_batch(len(texts), self.hidden_size, wanted)
@@ -432,7 +444,7 @@ class SideEncoder:
         _check_backbone_options(self.model, options)
         self.side = side
         self.representation = options.representation
-        self.k = default_k(self.model.spec.model_type, side) if options.k is None else options.k
+        self.k = self.model.default_k(side) if options.k is None else options.k
         self.options = options.replace(k=self.k)
         self.prompt = options.prompt
         self.max_length = options.max_length
@@ -489,6 +501,7 @@ class SideEncoder:
             "family": spec.family,
             "revision": spec.revision,
             "adapter": spec.adapter,
+            "adapter_sha256": spec.extra.get("adapter_sha256"),
             "vocabulary_sha256": self.model.vocabulary_fingerprint,
             "tokenizer_size": len(self.model.tokenizer),
             "vocab_size": int(spec.vocab_size),

@@ -7,6 +7,8 @@ Every slot vector is L2-normalised (norm clamped at 1e-12, so zeroed slots stay 
 * ``multi``: the normalised vectors themselves; slots zeroed by stop-token truncation are removed (score
   neutral: they contribute ``max(0, ·) = 0`` to MaxSim on either side), keeping at least one row (a zero
   row when nothing is left);
+* :func:`maxsim_matrix`: the same MaxSim for batches of torch tensors, differentiable; the training loss
+  calls it without the clamp (docs/method.md §8.1);
 * :func:`maxsim` (defined in :mod:`pyserini_diffretriever.search.scoring`, re-exported here):
   ``sum_i max(0, max_j q_i · d_j)`` — ColBERT MaxSim with the reference's clamp at 0 of
   every per-query-vector maximum, summed (not averaged) over query vectors.
@@ -19,7 +21,7 @@ import torch
 
 from ..search.scoring import maxsim  # the one MaxSim (pure numpy); re-exported here
 
-__all__ = ["NORM_EPS", "kept_slots", "l2_normalize", "maxsim", "multi_vectors", "single_vector"]
+__all__ = ["NORM_EPS", "kept_slots", "l2_normalize", "maxsim", "maxsim_matrix", "multi_vectors", "single_vector"]
 
 NORM_EPS = 1e-12
 
@@ -54,3 +56,19 @@ def multi_vectors(slots: torch.Tensor, slot_mask: torch.Tensor | None = None) ->
             vectors = torch.zeros((1, row.shape[-1]), dtype=torch.float32)
         out.append(np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32))
     return out
+
+
+def maxsim_matrix(queries: torch.Tensor, passages: torch.Tensor, *, clamp: bool = True) -> torch.Tensor:
+    """``[Q, Kq, H]`` x ``[P, Kp, H]`` -> ``[Q, P]`` MaxSim ``sum_i max_j q_i . p_j`` (fp32, differentiable).
+
+    ``clamp=True`` applies the evaluation's ``max(0, .)`` to every per-query-vector maximum (as :func:`maxsim`);
+    the training loss uses ``clamp=False``. Vectors are used as given (normalise them first).
+    """
+    if queries.dim() != 3 or passages.dim() != 3 or queries.shape[-1] != passages.shape[-1]:
+        raise ValueError(
+            f"maxsim_matrix needs [Q, Kq, H] and [P, Kp, H] tensors, got {tuple(queries.shape)} and "
+            f"{tuple(passages.shape)}"
+        )
+    sims = torch.einsum("qih,pjh->qpij", queries.float(), passages.float())
+    best = sims.amax(dim=-1)
+    return (best.clamp_min(0) if clamp else best).sum(dim=-1)

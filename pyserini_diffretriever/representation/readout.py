@@ -161,6 +161,13 @@ class SlotOutputs:
         )
 
 
+def logits_shift(logits: str) -> int:
+    """Rows between a mask slot and the row its logits are read at: 0 (``"unshifted"``) or 1 (``"shifted"``)."""
+    if logits not in LOGITS_MODES:
+        raise ValueError(f"logits={logits!r}: expected one of {LOGITS_MODES}")
+    return 1 if logits == "shifted" else 0
+
+
 def stop_token_ids(tokenizer, mask_token_id: int | None) -> frozenset[int]:
     """The stop set of §3.4: the tokenizer's special ids except the mask id."""
     return frozenset(int(i) for i in tokenizer.all_special_ids) - {mask_token_id}
@@ -232,7 +239,7 @@ def read_out(
     ids = batch.input_ids.to(device)
     mask = batch.attention_mask.to(device)
     n_rows, k, start = ids.shape[0], batch.k, batch.mask_start
-    shift = 1 if config.logits == "shifted" else 0
+    shift = logits_shift(config.logits)
     if content_ids is not None and len(content_ids) != n_rows:
         raise ValueError(f"got content ids for {len(content_ids)} rows, batch has {n_rows}")
     chunk = max(1, config.max_logits_bytes // (k * int(backbone.spec.vocab_size) * 4))

@@ -40,6 +40,19 @@ def pad_content_ids(
     return ids.to(device), valid.to(device)
 
 
+def activate(logits: torch.Tensor) -> torch.Tensor:
+    """The sparse activation ``log(1 + relu(l))`` (step 2), shared by the encoders and the training loss."""
+    return torch.log(1 + torch.relu(logits))
+
+
+def _allowed(content_ids: torch.Tensor, content_valid: torch.Tensor, mask_token_id: int | None) -> torch.Tensor:
+    """``[B, C]`` bool: real (non-padding) content ids other than the mask id (step 1)."""
+    valid = content_valid.clone()
+    if mask_token_id is not None:
+        valid &= content_ids != mask_token_id
+    return valid
+
+
 def quantize(
     weights: torch.Tensor, quantization: float = DEFAULT_QUANTIZATION, rounding: str = "truncate"
 ) -> torch.Tensor:
@@ -88,13 +101,57 @@ def slot_impacts(
         return empty, empty.to(torch.int32)
     index = content_ids.unsqueeze(1).expand(batch, k, width)
     gathered = logits.gather(2, index).float()
-    valid = content_valid.clone()
-    if mask_token_id is not None:
-        valid &= content_ids != mask_token_id
-    activated = torch.log(1 + torch.relu(gathered)) * valid.unsqueeze(1)
+    valid = _allowed(content_ids, content_valid, mask_token_id)
+    activated = activate(gathered) * valid.unsqueeze(1)
     values, positions = activated.topk(t, dim=-1)
     ids = content_ids.unsqueeze(1).expand(batch, k, width).gather(2, positions)
     return ids, quantize(values, quantization, rounding)
+
+
+def pooled_content_weights(
+    logits: torch.Tensor, content_ids: torch.Tensor, content_valid: torch.Tensor, *, mask_token_id: int | None
+) -> torch.Tensor:
+    """Differentiable, unquantised sparse weights for training (docs/method.md §8.1).
+
+    ``s(x)[c] = log(1 + relu(max_k l_k[c]))`` for every content id ``c`` of the row (the max over slots commutes
+    with the monotone activation, so this is also the max-pool of the per-slot activations the encoders keep);
+    padding and the mask id get 0. No top-k, no quantisation: every content id keeps its weight.
+
+    Parameters
+    ----------
+    logits:
+        ``[B, K, V]`` slot logits (any float dtype; computed in fp32).
+    content_ids, content_valid:
+        ``[B, C]`` from :func:`pad_content_ids`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, C]`` fp32 weights aligned with ``content_ids``.
+    """
+    batch, k, _ = logits.shape
+    if content_ids.shape[1] == 0:
+        return logits.new_zeros((batch, 0), dtype=torch.float32)
+    gathered = logits.gather(2, content_ids.unsqueeze(1).expand(batch, k, content_ids.shape[1])).float()
+    return activate(gathered.amax(dim=1)) * _allowed(content_ids, content_valid, mask_token_id)
+
+
+def sparse_score_matrix(
+    query_ids: torch.Tensor, query_weights: torch.Tensor, doc_ids: torch.Tensor, doc_weights: torch.Tensor
+) -> torch.Tensor:
+    """``[Q, D]`` dot products ``sum_t q[t] d[t]`` of sparse vectors stored as (ids, weights) rows (differentiable).
+
+    Ids must be unique within a row except for padding entries, whose weight must be 0 (as
+    :func:`pooled_content_weights` returns them). The rows are scattered into the columns of the union of
+    their ids, so the cost follows the number of distinct ids, not the vocabulary size.
+    """
+    union, inverse = torch.unique(torch.cat([query_ids.flatten(), doc_ids.flatten()]), return_inverse=True)
+    split = query_ids.numel()
+    q_cols, d_cols = inverse[:split].view_as(query_ids), inverse[split:].view_as(doc_ids)
+    width = union.numel()
+    q = query_weights.new_zeros((query_ids.shape[0], width)).scatter_add(1, q_cols, query_weights.float())
+    d = doc_weights.new_zeros((doc_ids.shape[0], width)).scatter_add(1, d_cols, doc_weights.float())
+    return q @ d.T
 
 
 def pool_slots(ids: torch.Tensor, weights: torch.Tensor, slot_mask: torch.Tensor | None = None) -> list[dict[int, int]]:

@@ -9,7 +9,7 @@ Why: an index folder's manifest says what it is (``dense``, ``dense-ann``, ``den
 one is given, and refuses a query encoder whose vectors cannot be compared with the documents'.
 
 What must match (:data:`COMPATIBILITY_KEYS`): the settings that do not depend on the side -- the backbone and
-its revision, adapter, tokenizer (vocabulary fingerprint and size), hidden size, mask token and read-out
+its revision, adapter (and its weights' sha256), tokenizer (vocabulary fingerprint and size), hidden size, mask token and read-out
 alignment, plus the impact quantisation for impact indexes -- compared with the manifest's ``encoder``.
 
 The query K and prompt legitimately differ from the documents' (Dream pairs K_q=4 with K_p=16, and the query
@@ -71,6 +71,7 @@ COMPATIBILITY_KEYS = (
     "model_type",
     "revision",
     "adapter",
+    "adapter_sha256",
     "vocabulary_sha256",
     "tokenizer_size",
     "vocab_size",

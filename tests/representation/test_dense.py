@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from pyserini_diffretriever.representation.dense import l2_normalize, maxsim, multi_vectors, single_vector
+from pyserini_diffretriever.representation.dense import (
+    l2_normalize,
+    maxsim,
+    maxsim_matrix,
+    multi_vectors,
+    single_vector,
+)
 
 
 def test_l2_normalize_keeps_zero_rows_zero():
@@ -53,3 +59,16 @@ def test_maxsim_rejects_mismatched_shapes():
         maxsim(np.zeros((2, 3)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="maxsim needs"):
         maxsim(np.zeros(3), np.zeros((2, 3)))
+
+
+def test_maxsim_matrix_matches_maxsim_when_clamped_and_keeps_negatives_unclamped():
+    gen = torch.Generator().manual_seed(0)
+    queries, passages = torch.randn(3, 2, 5, generator=gen), torch.randn(4, 3, 5, generator=gen)
+    clamped = maxsim_matrix(queries, passages)
+    for i in range(3):
+        for j in range(4):
+            assert float(clamped[i, j]) == pytest.approx(maxsim(queries[i].numpy(), passages[j].numpy()), abs=1e-5)
+    q, p = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]), torch.tensor([[[-1.0, 0.0]]])
+    assert float(maxsim_matrix(q, p)) == 0.0 and float(maxsim_matrix(q, p, clamp=False)) == -1.0
+    with pytest.raises(ValueError, match="maxsim_matrix needs"):
+        maxsim_matrix(q[0], p)

@@ -13,9 +13,11 @@ from pyserini_diffretriever.representation.readout import read_out, stop_token_i
 from pyserini_diffretriever.representation.sparse import (
     pad_content_ids,
     pool_slots,
+    pooled_content_weights,
     quantize,
     slot_impacts,
     sparse_dot,
+    sparse_score_matrix,
 )
 
 MASK = 9
@@ -102,3 +104,24 @@ def test_sparse_vectors_hold_only_own_content_ids(tiny_backbones, family):
         assert set(vector) <= ok
         assert spec.mask_token_id not in vector
         assert all(type(i) is int and type(w) is int and w >= 1 for i, w in vector.items())
+
+
+def test_pooled_content_weights_are_the_unquantised_max_over_slots_of_the_content_ids():
+    logits = torch.tensor([[[1.0, -2.0, 3.0, 0.5], [2.0, 0.5, -1.0, 9.0]]])  # [1, K=2, V=4]
+    ids, valid = pad_content_ids([[0, 1, 2, 3]])
+    weights = pooled_content_weights(logits, ids, valid, mask_token_id=3)
+    assert torch.allclose(weights, torch.log1p(torch.tensor([[2.0, 0.5, 3.0, 0.0]])))  # id 3 = mask -> 0
+    ids, valid = pad_content_ids([[2], [0, 1]])
+    weights = pooled_content_weights(logits.expand(2, 2, 4), ids, valid, mask_token_id=None)
+    assert float(weights[0, 1]) == 0.0  # padding
+
+
+def test_sparse_score_matrix_equals_the_dot_products_of_the_sparse_vectors():
+    ids_q, valid_q = pad_content_ids([[5, 9], [0]])
+    weights_q = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
+    ids_d, valid_d = pad_content_ids([[9, 0, 4], [5]])
+    weights_d = torch.tensor([[0.5, 4.0, 1.0], [2.0, 0.0, 0.0]])
+    scores = sparse_score_matrix(ids_q, weights_q * valid_q, ids_d, weights_d * valid_d)
+    docs = [{9: 0.5, 0: 4.0, 4: 1.0}, {5: 2.0}]
+    queries = [{5: 1.0, 9: 2.0}, {0: 3.0}]
+    assert scores.tolist() == [[sparse_dot(q, d) for d in docs] for q in queries]

@@ -1,0 +1,65 @@
+"""Supervised LoRA fine-tuning of DiffRetriever backbones (docs/method.md §8): the paper's recipe, the released layout.
+
+Four concerns, four modules: :mod:`.data` (Tevatron JSONL groups, deterministic sampling), :mod:`.collator`
+(groups -> the encoders' exact inputs), :mod:`.loss` (dense MaxSim + sparse contrastive loss, cross-process
+gathering) and :mod:`.trainer` (the HF Trainer driving :class:`~.model.DiffRetrieverForTraining`); :mod:`.export`
+writes the adapter folder and the merged weights. The command line is ``python -m pyserini_diffretriever.train``.
+
+Names are resolved lazily, so importing one module (e.g. :mod:`.loss` in a worker process) does not load the HF
+Trainer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "LORA_TARGETS": "config",
+    "TrainingSettings": "config",
+    "TevatronGroups": "data",
+    "TrainingDataError": "data",
+    "TrainingGroup": "data",
+    "sample_passages": "data",
+    "merge_adapter": "export",
+    "save_adapter": "export",
+    "LossConfig": "loss",
+    "LossParts": "loss",
+    "contrastive_loss": "loss",
+    "DiffRetrieverForTraining": "model",
+    "TrainingResult": "trainer",
+    "train": "trainer",
+}
+
+__all__ = [
+    "DiffRetrieverForTraining",
+    "LORA_TARGETS",
+    "LossConfig",
+    "LossParts",
+    "TevatronGroups",
+    "TrainingDataError",
+    "TrainingGroup",
+    "TrainingResult",
+    "TrainingSettings",
+    "contrastive_loss",
+    "merge_adapter",
+    "sample_passages",
+    "save_adapter",
+    "train",
+]
+assert set(__all__) == set(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import LORA_TARGETS, TrainingSettings
+    from .data import TevatronGroups, TrainingDataError, TrainingGroup, sample_passages
+    from .export import merge_adapter, save_adapter
+    from .loss import LossConfig, LossParts, contrastive_loss
+    from .model import DiffRetrieverForTraining
+    from .trainer import TrainingResult, train
