@@ -13,7 +13,10 @@ Throughput is measured in the steady state, from the command's own commits: a wa
 committed between the first and the last commit over the time between them, so the start-up (Python, torch,
 Ray, one model load per worker) is left out -- at MS MARCO scale it is amortised over hours. The single command
 commits every block (``--checkpoint-every`` = block size), as the Ray driver does. End-to-end wall times are
-reported too. The three cases run round-robin ``repeats`` times; medians are kept.
+reported too. The three cases run round-robin ``repeats`` times; medians are kept. ``others_cpu_share`` is the CPU
+used by processes other than this one and its children during a case: the Ray workers are started by Ray, not by
+the command, so about 0.5 per busy one-thread worker is expected there (on 2 cores); the plain case shows the
+machine's own background load.
 
 ``ray_encode_2workers_over_1 = ray-2 / ray-1`` (target >= 1.6 on this 2-core machine) and
 ``ray_overhead_over_single_process = single / ray-1`` throughput (time ratio; target <= 1.10).
