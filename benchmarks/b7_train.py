@@ -12,9 +12,10 @@ Two parts:
                Task design and learning rate (why): a positive is its 3 query words plus 1 other word, negatives
                and distractors are 4 random words. With 5 extra words (8-word passages) the dense term could not
                learn overlap on this 64-wide random network: the sparse term learns it for free (impacts are read
-               only at the text's own content ids, so one content-independent slot state scores overlap), and
-               that shared shift collapses the slot cosines; dense-only training memorised the training pairs
-               (train-query dense MRR@10 0.04 -> 0.15, held-out 0.07 -> 0.05). With 3 of 4 words shared the
+               only at the text's own content ids, so one content-independent slot state scores overlap), which
+               pulls every slot state one way (trained together at temperature 0.05, the dense loss sat at
+               ln 16: all passages scored alike); dense-only training memorised the training pairs (train-query
+               dense MRR@10 0.04 -> 0.15, held-out 0.07 -> 0.05). With 3 of 4 words shared the
                slots' read-out carries enough of the shared words for MaxSim to learn within 200 steps. Learning
                rate 1e-3 (the paper's 1e-4 is for 7B backbones; 2e-3 and 4e-3 overshoot on this task: loss cut
                48 % and 38 %). The loss (temperature 0.01, weights 1/1), LoRA settings and K are the defaults
