@@ -7,7 +7,7 @@ and the PNG plots from those files alone, so a report can be rebuilt without re-
 
 Usage::
 
-    python benchmarks/run.py                  # full suite, ~90 min on 2 cores (B5 at dimension 3584: ~60 min, 25 GB disk)
+    python benchmarks/run.py                  # full suite, ~105 min on 2 cores (B5 at dimension 3584: ~60 min, 25 GB disk)
     python benchmarks/run.py --quick          # smaller sizes / fewer repeats -> results/quick/
     python benchmarks/run.py --only b3 b4     # some benchmarks (the report uses the others' last raw files)
 """
