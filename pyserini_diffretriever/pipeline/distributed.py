@@ -25,7 +25,6 @@ starts.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -41,7 +40,15 @@ import numpy as np
 
 from ..corpus import CorpusRecord, JsonlCorpusReader, SkippedRecord
 from ..writers.checkpoint import fsync_dir
-from .encoding import EncodeLoop, EncodeRun, batch_texts, encode_batch, encode_corpus, expected_query_settings
+from .encoding import (
+    EncodeLoop,
+    EncodeRun,
+    batch_texts,
+    encode_batch,
+    encode_corpus,
+    encoder_settings,
+    expected_query_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,30 +130,20 @@ class BlockEncoder:
 
     def describe(self, query_options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The encoder's settings and the manifests' ``query`` record (the driver loads no model)."""
-        encoder = self.encoder
-        settings = dict(encoder.settings()) if hasattr(encoder, "settings") else {"class": type(encoder).__name__}
-        return settings, expected_query_settings(self.encoder, **query_options)
-
-    def pid(self) -> int:
-        return os.getpid()
+        return encoder_settings(self.encoder), expected_query_settings(self.encoder, **query_options)
 
     def encode(self, label: str, batches: list[tuple[list[str], list[str] | None]], options: dict[str, Any]):
         """Every batch of a block, each as ``{representation: vectors}``, from one forward pass per batch."""
-        results = []
+        import torch
+
+        representations, max_length, fp16 = options["representations"], options["max_length"], options["fp16"]
         try:
-            for texts, titles in batches:
-                results.append(
-                    encode_batch(
-                        self.encoder, options["representations"], texts, titles, options["max_length"], options["fp16"]
-                    )
-                )
-        except MemoryError as error:
+            return [
+                encode_batch(self.encoder, representations, texts, titles, max_length, fp16)
+                for texts, titles in batches
+            ]
+        except (MemoryError, torch.OutOfMemoryError) as error:
             raise _out_of_memory(label, options["batch_size"], error) from None
-        except RuntimeError as error:
-            if type(error).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA) is a RuntimeError
-                raise
-            raise _out_of_memory(label, options["batch_size"], error) from None
-        return results
 
 
 def _out_of_memory(label: str, batch_size: int, error: BaseException) -> WorkerOutOfMemoryError:
@@ -217,7 +214,7 @@ class _SpillStore:
         if not path.is_file():
             return None
         try:
-            with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as data:
+            with np.load(path, allow_pickle=False) as data:
                 if str(data["fingerprint"]) != self._fingerprint(block):
                     return None
                 return [self._batch(data, number, representations) for number in range(len(block.ids))]
@@ -375,9 +372,6 @@ class BlockLoop(EncodeLoop):
             self._receive()
         super()._finish()
         self.spills.remove()
-
-    def _close(self) -> None:
-        self.workers.close()
 
     # -- results: written in block order; a block that finishes early is spilled -------------------------------
     def _receive(self) -> None:

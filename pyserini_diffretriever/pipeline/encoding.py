@@ -124,9 +124,14 @@ def expected_query_settings(
     return query.record()
 
 
+def encoder_settings(encoder: Any) -> dict[str, Any]:
+    """``encoder.settings()``, or the class name of an encoder without settings (test doubles)."""
+    return dict(encoder.settings()) if hasattr(encoder, "settings") else {"class": type(encoder).__name__}
+
+
 def _settings_for(encoder: Any, representation: str) -> dict[str, Any]:
     """The manifest's ``encoder`` record of one folder: ``encoder.settings()`` with that folder's representation."""
-    settings = dict(encoder.settings()) if hasattr(encoder, "settings") else {"class": type(encoder).__name__}
+    settings = encoder_settings(encoder)
     if "representation" in settings:
         settings["representation"] = representation  # this folder's representation, whatever the encoder's default
     return settings
@@ -450,7 +455,6 @@ class EncodeLoop:
         out: ResumableOutput,
         committed: Mapping[str, Any],
     ) -> None:
-        self.run_facts = run
         self.encoder, self.reader, self.writers, self.out = run.encoder, run.reader, writers, out
         self.committed = committed
         self.start, self.end = run.bounds
@@ -484,11 +488,7 @@ class EncodeLoop:
                 writer.abort()
             raise
         finally:
-            self._close()
             self.bar.close()
-
-    def _close(self) -> None:
-        """Release what the loop holds besides the writers (nothing here; remote workers in subclasses)."""
 
     def _resume_writers(self, opened: list[VectorWriter]) -> None:
         states = self.committed.get("writers", {})
