@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -161,11 +162,24 @@ class SlotOutputs:
         )
 
 
-def logits_shift(logits: str) -> int:
-    """Rows between a mask slot and the row its logits are read at: 0 (``"unshifted"``) or 1 (``"shifted"``)."""
+def logits_shift(logits: str, spec: Any) -> int:
+    """Rows between a mask slot and the row its logits are read at: 0 (``"unshifted"``) or 1 (``"shifted"``).
+
+    ``"shifted"`` needs a backbone whose ``spec.logits_shifted`` says its logits are next-token aligned.
+    """
     if logits not in LOGITS_MODES:
         raise ValueError(f"logits={logits!r}: expected one of {LOGITS_MODES}")
+    if logits == "shifted" and not getattr(spec, "logits_shifted", False):
+        raise ValueError(
+            f"logits='shifted' needs a backbone with next-token-aligned logits; "
+            f"{spec.model_type!r} has spec.logits_shifted=False"
+        )
     return 1 if logits == "shifted" else 0
+
+
+def logits_chunk_rows(max_logits_bytes: int, k: int, vocab_size: int) -> int:
+    """Rows whose ``[rows, K, V]`` fp32 slot logits fit in ``max_logits_bytes`` (at least one)."""
+    return max(1, max_logits_bytes // (k * int(vocab_size) * 4))
 
 
 def stop_token_ids(tokenizer, mask_token_id: int | None) -> frozenset[int]:
@@ -230,19 +244,14 @@ def read_out(
     keep_logits:
         Also return the ``[B, K, V]`` slot logits.
     """
-    if config.logits == "shifted" and not getattr(backbone.spec, "logits_shifted", False):
-        raise ValueError(
-            f"logits='shifted' needs a backbone with next-token-aligned logits; "
-            f"{backbone.spec.model_type!r} has spec.logits_shifted=False"
-        )
+    shift = logits_shift(config.logits, backbone.spec)
     device = device_of(backbone)
     ids = batch.input_ids.to(device)
     mask = batch.attention_mask.to(device)
     n_rows, k, start = ids.shape[0], batch.k, batch.mask_start
-    shift = logits_shift(config.logits)
     if content_ids is not None and len(content_ids) != n_rows:
         raise ValueError(f"got content ids for {len(content_ids)} rows, batch has {n_rows}")
-    chunk = max(1, config.max_logits_bytes // (k * int(backbone.spec.vocab_size) * 4))
+    chunk = logits_chunk_rows(config.max_logits_bytes, k, backbone.spec.vocab_size)
     step = _DenoiseStep(backbone, config, SlotOutputs(n_rows, k, device), ids.clone(), start, keep_logits)
     step.content = pad_content_ids(content_ids, device) if content_ids is not None else None
     remaining = k

@@ -25,7 +25,7 @@ import torch
 from .dense import l2_normalize
 from .generation import generate_representatives
 from .inputs import EncodedBatch
-from .readout import logits_shift
+from .readout import logits_chunk_rows, logits_shift
 from .sparse import pooled_content_weights
 
 DEFAULT_MAX_LOGITS_BYTES = 512 * 2**20
@@ -72,9 +72,7 @@ def slot_states(backbone, batch: EncodedBatch, *, logits: str = "unshifted") -> 
             mask = torch.cat([mask, torch.ones_like(generated, device=device, dtype=mask.dtype)], dim=1)
         slots = backbone.hidden_states(ids, mask)[:, -batch.k :]
         return slots, slots
-    shift = logits_shift(logits)
-    if shift and not getattr(backbone.spec, "logits_shifted", False):
-        raise ValueError(f"logits='shifted' needs next-token-aligned logits; {backbone.spec.model_type!r} has none")
+    shift = logits_shift(logits, backbone.spec)
     hidden = backbone.hidden_states(ids, mask)
     start, k = batch.mask_start, batch.k
     return hidden[:, start : start + k], hidden[:, start - shift : start + k - shift]
@@ -108,7 +106,7 @@ def trainable_representations(
     device = slot_hidden.device
     content_ids, content_valid = (tensor.to(device) for tensor in content)
     rows, k = slot_hidden.shape[:2]
-    chunk = max(1, max_logits_bytes // (k * int(backbone.spec.vocab_size) * 4))
+    chunk = logits_chunk_rows(max_logits_bytes, k, backbone.spec.vocab_size)
     weights = [
         pooled_content_weights(
             backbone.vocab_logits(logit_hidden[lo : lo + chunk]),
