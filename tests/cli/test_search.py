@@ -128,7 +128,7 @@ def test_data_errors_are_reported_with_status_1(fake_multi, tmp_path, capsys):
         )
         == 1
     )
-    assert "given as --dense-index but its manifest kind is 'multi'" in capsys.readouterr().err
+    assert "given as a dense index, but it holds a 'multi' index" in capsys.readouterr().err
     bad = tmp_path / "bad.tsv"
     bad.write_text("1\tfine\n2 missing tab\n")
     assert search_cli.main(["--index", str(fake_multi["folder"]), "--topics", str(bad), "--output", out]) == 1
