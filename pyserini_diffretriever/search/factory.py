@@ -180,7 +180,8 @@ def check_encoder_compatibility(
     unknown = sorted(skipped - set(MISMATCH_KEYS))
     if unknown:
         raise ValueError(f"cannot ignore unknown settings {unknown}; known: {', '.join(MISMATCH_KEYS)}")
-    keys = COMPATIBILITY_KEYS + (IMPACT_COMPATIBILITY_KEYS if kind.startswith("impact") else ())
+    expected = INDEX_KINDS[kind].representation if kind in INDEX_KINDS else None
+    keys = COMPATIBILITY_KEYS + (IMPACT_COMPATIBILITY_KEYS if expected == "impact" else ())
     differences = {
         key: (index_settings[key], encoder_settings[key])
         for key in keys
@@ -189,7 +190,6 @@ def check_encoder_compatibility(
         and key in encoder_settings
         and index_settings[key] != encoder_settings[key]
     }
-    expected = INDEX_KINDS[kind].representation if kind in INDEX_KINDS else None
     actual = encoder_settings.get("representation")
     if expected and actual is not None and actual != expected and "representation" not in skipped:
         differences["representation"] = (expected, actual)
