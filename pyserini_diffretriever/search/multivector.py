@@ -46,6 +46,7 @@ import numpy as np
 from .candidates import CENTROID_CANDIDATES, GENERATORS, MIN_TOKEN_HITS, CandidateGenerator
 from .compressed_index import CompressedMultiVectorIndex
 from .index_format import IndexFormatError, IndexMismatchError, read_manifest
+from .kinds import INDEX_KINDS, check_options
 from .multivector_index import MultiVectorIndex
 from .rescoring import EXACT_QUERY_GROUP_COLUMNS, NOTHING, MaxSimRescorer, Ranked
 from .results import SearchResult
@@ -121,6 +122,10 @@ class MultiVectorSearcher:
     rerank_index : str or Path, optional
         The float ``multi`` folder for ``rerank`` (default: the manifest's ``source``).
 
+    Options of one storage only (``token_index``, ``nlist``, ``ef_search``, ``factory``, ``mmap``: float;
+    ``centroid_candidates``, ``rerank``, ``rerank_index``: compressed) are refused for the other
+    (:class:`~.kinds.KindOptionError`, naming the option and the kind).
+
     Attributes
     ----------
     index : MultiVectorIndex or CompressedMultiVectorIndex
@@ -175,6 +180,17 @@ class MultiVectorSearcher:
             raise ValueError(f"rerank must be 0 or a positive integer, got {rerank!r}")
         self.index = _open_storage(index_dir, mmap)
         self.compressed = isinstance(self.index, CompressedMultiVectorIndex)
+        storage_options = {
+            "token_index": None if token_index == "auto" else token_index,
+            "nlist": nlist,
+            "ef_search": ef_search,
+            "factory": factory,
+            "mmap": None if mmap else False,
+            "centroid_candidates": centroid_candidates,
+            "rerank_index": rerank_index,
+        }
+        given = {name: value for name, value in storage_options.items() if value is not None}
+        check_options(given, INDEX_KINDS[self.index.manifest["kind"]], where=self.index.index_dir)
         self.sources = _check_sources(sources, self.compressed)
         self.query_encoder = query_encoder
         self.mode: Mode = mode
