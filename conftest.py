@@ -1,0 +1,25 @@
+"""Doctests: ``make test`` runs the docstring examples of the package (``--doctest-modules`` in pyproject.toml).
+
+Why this hook: with ``--doctest-modules`` pytest imports every ``.py`` file it walks, to look for examples. Only the
+files that hold an example (``>>>``) are worth importing: the others would only add import time (torch, FAISS,
+transformers) and, for the test helpers that are scripts (``tests/**/..._child.py``), run code meant for a child
+process. Test modules and conftest files are collected as usual.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    """Skip ``.py`` files that are neither tests nor conftest files and hold no docstring example."""
+    if collection_path.suffix != ".py" or not config.getoption("doctestmodules"):
+        return None
+    name = collection_path.name
+    if name == "conftest.py" or name.startswith("test_"):
+        return None
+    try:
+        has_example = ">>>" in collection_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None if has_example else True
