@@ -88,8 +88,9 @@ def expected_query_settings(
     encoder : DiffRetrieverDocumentEncoder or compatible
         The document encoder; without a DiffRetriever ``model`` (test doubles) there is no record.
     k, prompt, max_length : optional
-        Query K (default: ``backbones.resolve_k``: an adapter's, else the registry's), query prompt variant or YAML (default: the
-        documents' variant, ``few`` for a custom YAML) and query token budget (default: the query encoder's).
+        Query K (default: ``backbones.resolve_k``: an adapter's, else the registry's), query prompt variant or
+        YAML (default: the documents' variant, ``few`` for a custom YAML) and query token budget (default: the query
+        encoder's).
 
     Returns
     -------
