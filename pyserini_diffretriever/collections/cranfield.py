@@ -357,15 +357,20 @@ def load_cranfield(directory: str | Path | None = None) -> CranfieldCollection:
     return CranfieldCollection(corpus=corpus, topics=topics, qrels=qrels)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pyserini_diffretriever.collections.cranfield RAW_DIR OUT_DIR``: convert, print counts."""
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (separate so the documentation's commands can be checked against it)."""
     parser = argparse.ArgumentParser(
         prog="python -m pyserini_diffretriever.collections.cranfield",
         description="Convert the raw Cranfield files into corpus.jsonl, topics.tsv and qrels.txt.",
     )
     parser.add_argument("raw_dir", help=f"folder holding {DOCUMENTS_FILE}, {QUERIES_FILE} and {QRELS_FILE}")
     parser.add_argument("out_dir", help="folder to write the converted files into")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pyserini_diffretriever.collections.cranfield RAW_DIR OUT_DIR``: convert, print counts."""
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         stats = convert_cranfield(args.raw_dir, args.out_dir)

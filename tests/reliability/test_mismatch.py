@@ -16,9 +16,9 @@ import shutil
 import numpy as np
 import pytest
 
+from pyserini_diffretriever.backbones import default_k
 from pyserini_diffretriever.cli import encode as encode_cli
 from pyserini_diffretriever.cli import search as search_cli
-from pyserini_diffretriever.encoders.model import default_k
 from pyserini_diffretriever.representation.prompts import load_prompt
 from pyserini_diffretriever.search.factory import check_encoder_compatibility, open_searcher
 from pyserini_diffretriever.search.index_format import IndexFormatError, IndexMismatchError
