@@ -13,6 +13,7 @@ by encoding N passages with the real model on ``--device``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -66,8 +67,12 @@ class TokenCount:
     tokenizer: str
 
 
+@functools.lru_cache(maxsize=4)
 def _load_tokenizer(folder: Path) -> Any:
-    """The tokenizer of a checkpoint folder, loaded the way its backbone family loads it (never remote code)."""
+    """The tokenizer of a checkpoint folder, loaded the way its backbone family loads it (never remote code).
+
+    Cached: building Dream's tokenizer from vocab.json + merges.txt takes seconds.
+    """
     from ..backbones import get_family
     from ..backbones.loading import read_config
 
