@@ -139,6 +139,7 @@ class Step:
     outputs: list[Path]
     action: Callable[[], Mapping[str, Any] | None]
     gpu: bool = False
+    cleanup: list[Path] = field(default_factory=list)  # removed with the outputs when the key changed
 
 
 def folder_bytes(path: Path) -> int:
@@ -292,6 +293,7 @@ class Reproduction:
             query_max_length=s.query_max_length,
             dtype=s.dtype,
             representations=list(config.representations),
+            multi_dtype="float16",
         )
 
     def _encode_argv(self, dataset: Dataset, config: Configuration) -> list[str]:
@@ -310,6 +312,8 @@ class Reproduction:
         if s.dtype:
             argv += ["--dtype", s.dtype]
         argv += ["output", "--embeddings", str(self.layout.encodings(dataset.name, config.name)), "--allow-empty"]
+        if config.multi:  # 16 x 3584 float32 would be 229 KB per Dream passage; float16 halves it
+            argv += ["--multi-dtype", "float16"]
         if not s.progress:
             argv.append("--no-progress")
         return argv
@@ -324,6 +328,7 @@ class Reproduction:
             outputs=[enc / rep for rep in config.representations],
             action=lambda: self._encode(argv, enc, config),
             gpu=True,
+            cleanup=[enc],
         )
 
     def _index_step(self, dataset: Dataset, config: Configuration) -> Step:
@@ -509,8 +514,8 @@ class Reproduction:
         from ..writers import verify_output
 
         self._release_models()  # one 7B model on the device at a time
-        complete = all((enc / rep / "manifest.json").is_file() for rep in config.representations)
-        code = encode_main(argv + (["--overwrite"] if enc.exists() and complete else []))
+        # an `enc` here is from a run killed between the encoder's final rename and this step's manifest: replace it
+        code = encode_main(argv + (["--overwrite"] if enc.exists() else []))
         if code != 0:
             raise StepFailedError(
                 f"encoding failed (exit {code}); see the log above. Rerunning the same command resumes it."
@@ -598,7 +603,7 @@ class Reproduction:
         try:
             for step in self.plan() if steps is None else steps:
                 logger.info("step %s: %s", step.id, step.command)
-                records[step.id] = self.log.run(step.id, step.key, step.outputs, step.action)
+                records[step.id] = self.log.run(step.id, step.key, step.outputs, step.action, step.cleanup)
         finally:
             self._release_models()
         return records

@@ -129,11 +129,13 @@ class StepLog:
         key: Mapping[str, Any],
         outputs: Sequence[Path],
         action: Callable[[], Mapping[str, Any] | None],
+        cleanup: Sequence[Path] = (),
     ) -> StepRecord:
         """Run ``action`` unless the step is finished; record its time and result.
 
         ``action`` returns the step's result (metrics, counts) or None. It must create ``outputs``. When a previous
-        manifest has another key, the old outputs and their ``.partial`` leftovers are removed first.
+        manifest has another key, the old outputs, the ``cleanup`` paths (e.g. the folder holding the outputs) and
+        their ``.partial*`` leftovers are removed first.
         """
         done = self.finished(step, key, outputs)
         if done is not None:
@@ -147,7 +149,7 @@ class StepLog:
                 step,
                 ", ".join(_differences(previous.key, dict(key))),
             )
-            for out in outputs:
+            for out in [*outputs, *cleanup]:
                 _remove(Path(out))
                 for leftover in Path(out).parent.glob(f"{Path(out).name}.partial*"):
                     _remove(leftover)

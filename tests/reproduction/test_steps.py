@@ -38,9 +38,11 @@ def test_changed_key_removes_outputs_and_redoes(tmp_path, caplog) -> None:
 
     log.run("d/c/s", {"a": 1}, [out], build)
     (tmp_path / "folder.partial-1").mkdir()
-    record = log.run("d/c/s", {"a": 2}, [out], build)
+    (tmp_path / "parent.partial").mkdir()
+    record = log.run("d/c/s", {"a": 2}, [out], build, cleanup=[tmp_path / "parent"])
     assert len(calls) == 2 and record.key == {"a": 2}
     assert (out / "file").read_text() == "2" and not (tmp_path / "folder.partial-1").exists()
+    assert not (tmp_path / "parent.partial").exists()
     assert "settings changed since the last run (a)" in caplog.text
 
 
