@@ -212,7 +212,6 @@ class Reproduction:
         self.settings = settings
         self.layout = Layout(settings.work)
         self.log = StepLog(settings.work)
-        self._prepared: dict[str, PreparedDataset] = {}
         self._models: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ planning
@@ -236,7 +235,7 @@ class Reproduction:
         return {"dataset": dataset.fingerprint(), **own}
 
     def _dataset_steps(self, dataset: Dataset) -> list[Step]:
-        data, index, run = self.layout.data(dataset.name), self.layout.bm25_index(dataset.name), None
+        data, index = self.layout.data(dataset.name), self.layout.bm25_index(dataset.name)
         run = self.layout.bm25_run(dataset.name)
         s = self.settings
         prepare = Step(
@@ -439,7 +438,6 @@ class Reproduction:
 
     def _prepare(self, dataset: Dataset) -> PreparedDataset:
         prepared = prepare_dataset(dataset, self.layout.data(dataset.name))
-        self._prepared[dataset.name] = prepared
         logger.info(
             "dataset %s: %d documents, %d judged queries, %d judgements",
             dataset.name,

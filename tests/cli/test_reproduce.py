@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import shlex
 import signal
@@ -181,6 +182,7 @@ def test_bm25_equals_the_printed_pyserini_command_and_runs_equal_the_search_comm
 @pytest.mark.jvm
 @pytest.mark.slow
 def test_rerun_redoes_nothing(reproduced, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="pyserini_diffretriever")
     before = _done_manifests(reproduced["work"])
     code, _ = _main(reproduced["argv"])
     assert code == 0
@@ -255,3 +257,16 @@ def test_list_names_every_configuration(capsys) -> None:
     assert reproduce.main(["--list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in CONFIGURATIONS) and "paper BEIR-7 nDCG@10 0.671" in out
+
+
+def test_readme_commands_parse() -> None:
+    """The README's "Reproducing the paper" commands are accepted by the real parser."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Reproducing the paper", 1)[1].split("\n## ", 1)[0]
+    joined = section.replace("\\\n", " ")
+    commands = [line.strip() for line in joined.splitlines() if line.strip().startswith(f"{reproduce.PROGRAM} ")]
+    assert len(commands) == 2
+    for command in commands:
+        args = reproduce.build_parser().parse_args(shlex.split(command)[3:])
+        assert args.beir == "data/beir" and args.configs == ["paper"] and args.dtype == "bfloat16"
+    assert "--dry-run" in commands[0] and "--measure-cost" in commands[0]
