@@ -28,6 +28,10 @@ Outputs (``convert_cranfield``)
     ``corpus.jsonl`` (``{"id", "title", "text"}`` per line, ids ``"1"``..``"1400"``), ``topics.tsv``
     (``qid<TAB>text``, qids 1..225) and ``qrels.txt`` (TREC ``qid 0 docid gain``, sorted by qid, docid).
 
+``export_beir`` writes the collection (or a part: some queries, some documents) as a BEIR dataset folder
+(``corpus.jsonl`` with ``_id``/``title``/``text``, ``queries.jsonl``, ``qrels/test.tsv``), the format
+``python -m pyserini_diffretriever.reproduce`` reads.
+
 Command line::
 
     python -m pyserini_diffretriever.collections.cranfield examples/cranfield/raw examples/cranfield
