@@ -14,7 +14,8 @@ released ielabgroup adapters, single (K = 1) and multi; groups ``paper``, ``zero
 ``--model HUB_ID=DIR`` reads a checkpoint from a local folder instead of the Hugging Face cache.
 
 Rerunning the same command continues where it stopped: finished steps are recognised by their manifests
-(WORK/steps) and not redone. ``--dry-run`` prints every command and an estimate of the GPU time.
+(WORK/steps) and not redone. The table is also written after a failed or interrupted run (unfinished steps are
+empty cells). ``--dry-run`` prints every command and an estimate of the GPU time.
 """
 
 from __future__ import annotations
@@ -254,9 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         reproduction.run()
     except (DatasetError, StepFailedError) as error:
+        write_table(reproduction)  # what has finished so far; unfinished steps are empty cells
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        write_table(reproduction)
         print(f"{PROGRAM}: interrupted; rerun the same command to continue where it stopped", file=sys.stderr)
         return 130
     table = write_table(reproduction)

@@ -251,6 +251,8 @@ def test_bad_folder_stops_with_file_and_line(beir, tiny_dream_dir, tmp_path, cap
     argv = ["--dataset", str(bad), "--work", str(tmp_path / "w"), "--configs", "dream-zs-multi"]
     assert reproduce.main([*argv, "--model", f"{DREAM}={tiny_dream_dir}", "--device", "cpu"]) == 1
     assert "corpus.jsonl:" in capsys.readouterr().err
+    table = json.loads((tmp_path / "w" / "results.json").read_text())  # written anyway, every cell empty
+    assert len(table["rows"]) == 6 and all(row["metrics"]["bad"]["ndcg_cut_10"] is None for row in table["rows"])
 
 
 def test_list_names_every_configuration(capsys) -> None:
