@@ -118,3 +118,12 @@ def test_missing_queries_of_a_beir_dataset_come_from_pyserini(folder, tmp_path, 
     monkeypatch.setitem(ds.FETCHERS, "topics", offline)
     with pytest.raises(MissingDatasetError, match=r"beir-v1.0.0-scifact-test' could not be fetched.*scifact.zip"):
         prepare_dataset(Dataset("scifact", beir), tmp_path / "out2")
+
+
+def test_fingerprint_follows_content_not_location(folder, tmp_path) -> None:
+    before = Dataset("cran", folder).fingerprint()
+    moved = folder.rename(tmp_path / "elsewhere")
+    assert Dataset("cran", moved).fingerprint() == before
+    with (moved / "corpus.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"_id": "new", "title": "", "text": "more"}) + "\n")
+    assert Dataset("cran", moved).fingerprint()["files"]["corpus.jsonl"] != before["files"]["corpus.jsonl"]
