@@ -41,7 +41,7 @@ from ..reproduction.datasets import (
     parse_dataset_spec,
 )
 from ..reproduction.pipeline import MissingModelError, Reproduction, ReproductionSettings, check_models
-from ..reproduction.steps import StepFailedError
+from ..reproduction.steps import StepFailedError, WorkFolderLockedError, lock_work_folder
 from . import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         dry_run(reproduction, args)
         return 0
     try:
-        reproduction.run()
+        with lock_work_folder(settings.work):
+            reproduction.run()
+    except WorkFolderLockedError as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return 1
     except (DatasetError, StepFailedError) as error:
         write_table(reproduction)  # what has finished so far; unfinished steps are empty cells
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)

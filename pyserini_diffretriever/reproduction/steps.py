@@ -12,21 +12,53 @@ short and start afresh.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
+import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StepFailedError", "StepLog", "StepRecord"]
+__all__ = ["StepFailedError", "StepLog", "StepRecord", "WorkFolderLockedError", "lock_work_folder"]
 
 STEPS_DIR = "steps"
+LOCK_FILE = ".reproduce.lock"
+
+
+class WorkFolderLockedError(RuntimeError):
+    """Another run holds the work folder (two runs would write the same steps)."""
+
+
+@contextlib.contextmanager
+def lock_work_folder(work: Path) -> Iterator[None]:
+    """Hold ``work/.reproduce.lock`` with ``flock`` while a run works; the kernel releases it if the run dies.
+
+    The file is never removed (so there is no window in which two runs lock two different files); it holds the
+    pid and host of the last run, for the error message.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    fd = os.open(work / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "unknown"
+            raise WorkFolderLockedError(
+                f"{work} is in use by another reproduce run (pid/host {holder}); wait for it to finish or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class StepFailedError(RuntimeError):

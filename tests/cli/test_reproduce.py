@@ -272,3 +272,12 @@ def test_readme_commands_parse() -> None:
         args = reproduce.build_parser().parse_args(shlex.split(command)[3:])
         assert args.beir == "data/beir" and args.configs == ["paper"] and args.dtype == "bfloat16"
     assert "--dry-run" in commands[0] and "--measure-cost" in commands[0]
+
+
+def test_a_second_run_on_the_same_work_folder_is_refused(beir, tiny_dream_dir, tmp_path, capsys) -> None:
+    from pyserini_diffretriever.reproduction.steps import lock_work_folder
+
+    with lock_work_folder(tmp_path / "work"):
+        assert reproduce.main(_argv(beir, tmp_path / "work", tiny_dream_dir)) == 1
+    assert "is in use by another reproduce run" in capsys.readouterr().err
+    assert not (tmp_path / "work" / "steps").exists()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pyserini_diffretriever.reproduction.steps import StepFailedError, StepLog
+from pyserini_diffretriever.reproduction.steps import StepFailedError, StepLog, WorkFolderLockedError, lock_work_folder
 
 
 def _writer(path, calls):
@@ -65,3 +65,12 @@ def test_missing_output_or_unfinished_step_is_redone(tmp_path) -> None:
 def test_an_action_that_writes_nothing_fails(tmp_path) -> None:
     with pytest.raises(StepFailedError, match="finished without writing"):
         StepLog(tmp_path).run("s", {}, [tmp_path / "never"], lambda: None)
+
+
+def test_work_folder_lock_refuses_a_second_run_and_is_released(tmp_path) -> None:
+    with lock_work_folder(tmp_path / "work"):
+        with pytest.raises(WorkFolderLockedError, match=r"in use by another reproduce run \(pid/host \d+ "):
+            with lock_work_folder(tmp_path / "work"):
+                pass
+    with lock_work_folder(tmp_path / "work"):  # released when the first run ended
+        pass
