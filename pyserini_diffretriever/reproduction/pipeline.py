@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -448,21 +449,17 @@ class Reproduction:
         return prepared
 
     def _bm25_index(self, index: Path, argv: list[Any]) -> dict[str, Any]:
+        """Run the printed command in a child process (Anserini's indexer may exit the JVM), into ``index.partial``."""
         partial = index.with_name(index.name + ".partial")
-        if partial.exists():
-            import shutil
-
-            shutil.rmtree(partial)
-        command = [sys.executable, *[str(a) if a != index else str(partial) for a in argv]]
+        shutil.rmtree(partial, ignore_errors=True)
+        command = [sys.executable, *(str(partial) if part == index else str(part) for part in argv)]
         proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0:
             raise StepFailedError(
-                f"BM25 indexing failed (exit {proc.returncode}): {_show(command)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+                f"BM25 indexing failed (exit {proc.returncode}): {_show(command)}\n"
+                f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
             )
-        if index.exists():
-            import shutil
-
-            shutil.rmtree(index)
+        shutil.rmtree(index, ignore_errors=True)
         os.replace(partial, index)
         return {"index_bytes": folder_bytes(index)}
 
