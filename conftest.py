@@ -3,7 +3,8 @@
 Why this hook: with ``--doctest-modules`` pytest imports every ``.py`` file it walks, to look for examples. Only the
 files that hold an example (``>>>``) are worth importing: the others would only add import time (torch, FAISS,
 transformers) and, for the test helpers that are scripts (``tests/**/..._child.py``), run code meant for a child
-process. Test modules and conftest files are collected as usual. The examples' ``tempfile.mkdtemp()`` folders land
+process. Test modules are collected as usual; conftest files without examples are skipped here (pytest still
+loads them as plugins), since two ``tests/**/conftest.py`` imported as doctest modules clash under one name. The examples' ``tempfile.mkdtemp()`` folders land
 in the test's ``tmp_path``, so a test run leaves nothing behind in the system's temporary folder.
 """
 
@@ -19,8 +20,7 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
     """Skip ``.py`` files that are neither tests nor conftest files and hold no docstring example."""
     if collection_path.suffix != ".py" or not config.getoption("doctestmodules"):
         return None
-    name = collection_path.name
-    if name == "conftest.py" or name.startswith("test_"):
+    if collection_path.name.startswith("test_"):
         return None
     try:
         has_example = ">>>" in collection_path.read_text(encoding="utf-8")
