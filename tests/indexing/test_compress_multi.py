@@ -38,7 +38,10 @@ def test_codes_offsets_docids_and_manifest(source, tmp_path):
     codes = np.load(tmp_path / "c/codes.npy")
     codec = MultiVectorCodec.load(tmp_path / "c/codec.faiss")
     floats = np.concatenate(docs).astype(np.float16).astype(np.float32)
-    np.testing.assert_array_equal(codes, codec.encode(floats))
+    # Streamed in blocks of 50 documents vs encoded at once: BLAS sums the projection in another order for
+    # another batch shape, so a value on a rounding boundary may land one quantisation step away.
+    differences = np.abs(codes.astype(np.int16) - codec.encode(floats).astype(np.int16))
+    assert differences.max() <= 1 and np.count_nonzero(differences) <= 1e-3 * differences.size
     np.testing.assert_array_equal(np.load(tmp_path / "c/offsets.npy"), np.load(folder / "offsets.npy"))
     assert (tmp_path / "c/docid").read_text() == (folder / "docid").read_text()
     assert manifest["kind"] == "multi-compressed" and manifest["num_vectors"] == len(floats)
@@ -99,7 +102,8 @@ def test_other_settings_on_an_unfinished_build_are_refused(source, tmp_path, mon
 def test_a_given_codec_is_used_as_is(source, tmp_path):
     folder, _ = source
     compress_multivector(folder, tmp_path / "first", **OPTIONS)
-    manifest = compress_multivector(folder, tmp_path / "second", codec=tmp_path / "first/codec.faiss")
+    same_blocks = {name: OPTIONS[name] for name in ("docs_per_step", "checkpoint_every")}  # same BLAS batch shapes
+    manifest = compress_multivector(folder, tmp_path / "second", codec=tmp_path / "first/codec.faiss", **same_blocks)
     assert (tmp_path / "second/codes.npy").read_bytes() == (tmp_path / "first/codes.npy").read_bytes()
     assert manifest["codec"]["factory"] == "given"
 
