@@ -122,11 +122,13 @@ def alternatives(index: Any, queries: PseudoQueries, search: Mapping[str, int], 
     """Recall@k of cheap alternatives on the same pseudo-queries (labelled by the option that gives them).
 
     IVF: ``nprobe`` doubled up to 16x (or every list); HNSW: ``efSearch`` doubled up to 8x; both stop at the
-    first value that reaches ``wanted``. Then the exact top-k share among ``REFINE_FACTOR`` x more results,
-    the bound of a re-ranking stage. The index's search parameters are restored afterwards.
+    first value that reaches ``wanted``. Then the exact top-k share among ``REFINE_FACTOR`` x more results at
+    the widest ``nprobe`` tried, the bound of a re-ranking stage there (at the chosen ``nprobe`` the coarse
+    quantiser, not the code, may be what loses the neighbours). The index's search parameters are restored.
     """
     ivf, hnsw, refine = _faiss_parts(index)
     measured: dict[str, float] = {}
+    widest = ""
     if ivf is not None:
         chosen = ivf.nprobe
         probes = chosen * 2
@@ -136,19 +138,21 @@ def alternatives(index: Any, queries: PseudoQueries, search: Mapping[str, int], 
             if measured[f"--nprobe {ivf.nprobe}"] >= wanted or ivf.nprobe == ivf.nlist:
                 break
             probes *= 2
-        ivf.nprobe = chosen
+        widest = f" at --nprobe {ivf.nprobe}"
     if hnsw is not None:
-        chosen = hnsw.efSearch
-        for ef in (2 * chosen, 4 * chosen, 8 * chosen):
+        chosen_ef = hnsw.efSearch
+        for ef in (2 * chosen_ef, 4 * chosen_ef, 8 * chosen_ef):
             hnsw.efSearch = ef
             measured[f"--ef-search {ef}"] = float(queries.recall(index).mean())
             if measured[f"--ef-search {ef}"] >= wanted:
                 break
-        hnsw.efSearch = chosen
+        hnsw.efSearch = chosen_ef
     factor = int(search.get("k_factor", 1)) * REFINE_FACTOR
-    label = f"re-rank {factor} x {queries.k} candidates exactly (upper bound)"
+    label = f"re-rank {factor} x {queries.k} candidates exactly{widest} (upper bound)"
     base = refine.base_index if refine is not None else index
     measured[label] = float(queries.recall(base, factor * queries.k).mean())
+    if ivf is not None:
+        ivf.nprobe = chosen
     return measured
 
 
@@ -164,9 +168,11 @@ def advice(spec: str, k: int, estimate: float, wanted: float, measured: Mapping[
     if enough:
         parts.append(f"use {enough[0]}")
     elif rerank:
+        probes = rerank[0].split(" at ")[1].split(" (")[0] if " at --nprobe" in rerank[0] else ""
         parts.append(
             "a re-ranking stage can reach it: add Refine(SQ8) to the factory, e.g. --factory "
-            "'IVF{nlist},RaBitQ,Refine(SQ8)' (8-bit codes of every vector re-score the candidates)"
+            f"'IVF{{nlist}},RaBitQ,Refine(SQ8)' {probes}".rstrip()
+            + " (8-bit codes of every vector re-score the candidates)"
         )
     else:
         parts.append(

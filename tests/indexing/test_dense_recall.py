@@ -79,15 +79,21 @@ def test_low_recall_gets_measured_alternatives_and_advice_that_names_the_option(
     assert record["recall_at_50"] < 0.9 and record["queries"] == 300 and record["search"] == {"nprobe": 1}
     options = record["alternatives"]
     assert list(options)[0] == "--nprobe 2" and max(v for k, v in options.items() if k.startswith("--")) >= 0.9
+    assert list(options)[-1] == f"re-rank 4 x 50 candidates exactly at {reaching_probe(options)} (upper bound)"
     reaching = next(k for k, v in options.items() if v >= 0.9)
     assert f"use {reaching}" in record["advice"] and "below --min-recall 0.90" in record["advice"]
     assert faiss.extract_index_ivf(index).nprobe == 1  # the alternatives restore the chosen parameters
     assert "advice" not in recall_record(index, "IVF64,SQ4", collection["pseudo"], {"nprobe": 1}, wanted=0.1)
 
 
+def reaching_probe(options):
+    """The widest ``--nprobe`` option tried."""
+    return [option for option in options if option.startswith("--nprobe")][-1]
+
+
 def test_advice_when_only_re_ranking_or_no_cheap_option_reaches_the_target():
-    rerank = {"--nprobe 128": 0.8, "re-rank 4 x 100 candidates exactly (upper bound)": 0.97}
-    assert "Refine(SQ8)" in advice("IVF1024,RaBitQ", 100, 0.79, 0.95, rerank)
+    rerank = {"--nprobe 128": 0.8, "re-rank 4 x 100 candidates exactly at --nprobe 128 (upper bound)": 0.97}
+    assert "--factory 'IVF{nlist},RaBitQ,Refine(SQ8)' --nprobe 128 (8-bit" in advice("IVF", 100, 0.79, 0.95, rerank)
     nothing = {"--ef-search 512": 0.7, "re-rank 4 x 100 candidates exactly (upper bound)": 0.8}
     assert "codec limits it: use --factory HNSW32" in advice("HNSW32_PQ256x8", 100, 0.6, 0.95, nothing)
 
