@@ -15,7 +15,16 @@ the median single-query latency (``k=100``, one thread, the index as ``FaissSear
 ``index lucene-dense`` (HNSW, M=16, efConstruction=100; flat in ``--quick`` runs or with ``--lucene-flat``),
 searched with :class:`~pyserini_diffretriever.search.lucene_dense.LuceneDenseSearcher` on the same query vectors.
 
-Usage: ``python benchmarks/b5_dense.py [--quick] [--docs N] [--out benchmarks/results/raw/b5_dense.json]``
+Geometry (``--geometry``): ``llm`` (default) or ``flat``, the presets of ``hidden_states.GEOMETRIES`` (a flat
+tail: the 448-dim projection keeps 0.68 of the energy instead of 0.92); the report lists the flat run's figures
+with a ``_flat`` suffix (``results/raw/b5_dense_flat.json``).
+
+Build-time recall estimate: each index's manifest records the builder's own recall@100 estimate from
+pseudo-queries drawn from the collection (:mod:`pyserini_diffretriever.indexing.dense_recall`); each codec row
+compares it with the recall measured here on the generator's real held-out queries
+(``recall_estimate_abs_error``; the worst codec gives ``dense_recall_estimate_abs_error``, target <= 0.03).
+
+Usage: ``python benchmarks/b5_dense.py [--quick] [--docs N] [--geometry llm|flat] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from hidden_states import BLOCK_DOCS, GEOMETRIES, HiddenStateGenerator, HiddenStateGeometry  # noqa: E402
 
 import pyserini_diffretriever  # noqa: E402,F401  (Java >= 21 before pyserini loads)
 
@@ -51,75 +61,64 @@ CODECS = [
     ("ivf-rabitq-refine-sq6", "IVF{nlist},RaBitQ,Refine(SQ6)", ["--nprobe", "64"]),
     ("ivf-rabitq-refine-sq8", "IVF{nlist},RaBitQ,Refine(SQ8)", ["--nprobe", "64"]),
     ("hnsw32-pq256", "HNSW32_PQ256x8", ["--ef-search", "256"]),
+    ("hnsw32", "HNSW32", ["--ef-search", "256"]),
 ]
 
 
 class DenseGenerator:
-    """Anisotropic synthetic hidden states (the geometry of ``benchmarks/hidden_states.py``), dense vectors only.
-
-    The knobs and defaults are those of the lead benchmark's multi-vector generator: a common mean direction
-    (norm 1.1) with 4 "rogue" dimensions carrying a large share of it (and extra variance 0.25), a power-law
-    spectrum (variance ``i ** -1`` over a 1024-dimensional subspace), an isotropic noise floor (0.4), 1000 topic
-    centres, document spread 0.55 around the topic, query spread 0.45 around a target document, slot spread 0.35.
+    """Dense vectors of :class:`hidden_states.HiddenStateGenerator` (same geometry, same random streams).
 
     A dense vector is the mean of K L2-normalised slot vectors. Drawing K slots per document costs K structured
     draws (1.6M at 100k x 16); instead the K slots' mean is drawn directly (slot deviations averaged: spread,
     noise and rogue variance divided by K) and divided by the norm of one explicitly drawn slot of the same
     document. At dimension 3584 the slot norms of a document differ by about 1%, so this equals the mean of the
-    normalised slots to that precision, at 1/K of the cost.
+    normalised slots to that precision, at 1/K of the cost. The basis, mean direction, rogue dimensions and
+    topic centres are the multi-vector generator's, so both benchmarks measure one geometry.
     """
 
-    def __init__(self, dimension: int = DIM, rank: int = 1024, topics: int = 1000, seed: int = 0) -> None:
-        rng = np.random.default_rng([seed, 0])
-        basis, _ = np.linalg.qr(rng.standard_normal((dimension, rank)).astype(np.float32))
-        scales = np.arange(1, rank + 1, dtype=np.float32) ** -0.5
-        self.scaled = np.ascontiguousarray((basis * (scales / np.linalg.norm(scales))).T)
-        self.rogue = rng.choice(dimension, size=4, replace=False)
-        mean = rng.standard_normal(dimension).astype(np.float32)
-        mean[self.rogue] = 0
-        mean *= np.sqrt(1 - 0.6**2) / np.linalg.norm(mean)
-        mean[self.rogue] = 0.6 / 2 * np.sign(rng.standard_normal(4))
-        self.mean = (1.1 * mean).astype(np.float32)
-        self.topics = self._structured(rng, topics)
-        self.dimension, self.seed = dimension, seed
+    def __init__(self, geometry: HiddenStateGeometry = GEOMETRIES["llm"]) -> None:
+        self.base = HiddenStateGenerator(geometry)
+        self.geometry = geometry
 
     def _structured(self, rng, n):
-        return rng.standard_normal((n, self.scaled.shape[0]), dtype=np.float32) @ self.scaled
+        return self.base._structured(rng, n)
 
     def _deviation(self, rng, n, scale):
-        out = (0.35 * scale) * self._structured(rng, n)
-        out += (0.4 * scale / np.sqrt(self.dimension)) * rng.standard_normal(out.shape, dtype=np.float32)
-        out[:, self.rogue] += (0.25 * scale) * rng.standard_normal((n, 4), dtype=np.float32)
+        g = self.geometry
+        out = (g.slot_spread * scale) * self._structured(rng, n)
+        out += (g.noise * scale / np.sqrt(g.dimension)) * rng.standard_normal(out.shape, dtype=np.float32)
+        out[:, self.base.rogue] += (g.rogue_std * scale) * rng.standard_normal((n, g.rogue_dims), dtype=np.float32)
         return out
 
     def _dense(self, rng, centres, k):
-        slot_norm = np.linalg.norm(centres + self.mean + self._deviation(rng, len(centres), 1.0), axis=1)
-        return (centres + self.mean + self._deviation(rng, len(centres), 1 / np.sqrt(k))) / slot_norm[:, None]
-
-    def _centres(self, block):
-        rng = np.random.default_rng([self.seed, 1, block])
-        return rng, self.topics[rng.integers(0, len(self.topics), size=512)] + 0.55 * self._structured(rng, 512)
+        mean = self.base.mean
+        slot_norm = np.linalg.norm(centres + mean + self._deviation(rng, len(centres), 1.0), axis=1)
+        return (centres + mean + self._deviation(rng, len(centres), 1 / np.sqrt(k))) / slot_norm[:, None]
 
     def documents(self, num_docs, k):
         """``[<=512, D]`` float32 blocks of passage vectors (mean of ``k`` normalised slots), in order."""
-        for block in range(-(-num_docs // 512)):
-            rng, centres = self._centres(block)
-            yield self._dense(rng, centres[: min(512, num_docs - block * 512)], k).astype(np.float32)
+        for block in range(-(-num_docs // BLOCK_DOCS)):
+            rng, centres = self.base._doc_centres(block)
+            yield self._dense(rng, centres[: min(BLOCK_DOCS, num_docs - block * BLOCK_DOCS)], k).astype(np.float32)
 
     def queries(self, num_queries, k, num_docs):
         """``[num_queries, D]`` query vectors around random target passages."""
-        rng = np.random.default_rng([self.seed, 2])
+        rng = np.random.default_rng([self.geometry.seed, 2])
         targets = np.sort(rng.choice(num_docs, size=num_queries, replace=False))
-        centres = np.stack([self._centres(int(t // 512))[1][t % 512] for t in targets])
-        return self._dense(rng, centres + 0.45 * self._structured(rng, num_queries), k).astype(np.float32)
+        centres = np.stack([self.base._doc_centres(int(t // BLOCK_DOCS))[1][t % BLOCK_DOCS] for t in targets])
+        spread = self.geometry.query_spread * self._structured(rng, num_queries)
+        return self._dense(rng, centres + spread, k).astype(np.float32)
 
 
-def write_corpus(folder: Path, num_docs: int, num_queries: int) -> tuple[np.ndarray, dict]:
+def write_corpus(folder: Path, num_docs: int, num_queries: int, geometry: str = "llm") -> tuple[np.ndarray, dict]:
     """The flat dense folder of ``num_docs`` passage vectors; returns the query vectors and the data description."""
     from pyserini_diffretriever.writers import FaissFlatWriter
 
-    gen = DenseGenerator()
-    description = {"generator": "b5_dense.DenseGenerator (hidden_states.py geometry, slot mean drawn directly)"}
+    gen = DenseGenerator(GEOMETRIES[geometry])
+    description = {
+        "generator": "b5_dense.DenseGenerator (hidden_states.py geometry, slot mean drawn directly)",
+        "geometry_name": geometry,
+    }
     queries = np.ascontiguousarray(gen.queries(num_queries, K_Q, num_docs))
     if (folder / "manifest.json").is_file():
         return queries, description
@@ -227,6 +226,11 @@ def faiss_codec(folder: Path, work: Path, name: str, factory: str, flags: list[s
     row["default_search"] = default
     row["search_parameters"] = manifest["search"]
     row.update(row["search"][default])
+    estimate = manifest.get("recall_estimate", {})
+    if "recall_at_100" in estimate:  # the builder's own estimate against real held-out queries
+        row["recall_estimate"] = estimate["recall_at_100"]
+        row["recall_estimate_abs_error"] = round(abs(estimate["recall_at_100"] - row["recall_at_100"]), 4)
+        row["recall_estimate_seconds"] = estimate.get("seconds")
     index.reset()  # free the codes
     return row
 
@@ -279,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-lucene", action="store_true")
     parser.add_argument("--lucene-flat", action="store_true", help="also Lucene flat (always in --quick)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the data and indexes here (reused)")
+    parser.add_argument(
+        "--geometry",
+        choices=sorted(GEOMETRIES),
+        default="llm",
+        help="hidden_states.GEOMETRIES preset: llm (steep spectrum, default) or flat (flat tail)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     args.docs = args.docs or (20_000 if args.quick else 100_000)
@@ -313,14 +323,17 @@ def summarise(result: dict) -> None:
         result["dense_ann_095_codec"] = smallest["factory"]
         result["dense_ann_095_bytes_per_vector"] = smallest["bytes_per_vector"]
         result["dense_ann_095_recall_at_100"] = smallest["recall_at_100"]
+    errors = [row["recall_estimate_abs_error"] for row in result["codecs"] if "recall_estimate_abs_error" in row]
+    if errors:  # the worst codec: the build-time estimate must track every index it is recorded for
+        result["dense_recall_estimate_abs_error"] = max(errors)
 
 
 def run(args: argparse.Namespace, work: Path) -> dict:
     import faiss
 
-    folder = work / f"dense-{args.docs}"
+    folder = work / (f"dense-{args.docs}" + ("" if args.geometry == "llm" else f"-{args.geometry}"))
     started = time.perf_counter()
-    queries, data = write_corpus(folder, args.docs, args.queries)
+    queries, data = write_corpus(folder, args.docs, args.queries, args.geometry)
     data["write_seconds"] = round(time.perf_counter() - started, 1)
     exact = exact_top(folder, queries)
     flat = faiss.read_index(str(folder / "index"))
@@ -330,6 +343,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     flat.reset()  # free the vectors
     result: dict = {
         "benchmark": "b5_dense",
+        "geometry": args.geometry,
         "docs": args.docs,
         "queries": args.queries,
         "dimension": DIM,

@@ -2,7 +2,8 @@
 
 Phases, each in its own process (clean peak-memory high-water mark, cold FAISS/BLAS pools):
 
-``generate``  float16 ``multi`` folder from :mod:`hidden_states` (LLM-like geometry; cached, ~11.5 GB) + queries;
+``generate``  float16 ``multi`` folder from :mod:`hidden_states` (``--geometry``: ``llm``, the LLM-like default,
+              or ``flat``, the flat-tail preset; cached, ~11.5 GB) + queries;
 ``truth``     exhaustive float32 MaxSim of every query over the float16 vectors (chunked memory map): the
               exact top-100, and the single-query exhaustive latency (the speed-up's denominator);
 ``build``     ``compress_multivector`` (codec training + streaming encode): vectors/s, peak RSS, bytes;
@@ -14,6 +15,7 @@ Writes ``results/raw/b5.json``. Usage::
 
     python benchmarks/b5_scale.py                 # 100k passages (~40 min on 2 cores, ~12 GB of disk)
     python benchmarks/b5_scale.py --docs 20000    # smaller
+    python benchmarks/b5_scale.py --geometry flat --output benchmarks/results/raw/b5_flat.json   # flat tail
 """
 
 from __future__ import annotations
@@ -42,13 +44,13 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def phase_generate(work: Path, docs: int, queries: int) -> dict:
-    from hidden_states import HiddenStateGenerator, describe
+def phase_generate(work: Path, docs: int, queries: int, geometry: str) -> dict:
+    from hidden_states import GEOMETRIES, HiddenStateGenerator, describe
 
     from pyserini_diffretriever.writers import MultiVectorWriter
 
     folder = work / "multi"
-    generator = HiddenStateGenerator()
+    generator = HiddenStateGenerator(GEOMETRIES[geometry])
     start = time.perf_counter()
     if not (folder / "manifest.json").is_file():
         settings = {"backbone": "synthetic/hidden-states-3584", "hidden_size": 3584, "representation": "multi"}
@@ -62,6 +64,7 @@ def phase_generate(work: Path, docs: int, queries: int) -> dict:
     np.save(work / "queries.npy", query_vectors)
     return {
         "seconds": time.perf_counter() - start,
+        "geometry_name": geometry,
         "geometry": describe(generator, K_P),
         "queries": queries,
         "targets": targets.tolist(),
@@ -201,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--dim", type=int, default=448)
     parser.add_argument("--code", default="SQ8")
+    parser.add_argument(
+        "--geometry",
+        choices=("llm", "flat"),
+        default="llm",
+        help="hidden_states.GEOMETRIES preset: llm (steep spectrum, default) or flat (flat tail)",
+    )
     parser.add_argument("--work", "--workdir", type=Path, default=None, help="data and indexes (reused)")
     parser.add_argument("--output", "--out", type=Path, default=HERE / "results" / "raw" / "b5.json")
     parser.add_argument("--quick", action="store_true", help="20k passages, 50 queries, no sweep")
@@ -217,11 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.docs, args.queries, args.no_sweep = 20_000, 50, True
-    work = (args.work or REPO / "build" / "bench") / f"b5-{args.docs}"
+    suffix = "" if args.geometry == "llm" else f"-{args.geometry}"
+    work = (args.work or REPO / "build" / "bench") / f"b5-{args.docs}{suffix}"
+    if args.phase:  # a child: the parent passes its own resolved work folder
+        work = args.work
     work.mkdir(parents=True, exist_ok=True)
     if args.phase:
         result = {
-            "generate": lambda: phase_generate(work, args.docs, args.queries),
+            "generate": lambda: phase_generate(work, args.docs, args.queries, args.geometry),
             "truth": lambda: phase_truth(work),
             "build": lambda: phase_build(work, args.dim, args.code),
             "search": lambda: phase_search(work, args.folder, not args.no_sweep),
@@ -231,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.codec_sweep:
         return codec_sweep(work, args.codec_sweep, args.output)
     report: dict = {"docs": args.docs, "k_p": K_P, "k_q": K_Q, "dimension": 3584, "storage": "float16"}
+    report["geometry"] = args.geometry
     for phase, extra in (
-        ("generate", ["--docs", str(args.docs), "--queries", str(args.queries)]),
+        ("generate", ["--docs", str(args.docs), "--queries", str(args.queries), "--geometry", args.geometry]),
         ("truth", []),
         ("build", ["--dim", str(args.dim), "--code", args.code]),
     ):

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_dense", "b6_ray", "b7", "b8")
+NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_flat", "b5_dense", "b5_dense_flat", "b6_ray", "b7", "b8")
+FLAT_SUFFIX = "_flat"
+"""Keys of the flat-tail geometry runs (``b5_flat``, ``b5_dense_flat``: ``--geometry flat``) carry this suffix."""
 
 TARGETS = {
     "compressed_multi_bytes_per_vector": ("<=", 512, "B5: compressed multi-vector bytes per 3584-d vector on disk"),
@@ -26,6 +28,16 @@ TARGETS = {
     "compressed_multi_build_vectors_per_s": (">=", 5000, "B5: build throughput, training included"),
     "msmarco_multi_projected_ram_gb": ("<=", 96, "B5: projected search RAM for MS MARCO x 16 vectors (GB)"),
     "dense_ann_recall_at_100": (">=", 0.95, "B5 dense: ANN recall@100 vs flat at <= 512 bytes per vector"),
+    "dense_recall_estimate_abs_error": (
+        "<=",
+        0.03,
+        "B5 dense: absolute error of the build-time recall@100 estimate vs held-out queries, worst codec",
+    ),
+    "dense_recall_estimate_abs_error_flat": (
+        "<=",
+        0.03,
+        "B5 dense, flat-tail geometry: absolute error of the build-time recall@100 estimate, worst codec",
+    ),
     "diffusion_k16_over_k1": ("<=", 1.10, "diffusion encode time K=16 / K=1, 128-token texts"),
     "ar_k16_over_k1": (">=", 5.0, "autoregressive encode time K=16 / K=1, 128-token texts"),
     "overhead_over_forward": ("<=", 1.05, "our encoder / bare backbone forward, identical batches"),
@@ -162,19 +174,22 @@ def summarise(raw: dict) -> dict:
             }
             for p in points
         }
-    if "b5" in raw:
-        s.update(raw["b5"].get("summary", {}))
-    if "b5_dense" in raw:
-        dense = raw["b5_dense"]
-        for key in (
-            "dense_ann_recall_at_100",
-            "dense_ann_bytes_per_vector",
-            "dense_ann_latency_ms",
-            "lucene_hnsw_recall_at_100",
-            "lucene_hnsw_latency_ms",
-            "faiss_flat_latency_ms",
-        ):
-            s[key] = dense.get(key)
+    for name, suffix in (("b5", ""), ("b5_flat", FLAT_SUFFIX)):
+        if name in raw:
+            s.update({key + suffix: value for key, value in raw[name].get("summary", {}).items()})
+    for name, suffix in (("b5_dense", ""), ("b5_dense_flat", FLAT_SUFFIX)):
+        if name in raw:
+            dense = raw[name]
+            for key in (
+                "dense_ann_recall_at_100",
+                "dense_ann_bytes_per_vector",
+                "dense_ann_latency_ms",
+                "lucene_hnsw_recall_at_100",
+                "lucene_hnsw_latency_ms",
+                "faiss_flat_latency_ms",
+                "dense_recall_estimate_abs_error",
+            ):
+                s[key + suffix] = dense.get(key)
     if "b6_ray" in raw:
         b6 = raw["b6_ray"]
         s["ray_encode_2workers_over_1"] = b6["ray_encode_2workers_over_1"]
@@ -443,8 +458,12 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         lines += _b3_section(summary, raw["b3"])
     if "b4" in raw:
         lines += _b4_section(summary, raw["b4"])
-    if "b5" in raw:
-        lines += _b5_section(raw["b5"])
+    for name in ("b5", "b5_flat"):
+        if name in raw:
+            lines += _b5_section(raw[name])
+    for name in ("b5_dense", "b5_dense_flat"):
+        if name in raw:
+            lines += _b5_dense_section(raw[name])
     if "b6_ray" in raw:
         lines += _b6_section(raw["b6_ray"])
     if "b7" in raw:
@@ -504,17 +523,48 @@ def _b8_section(b8: dict) -> list[str]:
     return lines + [""]
 
 
+def _geometry_name(data: dict) -> str:
+    """``llm`` or ``flat``: the ``hidden_states.GEOMETRIES`` preset a B5 run used (older runs: ``llm``)."""
+    return data.get("geometry") if isinstance(data.get("geometry"), str) else "llm"
+
+
+def _b5_dense_section(dense: dict) -> list[str]:
+    """Dense ANN codecs and the build-time recall estimate against held-out queries (``benchmarks/b5_dense.py``)."""
+    name = _geometry_name(dense)
+    lines = [
+        f"## B5 dense ({name} geometry): ANN codecs and the build-time recall estimate",
+        "",
+        f"{dense.get('docs')} passages, {dense.get('queries')} held-out queries (`b5_dense.py --geometry {name}`). "
+        "`estimate`: the recall@100 that `index faiss` records at build time from pseudo-queries drawn from the "
+        "collection; `measured`: recall@100 of the generator's real queries at the same search parameters.",
+        "",
+        "| codec | bytes / vector | search | measured recall@100 | estimate | abs error | latency ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in dense.get("codecs", []):
+        lines.append(
+            f"| `{row['factory']}` | {row['bytes_per_vector']} | {row.get('default_search')} | "
+            f"{_f(row['recall_at_100'])} | {_f(row.get('recall_estimate'))} | "
+            f"{_f(row.get('recall_estimate_abs_error'))} | {_f(row.get('latency_ms'))} |"
+        )
+    return lines + [""]
+
+
 def _b5_section(b5: dict) -> list[str]:
     """The compressed multi-vector index at dimension 3584 (``benchmarks/b5_scale.py``)."""
     geometry = b5.get("generate", {}).get("geometry", {})
     build, search, truth = b5.get("build", {}), b5.get("search", {}), b5.get("truth", {})
     queries = len(b5.get("generate", {}).get("targets", []))
+    name = _geometry_name(b5)
+    kept = geometry.get("energy_kept_448")
     lines = [
-        "## B5: compressed multi-vector index at the real dimension",
+        f"## B5: compressed multi-vector index at the real dimension ({name} geometry)",
         "",
         f"{b5.get('docs')} passages x {b5.get('k_p')} vectors of dimension 3584 (float16 `vectors.npy`, "
         f"{b5.get('docs', 0) * b5.get('k_p', 0) * 7168 / 1e9:.1f} GB), {queries} "
-        "queries of 4 vectors, from `benchmarks/hidden_states.py` (LLM-like geometry: mean cosine of unrelated "
+        f"queries of 4 vectors, from `benchmarks/hidden_states.py` (`{name}` geometry"
+        + (f"; a 448-dim projection keeps {_f(kept)} of the energy" if kept is not None else "")
+        + ": mean cosine of unrelated "
         f"vectors {_f(geometry.get('mean_cosine_unrelated'))}, of two slots of one passage "
         f"{_f(geometry.get('mean_cosine_same_document'))}, top-512 directions hold "
         f"{_f(geometry.get('variance_share_top_512_directions'))} of the variance, 4 rogue dimensions hold "

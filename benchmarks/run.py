@@ -8,6 +8,7 @@ and the PNG plots from those files alone, so a report can be rebuilt without re-
 Usage::
 
     python benchmarks/run.py                  # full suite, ~105 min on 2 cores (B5 at dimension 3584: ~60 min, 25 GB disk)
+                                              # (+ b5_flat / b5_dense_flat: B5 again on the flat-tail geometry)
     python benchmarks/run.py --quick          # smaller sizes / fewer repeats -> results/quick/
     python benchmarks/run.py --only b3 b4     # some benchmarks (the report uses the others' last raw files)
 """
@@ -31,7 +32,9 @@ BENCHMARKS = {
     "b3": "b3_search.py",
     "b4": "b4_memory.py",
     "b5": "b5_scale.py",
+    "b5_flat": "b5_scale.py --geometry flat",
     "b5_dense": "b5_dense.py",
+    "b5_dense_flat": "b5_dense.py --geometry flat",
     "b6_ray": "b6_ray.py",
     "b7": "b7_train.py",
     "b8": "b8_server.py",
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
-            str(HERE / BENCHMARKS[name]),
+            str(HERE / BENCHMARKS[name].split()[0]),
+            *BENCHMARKS[name].split()[1:],
             "--out",
             str(raw / f"{name}.json"),
             "--workdir",

@@ -118,6 +118,7 @@ def _add_compress_parser(commands: Any) -> None:
 
 
 def _add_faiss_parser(commands: Any) -> None:
+    from ..indexing import dense_recall as dr
     from ..indexing import faiss_dense as fd
 
     faiss = commands.add_parser(
@@ -164,6 +165,20 @@ def _add_faiss_parser(commands: Any) -> None:
     )
     faiss.add_argument(
         "--ef-search", type=int, default=None, help=f"default HNSW efSearch to record (default {fd.DEFAULT_EF_SEARCH})"
+    )
+    faiss.add_argument(
+        "--recall-queries",
+        type=int,
+        default=dr.DEFAULT_RECALL_QUERIES,
+        help="pseudo-queries drawn from the collection for the recall@100 estimate recorded in the manifest "
+        f"(exact top 100 over every vector; 0 skips it; default {dr.DEFAULT_RECALL_QUERIES})",
+    )
+    faiss.add_argument(
+        "--min-recall",
+        type=float,
+        default=dr.DEFAULT_MIN_RECALL,
+        help="warn, naming an option measured to reach it, when the estimated recall@100 is below this "
+        f"(default {dr.DEFAULT_MIN_RECALL})",
     )
     faiss.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all cores)")
     faiss.add_argument("--seed", type=int, default=0, help="sample and k-means seed (default 0)")
@@ -261,14 +276,18 @@ def _faiss(args: argparse.Namespace) -> None:
         ef_search=args.ef_search,
         seed=args.seed,
         overwrite=args.overwrite,
+        recall_queries=args.recall_queries,
+        min_recall=args.min_recall,
     )
     index = manifest["index"]
+    recall = manifest.get("recall_estimate", {})
     logger.info(
-        "FAISS %s index %s: %d documents, %d bytes per vector",
+        "FAISS %s index %s: %d documents, %d bytes per vector, estimated recall@100 %s",
         index["factory"],
         args.output,
         manifest["num_docs"],
         index["bytes_per_vector"],
+        recall.get("recall_at_100", "not measured"),
     )
 
 

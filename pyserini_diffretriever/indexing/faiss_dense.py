@@ -47,6 +47,15 @@ from ..writers.base import SKIPPED_REPORT_NAME, WriterError
 from ..writers.faiss import FlatHeader, read_flat_header
 from ..writers.manifest import build_manifest, read_manifest, write_manifest
 from ..writers.verify import verify_output
+from .dense_recall import (
+    DEFAULT_MIN_RECALL,
+    DEFAULT_RECALL_QUERIES,
+    RECALL_DEPTH,
+    ExactTopK,
+    PseudoQueries,
+    pseudo_queries,
+    recall_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -188,11 +197,19 @@ def iter_flat_vectors(
 
 def _sample_rows(path: Path, header: FlatHeader, size: int, seed: int) -> np.ndarray:
     """``size`` rows drawn without replacement (seeded), read in file order."""
-    ntotal, dimension = header.num_vectors, header.dimension
+    return _read_rows(path, header, _draw_rows(header.num_vectors, size, seed))
+
+
+def _draw_rows(ntotal: int, size: int, seed: int) -> np.ndarray:
+    """``size`` sorted row numbers drawn without replacement (seeded); every row when ``size >= ntotal``."""
     if size >= ntotal:
-        rows = np.arange(ntotal)
-    else:
-        rows = np.sort(np.random.default_rng(seed).choice(ntotal, size=size, replace=False))
+        return np.arange(ntotal)
+    return np.sort(np.random.default_rng(seed).choice(ntotal, size=size, replace=False))
+
+
+def _read_rows(path: Path, header: FlatHeader, rows: np.ndarray) -> np.ndarray:
+    """The float32 vectors of ``rows`` (sorted) of a flat index file."""
+    dimension = header.dimension
     sample = np.empty((len(rows), dimension), dtype=np.float32)
     row_bytes = 4 * dimension
     with open(path, "rb") as handle:
@@ -330,10 +347,12 @@ def _train_and_add(
     train_size: int,
     chunk_size: int,
     seed: int,
+    exact: ExactTopK | None = None,
 ) -> tuple[int, float, float]:
     """Train on a sample, then stream every vector in, so memory stays at one chunk plus the sample.
 
-    ``source`` is :func:`_flat_source`'s ``(path, header)``. Returns the vectors trained on and the seconds to the
+    ``source`` is :func:`_flat_source`'s ``(path, header)``; ``exact`` (the recall estimate's brute-force top-k)
+    sees every chunk as it is added. Returns the vectors trained on and the seconds to the
     end of training and of adding.
     """
     path, header = source
@@ -350,6 +369,8 @@ def _train_and_add(
     added = 0
     for chunk in iter_flat_vectors(input_dir, chunk_size):
         index.add(chunk)
+        if exact is not None:
+            exact.add(chunk)
         added += len(chunk)
         logger.info("added %d/%d vectors", added, ntotal)
     return trained, train_seconds, time.perf_counter() - started
@@ -393,10 +414,18 @@ def _write_ann_folder(
     dimension: int,
     record: dict[str, Any],
     search: dict[str, int],
+    recall: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``index``, ``docid`` (and the skipped report) and the ``dense-ann`` manifest, all or nothing."""
+    """Write ``index`` (carrying ``search``), ``docid`` (and the skipped report) and the ``dense-ann`` manifest,
+    all or nothing.
+
+    The search parameters are set on the index before it is written because FAISS stores ``nprobe``,
+    ``efSearch`` and ``k_factor`` in the file: Pyserini's own ``FaissSearcher``, which knows nothing of our
+    manifest, then searches with them instead of FAISS's defaults (nprobe 1, efSearch 16).
+    """
     import faiss
 
+    apply_search_parameters(index, search)
     with atomic_output_dir(output_dir, overwrite) as partial:
         faiss.write_index(index, str(partial / FAISS_INDEX_FILE))
         shutil.copyfile(input_dir / DOCID_FILE, partial / DOCID_FILE)
@@ -413,9 +442,32 @@ def _write_ann_folder(
             index={**record, "index_bytes": (partial / FAISS_INDEX_FILE).stat().st_size},
             search=search,
             source={"path": str(input_dir.resolve()), "kind": "dense", "created": source.get("created")},
+            **({"recall_estimate": recall} if recall is not None else {}),
             **extra,
         )
         write_manifest(partial, manifest)
+
+
+def _estimate_recall(
+    index: Any, spec: str, search: dict[str, int], queries: PseudoQueries, min_recall: float
+) -> dict[str, Any]:
+    """:func:`.dense_recall.recall_record` at the search parameters the index is written with; logged, and a
+    warning (with the measured way out) below ``min_recall``."""
+    apply_search_parameters(index, search)
+    started = time.perf_counter()
+    record = recall_record(index, spec, queries, search, min_recall)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    logger.info(
+        "estimated recall@%d of %s at %s: %.3f (%d pseudo-queries from the collection)",
+        queries.k,
+        spec,
+        search or "its defaults",
+        record[f"recall_at_{queries.k}"],
+        record["queries"],
+    )
+    if "advice" in record:
+        logger.warning("%s", record["advice"])
+    return record
 
 
 def build_faiss_index(
@@ -437,6 +489,8 @@ def build_faiss_index(
     ef_search: int | None = None,
     seed: int = 0,
     overwrite: bool = False,
+    recall_queries: int = DEFAULT_RECALL_QUERIES,
+    min_recall: float = DEFAULT_MIN_RECALL,
 ) -> dict[str, Any]:
     """Build a compressed/ANN FAISS index folder from a flat ``dense`` folder, streaming (module docstring).
 
@@ -457,6 +511,9 @@ def build_faiss_index(
         Sample and k-means seed.
     overwrite : bool
         Replace an existing ``output_dir`` once the new one is complete.
+    recall_queries, min_recall
+        Pseudo-queries of the recall@100 estimate (:mod:`.dense_recall`; 0 skips it), recorded in the
+        manifest as ``recall_estimate``; below ``min_recall`` a warning names the option measured to reach it.
 
     Returns the written manifest. Raises :class:`ManifestError` (``input_dir`` missing or not a ``dense`` folder),
     :class:`CorruptOutputError` (its files truncated or disagreeing with its manifest) or :class:`DenseIndexError`
@@ -470,6 +527,10 @@ def build_faiss_index(
     flat = _flat_source(input_dir)
     ntotal, dimension = flat[1].num_vectors, flat[1].dimension
     _check_positive(train_size=train_size, chunk_size=chunk_size, M=M, nlist=nlist or 1)
+    if recall_queries < 0 or not 0.0 <= min_recall <= 1.0:
+        raise DenseIndexError(
+            f"--recall-queries must be >= 0 (got {recall_queries}) and --min-recall in [0, 1] (got {min_recall})"
+        )
     train_size = min(int(train_size), ntotal)
     lists = int(nlist) if nlist else default_nlist(ntotal, train_size)
     spec = factory_string(dimension, factory=factory, hnsw=hnsw, M=M, pq=pq, pq_m=pq_m, pq_nbits=pq_nbits, nlist=lists)
@@ -478,12 +539,18 @@ def build_faiss_index(
     if threads:
         faiss.omp_set_num_threads(int(threads))
     parts = _configure_build(index, spec, ntotal, ef_construction, seed)
-    timings = _train_and_add(index, input_dir, flat, spec, train_size=train_size, chunk_size=chunk_size, seed=seed)
+    rows = _draw_rows(ntotal, min(int(recall_queries), ntotal if ntotal > 1 else 0), seed + 1)
+    queries = _read_rows(flat[0], flat[1], rows)
+    exact = ExactTopK(queries, min(RECALL_DEPTH, ntotal - 1) + 1) if len(rows) else None
+    timings = _train_and_add(
+        index, input_dir, flat, spec, train_size=train_size, chunk_size=chunk_size, seed=seed, exact=exact
+    )
     if index.ntotal != source["num_docs"]:
         raise DenseIndexError(f"built index holds {index.ntotal} vectors, {input_dir} lists {source['num_docs']}")
     record = _index_record(index, spec, parts, timings, M=M, ef_construction=ef_construction, seed=seed)
     search = _search_defaults(index, nprobe, ef_search)
-    _write_ann_folder(index, input_dir, output_dir, overwrite, source, dimension, record, search)
+    recall = _estimate_recall(index, spec, search, pseudo_queries(queries, rows, exact), min_recall) if exact else None
+    _write_ann_folder(index, input_dir, output_dir, overwrite, source, dimension, record, search, recall)
     logger.info(
         "%s index %s: %d vectors, %d bytes/vector, built in %.1f s",
         spec,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -119,6 +120,10 @@ def test_built_index_opens_with_pyserini_faiss_searcher(dense, tmp_path, options
 
     plain = FaissSearcher(str(tmp_path / "ann"), TableEncoder(dense["queries"]))  # Pyserini's own, no help
     assert plain.index.ntotal == N_DOCS
+    assert search_parameters_in(plain.index) == manifest["search"]  # the file carries them, not FAISS's defaults
+    estimate = manifest["recall_estimate"]
+    assert estimate["queries"] == 200 and estimate["search"] == manifest["search"]
+    assert 0 < estimate["recall_at_100"] <= 1
     searcher = open_searcher(tmp_path / "ann", TableEncoder(dense["queries"]))
     assert type(searcher).__name__ == "FaissSearcher"
     if "nprobe" in manifest["search"]:
@@ -128,6 +133,20 @@ def test_built_index_opens_with_pyserini_faiss_searcher(dense, tmp_path, options
     assert recall(searcher, dense, 10) >= min_recall
     batch = searcher.batch_search(["q0", "q1"], ["q0", "q1"], k=10)
     assert [h.docid for h in batch["q1"]] == [h.docid for h in searcher.search("q1", 10)]
+
+
+def search_parameters_in(index):
+    """``nprobe`` / ``efSearch`` / ``k_factor`` as a loaded FAISS index holds them."""
+    import faiss
+
+    found = {}
+    if faiss.try_extract_index_ivf(index) is not None:
+        found["nprobe"] = faiss.extract_index_ivf(index).nprobe
+    if faiss_dense._hnsw_of(index) is not None:
+        found["efSearch"] = faiss_dense._hnsw_of(index).efSearch
+    if isinstance(faiss.downcast_index(index), faiss.IndexRefine):
+        found["k_factor"] = int(faiss.downcast_index(index).k_factor)
+    return found
 
 
 def faiss_extract_ivf(index):
@@ -147,7 +166,7 @@ def test_search_parameters_come_from_the_manifest_or_an_override(dense, tmp_path
     every = open_searcher(tmp_path / "ann", TableEncoder(dense["queries"]), nprobe=32)
     assert faiss_extract_ivf(every.index).nprobe == 32
     assert recall(every, dense, 10) > recall(few, dense, 10)
-    with pytest.raises(TypeError, match="no efSearch parameter"):
+    with pytest.raises(TypeError, match="has no ef_search parameter"):
         open_searcher(tmp_path / "ann", TableEncoder(dense["queries"]), ef_search=10)
     build_faiss_index(dense["folder"], tmp_path / "hnsw", hnsw=True, M=8, threads=1)
     hnsw = open_searcher(tmp_path / "hnsw", TableEncoder(dense["queries"]), ef_search=20)
@@ -235,3 +254,40 @@ def test_cli_builds_and_reports_errors(dense, tmp_path, caplog):
     assert index_cli.main([*argv, "--pq", "--pq-m", "24", "--overwrite"]) == 1
     assert "does not divide the dimension 64" in caplog.text
     assert index_cli.main(["faiss", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "x")]) == 1
+
+
+def test_recall_estimate_is_a_brute_force_measurement_on_collection_rows(dense, tmp_path, caplog):
+    """The recorded estimate equals recall@100 of the written index file (read back as is) for the seeded
+    collection rows against their exact leave-one-out top 100; below --min-recall a warning names an option."""
+    import faiss
+
+    manifest = build_faiss_index(dense["folder"], tmp_path / "ann", nlist=32, nprobe=1, min_recall=0.99, threads=1)
+    record = manifest["recall_estimate"]
+    index = faiss.read_index(str(tmp_path / "ann" / "index"))
+    assert faiss.extract_index_ivf(index).nprobe == 1
+    rows = faiss_dense._draw_rows(N_DOCS, 200, seed=1)
+    vectors = dense["vectors"]
+    exact = np.argsort(-(vectors[rows] @ vectors.T), axis=1, kind="stable")
+    _, found = index.search(vectors[rows], 101)
+    per_query = [
+        len(set(f[(f != r) & (f >= 0)][:100].tolist()) & set(e[e != r][:100].tolist())) / 100
+        for f, e, r in zip(found, exact, rows)
+    ]
+    assert record["recall_at_100"] == pytest.approx(np.mean(per_query), abs=1e-4)
+    assert record["min_query_recall_at_100"] == pytest.approx(min(per_query), abs=1e-4)
+    assert record["recall_at_100"] < 0.99 and record["alternatives"]["--nprobe 2"] > record["recall_at_100"]
+    assert "below --min-recall 0.99" in caplog.text and "--nprobe 2 ->" in caplog.text
+    assert record["advice"] in caplog.text
+
+
+def test_cli_reports_the_recall_estimate_and_validates_its_options(dense, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    argv = ["faiss", "--input", str(dense["folder"]), "--output", str(tmp_path / "ann"), "--threads", "1"]
+    assert index_cli.main([*argv, "--nlist", "8", "--min-recall", "0"]) == 0
+    estimate = read_manifest(tmp_path / "ann")["recall_estimate"]
+    assert f"estimated recall@100 {estimate['recall_at_100']}" in caplog.text and "advice" not in estimate
+    assert "below --min-recall" not in caplog.text
+    assert index_cli.main([*argv, "--overwrite", "--recall-queries", "0"]) == 0
+    assert "recall_estimate" not in read_manifest(tmp_path / "ann")
+    assert index_cli.main([*argv, "--overwrite", "--min-recall", "1.5"]) == 1
+    assert "--min-recall in [0, 1] (got 1.5)" in caplog.text
