@@ -257,6 +257,7 @@ def encode_argv(
     representations: Sequence[str] = ("dense", "multi", "impact"),
     batch_size: int = 3,
     checkpoint_every: int = 1,
+    sort_window: int = 2,
     extra_input: Sequence[str] = (),
     extra_encoder: Sequence[str] = (),
     extra_output: Sequence[str] = (),
@@ -277,6 +278,8 @@ def encode_argv(
         *representations,
         "--batch-size",
         str(batch_size),
+        "--sort-window",  # small windows: a commit every two batches, so kills land between commits
+        str(sort_window),
         *extra_encoder,
         "output",
         "--embeddings",
