@@ -91,8 +91,12 @@ class DiffRetrieverDocumentEncoder(SideEncoderMixin, DocumentEncoder):
         batch_size: int | None = None,
         max_tokens: int | None = None,
         tokenized: TokenizedTexts | None = None,
+        representations: Sequence[str] | None = None,
     ) -> RepresentationBatch:
         """Dense, multi and impact representations of the passages from one forward pass per batch.
+
+        ``representations`` limits what is computed (default all three; leaving ``impact`` out skips the sparse
+        read-out).
 
         The passages are batched by length inside the call (longest first, at most ``batch_size`` per pass, default
         the constructor's, and at most ``max_tokens`` computed tokens) and returned in input order; ``tokenized``
@@ -106,6 +110,7 @@ class DiffRetrieverDocumentEncoder(SideEncoderMixin, DocumentEncoder):
             batch_size=batch_size,
             max_tokens=max_tokens,
             tokenized=tokenized,
+            representations=representations,
         )
 
     def tokenize(

@@ -531,6 +531,7 @@ def encode_window(
             batch_size=options.batch_size,
             max_tokens=options.max_tokens,
             tokenized=tokenized,
+            representations=list(representations),
         )
         return {name: getattr(batch, name) for name in representations}, batch.tokens
     if options.max_tokens is not None:

@@ -21,7 +21,7 @@ from pyserini_diffretriever.writers import MultiVectorFolder, iter_vector_record
 from pyserini_diffretriever.writers.merge import merge_outputs
 
 ALL = ("dense", "multi", "impact")
-N_DOCS = 44
+N_DOCS = 36
 
 
 def mixed_lengths(n: int = N_DOCS) -> list[dict]:
@@ -38,12 +38,15 @@ def corpus(tmp_path_factory) -> Path:
     return write_corpus(tmp_path_factory.mktemp("bucketing") / "corpus.jsonl", mixed_lengths())
 
 
-@pytest.fixture(scope="module", params=["dream", "llada"])
-def encoder(request, tiny_dream_dir, tiny_llada_dir):
+def _load(path: Path):
     from pyserini_diffretriever.encoders import DiffRetrieverDocumentEncoder
 
-    path = tiny_dream_dir if request.param == "dream" else tiny_llada_dir
     return DiffRetrieverDocumentEncoder(str(path), max_length=256, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_dream_dir):
+    return _load(tiny_dream_dir)
 
 
 def _encode(encoder, corpus: Path, out: Path, **options) -> Path:
@@ -65,7 +68,11 @@ def _vectors(folder: Path) -> tuple[list[str], np.ndarray, list[np.ndarray], lis
     return read_faiss_docids(folder / "dense"), index.reconstruct_n(0, index.ntotal), per_doc, impact
 
 
-def test_bucketed_windows_equal_corpus_order_and_compute_fewer_tokens(encoder, corpus, tmp_path):
+@pytest.mark.parametrize("backbone", ["dream", "llada"])
+def test_bucketed_windows_equal_corpus_order_and_compute_fewer_tokens(
+    backbone, encoder, tiny_llada_dir, corpus, tmp_path
+):
+    encoder = encoder if backbone == "dream" else _load(tiny_llada_dir)
     bucketed = _encode(encoder, corpus, tmp_path / "bucketed", sort_window=4)
     in_order = _encode(encoder, corpus, tmp_path / "in-order", sort_window=1)
     ids, dense, multi, impact = _vectors(bucketed)
@@ -161,11 +168,8 @@ def test_max_tokens_needs_an_encoder_that_counts_tokens(corpus, tmp_path):
     assert TokenBudgetError.__mro__[1] is ValueError
 
 
-def test_resume_with_sorting_on_is_byte_identical(tiny_dream_dir, corpus, tmp_path, monkeypatch):
-    from pyserini_diffretriever.encoders import DiffRetrieverDocumentEncoder
-
+def test_resume_with_sorting_on_is_byte_identical(encoder, corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    encoder = DiffRetrieverDocumentEncoder(str(tiny_dream_dir), max_length=256, batch_size=4)
     _encode(encoder, corpus, tmp_path / "reference", sort_window=2, checkpoint_every=1)
     calls = []
     original = encoder.encode_all
@@ -186,10 +190,7 @@ def test_resume_with_sorting_on_is_byte_identical(tiny_dream_dir, corpus, tmp_pa
     assert compare_trees(tmp_path / "reference", tmp_path / "resumed") == []
 
 
-def test_shards_merged_equal_one_run_and_sum_their_tokens(tiny_dream_dir, corpus, tmp_path):
-    from pyserini_diffretriever.encoders import DiffRetrieverDocumentEncoder
-
-    encoder = DiffRetrieverDocumentEncoder(str(tiny_dream_dir), max_length=256, batch_size=4)
+def test_shards_merged_equal_one_run_and_sum_their_tokens(encoder, corpus, tmp_path):
     whole = _encode(encoder, corpus, tmp_path / "whole", sort_window=2)
     shards = [_encode(encoder, corpus, tmp_path / f"shard{i}", sort_window=2, shard=(i, 2)) for i in range(2)]
     merged = tmp_path / "merged"
