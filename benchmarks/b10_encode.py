@@ -102,7 +102,7 @@ def run(quick: bool, workdir: Path) -> dict:
     vocab = C.proportional_vocab()
     proportioned = C.head_proportioned(diffusion, vocab)
     encoder = DiffRetrieverDocumentEncoder(proportioned, representation="dense", max_length=512, batch_size=BATCH)
-    n = 128 if quick else 384
+    n = 64 if quick else 384
     repeats = 1 if quick else 2
     collections = {
         "cranfield": cranfield_corpus(workdir / "cranfield.jsonl", n),
