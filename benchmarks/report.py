@@ -511,6 +511,22 @@ def _b10_section(b10: dict) -> list[str]:
                 f"{words['max_words']} | {mode} | {case['computed_over_real']:.2f} | {case['documents_per_s']:.2f} "
                 f"| {case['peak_rss_bytes'] / 2**20:.0f} |"
             )
+    lines += [
+        "",
+        "Whole collections (the pipeline's batch plan, no timing): computed / real tokens.",
+        "",
+        "| collection | documents | row tokens mean / p95 / max | corpus order | bucketed | token budget |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, collection in b10["collections"].items():
+        whole = collection.get("whole_collection")
+        if whole:
+            plan, rows = whole["planned_tokens"], whole["row_tokens"]
+            lines.append(
+                f"| {name} | {whole['words']['documents']} | {rows['mean']:.0f} / {rows['p95']} / {rows['max']} "
+                f"| {plan['corpus']['computed_over_real']:.2f} | {plan['bucketed']['computed_over_real']:.2f} "
+                f"| {plan['budget']['computed_over_real']:.2f} |"
+            )
     return [*lines, ""]
 
 
