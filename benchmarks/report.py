@@ -15,7 +15,21 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("b1", "b2", "b3", "b4", "b5", "b5_flat", "b5_dense", "b5_dense_flat", "b6_ray", "b7", "b8")
+NAMES = (
+    "b1",
+    "b2",
+    "b3",
+    "b4",
+    "b5",
+    "b5_flat",
+    "b5_dense",
+    "b5_dense_flat",
+    "b6_ray",
+    "b7",
+    "b8",
+    "b10",
+    "gpu_encode_7b",
+)
 FLAT_SUFFIX = "_flat"
 """Keys of the flat-tail geometry runs (``b5_flat``, ``b5_dense_flat``: ``--geometry flat``) carry this suffix."""
 
@@ -48,6 +62,18 @@ TARGETS = {
     "ray_overhead_over_single_process": ("<=", 1.10, "B6: plain encode throughput / Ray with 1 worker, 1 thread"),
     "server_errors_under_load": ("<=", 0, "B8: 5xx answers at 1/4/16 concurrent clients (load shedding apart)"),
     "server_qps_16_over_1": (">=", 1.5, "B8: REST QPS with 16 concurrent clients / 1 client"),
+    "encode_computed_over_real_tokens": (
+        "<=",
+        1.10,
+        "B10: computed / real tokens, length-bucketed batches of 32, worse of Cranfield and MS MARCO-like",
+    ),
+    "encode_bucketed_over_corpus_order": (
+        ">=",
+        1.4,
+        "B10: documents/s bucketed / corpus order, batch 32, Dream-7B-proportioned network, CPU",
+    ),
+    "encode_bucketed_peak_rss_over_corpus_order": ("<=", 1.10, "B10: peak RSS bucketed / corpus order"),
+    "gpu_encode_mfu": (">=", 0.40, "GPU check encode_7b.py: useful FLOPs / dense bf16 peak (when a GPU ran it)"),
     "train_loss_cut": (">=", 0.5, "B7: training loss cut by 200 CPU LoRA steps, synthetic overlap task, tiny fixture"),
     "train_k16_over_k1_per_position": (
         "<=",
@@ -199,6 +225,14 @@ def summarise(raw: dict) -> dict:
         s.update(raw["b8"].get("summary", {}))
     if "b7" in raw:
         s.update(_b7_summary(raw["b7"]))
+    if "b10" in raw:
+        s.update(raw["b10"]["summary"])
+    if "gpu_encode_7b" in raw:
+        gpu = raw["gpu_encode_7b"]
+        dream = gpu["families"].get("dream") or next(iter(gpu["families"].values()))
+        s["gpu_encode_mfu"] = dream.get("mfu")
+        s["gpu_encode_passages_per_s"] = dream["passages_per_s"]
+        s["gpu_encode_device"] = gpu["device"]
     targets = []
     for key, (op, bound, what) in TARGETS.items():
         value = s.get(key)
@@ -470,6 +504,10 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         lines += _b7_section(summary, raw["b7"])
     if "b8" in raw:
         lines += _b8_section(raw["b8"])
+    if "b10" in raw:
+        lines += _b10_section(raw["b10"])
+    if "gpu_encode_7b" in raw:
+        lines += _gpu_encode_section(raw["gpu_encode_7b"])
     lines += [
         "## Reproduce",
         "",
@@ -482,6 +520,68 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _b10_section(b10: dict) -> list[str]:
+    """Encoding by batching order (``benchmarks/b10_encode.py``)."""
+    lines = [
+        "## B10: encoding throughput by batching order",
+        "",
+        f"The encode pipeline (dense + multi folders) on the B1 network with a Dream-7B-proportioned head "
+        f"(vocabulary {b10['proportional_vocab']:,}), K_p = {b10['k_p']}, batch {b10['batch_size']}, float32, "
+        f"2 threads; median of {b10['repeats']} round-robin repeats. corpus: batches in file order; bucketed: "
+        f"sorted within windows of {b10['sort_window']} batches; budget: bucketed with --max-tokens = "
+        f"{b10['batch_size']} x mean row, --batch-size {4 * b10['batch_size']} as a cap.",
+        "",
+        f"Timed on {next(iter(b10['collections'].values()))['words']['documents']} documents per collection "
+        f"(load average {b10.get('machine', {}).get('loadavg_1m', '?')} at the end): two batches of 32, so even "
+        "sorted they span a wide range of lengths; whole collections, sorted within full windows, compute "
+        "far less padding (second table). Documents/s follows computed tokens.",
+        "",
+        "| collection | words mean / p95 / max | mode | computed / real tokens | documents/s | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, collection in b10["collections"].items():
+        words = collection["words"]
+        for mode, case in collection["cases"].items():
+            lines.append(
+                f"| {name} ({words['documents']} docs) | {words['mean_words']:.0f} / {words['p95_words']} / "
+                f"{words['max_words']} | {mode} | {case['computed_over_real']:.2f} | {case['documents_per_s']:.2f} "
+                f"| {case['peak_rss_bytes'] / 2**20:.0f} |"
+            )
+    lines += [
+        "",
+        "Whole collections (the pipeline's batch plan, no timing): computed / real tokens.",
+        "",
+        "| collection | documents | row tokens mean / p95 / max | corpus order | bucketed | token budget |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, collection in b10["collections"].items():
+        whole = collection.get("whole_collection")
+        if whole:
+            plan, rows = whole["planned_tokens"], whole["row_tokens"]
+            lines.append(
+                f"| {name} | {whole['words']['documents']} | {rows['mean']:.0f} / {rows['p95']} / {rows['max']} "
+                f"| {plan['corpus']['computed_over_real']:.2f} | {plan['bucketed']['computed_over_real']:.2f} "
+                f"| {plan['budget']['computed_over_real']:.2f} |"
+            )
+    return [*lines, ""]
+
+
+def _gpu_encode_section(gpu: dict) -> list[str]:
+    """The GPU encoding check (``benchmarks/gpu/encode_7b.py``), when a GPU ran it."""
+    lines = [
+        f"## GPU encoding check ({gpu['device']}, {gpu['dtype']}, {gpu['attention']})",
+        "",
+        "| backbone | passages/s | real tokens/s | computed / real | MFU | batch-1 latency (ms) | peak GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for family, f in gpu["families"].items():
+        lines.append(
+            f"| {family} | {f['passages_per_s']:.1f} | {f['real_tokens_per_s']:.0f} | {f['computed_over_real']:.2f} "
+            f"| {_f(f['mfu'])} | {f['latency_batch1_ms']:.1f} | {_f(f['peak_memory_gib'])} |"
+        )
+    return [*lines, ""]
 
 
 def _b8_section(b8: dict) -> list[str]:

@@ -38,6 +38,7 @@ BENCHMARKS = {
     "b6_ray": "b6_ray.py",
     "b7": "b7_train.py",
     "b8": "b8_server.py",
+    "b10": "b10_encode.py",
 }
 FRESH_WORKDIRS = {"b3"}  # searchers would reuse token indexes from an earlier run and hide their build time
 

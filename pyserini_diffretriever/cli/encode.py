@@ -9,6 +9,12 @@ names), because Pyserini's own CLI cannot load third-party encoders::
               --batch-size 16 --max-length 512 --device cuda:0 --dtype bfloat16 \\
       output  --embeddings runs/cranfield-dream
 
+Records are read in corpus order, sorted by token length within windows of ``--sort-window`` batches (default
+32) so that a batch holds similar lengths, and written back in corpus order: same ids, same order, vectors equal
+to corpus-order batching within float rounding (1e-5). ``--max-tokens N`` batches by a token budget (rows x
+longest row, prompt + text + slots) with ``--batch-size`` as a cap. The log's summary line and every manifest's
+``"tokens": {"real": ..., "computed": ...}`` show what padding cost.
+
 One ``--representation`` writes its folder at ``--embeddings``; several come from ONE forward pass per batch
 and go to ``OUT/dense``, ``OUT/multi``, ``OUT/impact``:
 
@@ -36,7 +42,7 @@ Reliability:
   default), or are left out, listed in ``OUT/skipped-records.jsonl`` and counted in the manifest
   (``--on-error skip``).
 * Output is written to ``OUT.partial`` and renamed to ``OUT`` only when complete. Progress is committed every
-  ``--checkpoint-every`` records (at a batch boundary); a run that is killed (SIGKILL included) or fails
+  ``--checkpoint-every`` records (at a window boundary); a run that is killed (SIGKILL included) or fails
   (a full disk) keeps ``OUT.partial``, and rerunning the same command continues from the last commit with
   output byte-identical to an uninterrupted run. A rerun with other settings is refused (it names them);
   ``--restart`` discards the unfinished run. Two runs of the same output at once are refused.
@@ -66,12 +72,14 @@ from ..pipeline.distributed import (
 )
 from ..pipeline.encoding import (  # re-exported: the library's driver, formerly defined here
     DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_SORT_WINDOW,
     MAX_SKIP_WARNINGS,
     encode_corpus,
     expected_query_settings,
     run_settings,
     shard_range,
 )
+from ..representation.bucketing import TokenBudgetError, TokenCount
 from ..settings import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, DEFAULT_QUANTIZATION, REPRESENTATIONS, EncoderSettings
 from ..writers import (
     ManifestError,
@@ -170,10 +178,26 @@ def _encoder_parser() -> argparse.ArgumentParser:
         help="one or more of dense, multi, impact (several: one forward pass, subfolders OUT/<representation>)",
     )
     encoder_parser.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=None,
+        help="most tokens one forward pass computes, padding included (rows x longest row of prompt + text + "
+        "slots): batch sizes follow lengths, so long passages cannot exhaust the device and short ones fill it "
+        "(default: no budget, --batch-size passages)",
+    )
+    encoder_parser.add_argument(
+        "--sort-window",
+        type=positive_int,
+        default=DEFAULT_SORT_WINDOW,
+        help="batches per length-sorting window: records are read in corpus order, sorted by token length "
+        "within a window to cut padding, and written back in corpus order; 1 batches in corpus order "
+        f"(default {DEFAULT_SORT_WINDOW})",
+    )
+    encoder_parser.add_argument(
         "--batch-size",
         type=positive_int,
         default=DEFAULT_BATCH_SIZE,
-        help=f"passages per forward pass (default {DEFAULT_BATCH_SIZE})",
+        help=f"most passages per forward pass (default {DEFAULT_BATCH_SIZE}; a cap with --max-tokens)",
     )
     encoder_parser.add_argument(
         "--max-length",
@@ -299,7 +323,7 @@ def _output_parser() -> argparse.ArgumentParser:
         "--checkpoint-every",
         type=int,
         default=DEFAULT_CHECKPOINT_EVERY,
-        help="commit progress (fsync) after at least this many records, at a batch "
+        help="commit progress (fsync) after at least this many records, at a sort-window "
         f"boundary; a killed run resumes from there (default {DEFAULT_CHECKPOINT_EVERY})",
     )
     output_parser.add_argument(
@@ -336,7 +360,7 @@ def _ray_parser() -> argparse.ArgumentParser:
         "--block-size",
         type=int,
         default=DEFAULT_BLOCK_SIZE,
-        help=f"records per unit of work, rounded up to whole batches (default {DEFAULT_BLOCK_SIZE})",
+        help=f"records per unit of work, rounded up to whole sort windows (default {DEFAULT_BLOCK_SIZE})",
     )
     ray_parser.add_argument(
         "--max-restarts", type=int, default=3, help="restarts of a dead worker, its blocks retried (default 3)"
@@ -412,6 +436,12 @@ def _summary(folders: Mapping[str, Path]) -> str:
         line += f"; skipped {skipped} bad records ({kinds}), listed in {reports}"
     else:
         line += "; no bad records"
+    if "tokens" in manifest:
+        tokens = TokenCount.from_record(manifest["tokens"])
+        line += (
+            f"; tokens: {tokens.real} real, {tokens.computed} computed "
+            f"({tokens.ratio:.2f}x, padding {tokens.computed - tokens.real})"
+        )
     return line
 
 
@@ -434,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shard_range(reader, shard)  # an empty shard fails before the encoder is loaded
         encode_options = {
             "batch_size": args.encoder.batch_size,
+            "sort_window": args.encoder.sort_window,
+            "max_tokens": args.encoder.max_tokens,
             "shard": shard,
             "max_length": args.encoder.max_length,
             "fp16": args.encoder.fp16,
@@ -464,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RayUnavailableError, WorkerOutOfMemoryError) as error:
         logger.error("%s%s", error, _resume_hint(output))
         return 1
-    except (CorpusError, WriterError, ManifestError, OutputExistsError, ResumeError) as error:
+    except (CorpusError, WriterError, ManifestError, OutputExistsError, ResumeError, TokenBudgetError) as error:
         logger.error("%s", error)
         return 1
     except OSError as error:  # a full disk, a read-only folder, ...

@@ -42,6 +42,7 @@ from ..reproduction.datasets import (
 )
 from ..reproduction.pipeline import MissingModelError, Reproduction, ReproductionSettings, check_models
 from ..reproduction.steps import StepFailedError, WorkFolderLockedError, lock_work_folder
+from ..settings import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH
 from . import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -86,9 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("running")
     run.add_argument("--device", default="cuda:0", help="cpu or cuda[:N] (default cuda:0)")
     run.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"), help="weight dtype")
-    run.add_argument("--batch-size", type=int, default=16, help="passages / queries per forward pass (default 16)")
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"passages / queries per forward pass (default {DEFAULT_BATCH_SIZE})",
+    )
     run.add_argument("--search-batch-size", type=int, default=64, help="queries per batch_search call (default 64)")
-    run.add_argument("--max-length", type=int, default=512, help="prompt + passage token budget (default 512)")
+    run.add_argument(
+        "--max-length",
+        type=int,
+        default=DEFAULT_MAX_LENGTH,
+        help=f"prompt + passage token budget (default {DEFAULT_MAX_LENGTH})",
+    )
     run.add_argument("--query-max-length", type=int, default=None, help="query token budget (default: encoder's)")
     run.add_argument("--threads", type=int, default=1, help="indexing and search threads (default 1)")
     run.add_argument("--hits", type=int, default=1000, help="hits per query and run (default 1000)")

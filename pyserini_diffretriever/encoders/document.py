@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pyserini.encode import DocumentEncoder
 
 from ._common import SideEncoderMixin
-from .model import RepresentationBatch
+from .model import RepresentationBatch, TokenizedTexts
 
 
 class DiffRetrieverDocumentEncoder(SideEncoderMixin, DocumentEncoder):
@@ -87,6 +87,34 @@ class DiffRetrieverDocumentEncoder(SideEncoderMixin, DocumentEncoder):
         titles: Sequence[str | None] | None = None,
         max_length: int | None = None,
         fp16: bool = False,
+        *,
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+        tokenized: TokenizedTexts | None = None,
+        representations: Sequence[str] | None = None,
     ) -> RepresentationBatch:
-        """Dense, multi and impact representations of the passages from one forward pass per batch."""
-        return self._side.encode(texts, titles, max_length=max_length, fp16=fp16)
+        """Dense, multi and impact representations of the passages from one forward pass per batch.
+
+        ``representations`` limits what is computed (default all three; leaving ``impact`` out skips the sparse
+        read-out).
+
+        The passages are batched by length inside the call (longest first, at most ``batch_size`` per pass, default
+        the constructor's, and at most ``max_tokens`` computed tokens) and returned in input order; ``tokenized``
+        is :meth:`tokenize`'s result for the same passages (the encode pipeline tokenizes ahead of the model).
+        """
+        return self._side.encode(
+            texts,
+            titles,
+            max_length=max_length,
+            fp16=fp16,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            tokenized=tokenized,
+            representations=representations,
+        )
+
+    def tokenize(
+        self, texts: Sequence[str], titles: Sequence[str | None] | None = None, max_length: int | None = None
+    ) -> TokenizedTexts:
+        """The passages joined with their titles and tokenized; ``lengths`` are whole input rows (prompt + slots)."""
+        return self._side.tokenize(texts, titles, max_length=max_length)

@@ -16,6 +16,7 @@ impact outputs are built by the same code. K is then PromptReps' N (default 4 on
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -26,12 +27,13 @@ import numpy as np
 import torch
 
 from ..backbones.base import LoadedBackbone
+from ..representation.bucketing import TokenCount, plan_batches
 from ..representation.content_words import content_token_ids
 from ..representation.dense import multi_vectors, single_vector
 from ..representation.generation import ar_stop_token_ids, generate_representatives
 from ..representation.inputs import InputBuilder
 from ..representation.prompts import PromptError, PromptTemplate, check_side, load_prompt
-from ..representation.readout import ReadoutConfig, read_out, stop_token_ids
+from ..representation.readout import Readout, ReadoutConfig, read_out, stop_token_ids
 from ..representation.terms import TermVocabulary, term_vocabulary, vocabulary_fingerprint
 from ..settings import (
     DEFAULT_BATCH_SIZE,
@@ -95,15 +97,34 @@ class RepresentationBatch:
         Per text ``{term: weight}`` with plain Python ints (Lucene impact terms).
     impact_ids:
         The same vectors keyed by token id.
+    tokens:
+        Input tokens of the forward passes: real (prompt + text + slots) and computed (padding included).
     """
 
     multi: list[np.ndarray] = field(default_factory=list)
     dense: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     impact: list[dict[str, int]] = field(default_factory=list)
     impact_ids: list[dict[int, int]] = field(default_factory=list)
+    tokens: TokenCount = field(default_factory=TokenCount)
 
     def __len__(self) -> int:
         return int(self.dense.shape[0])
+
+
+@dataclass(frozen=True)
+class TokenizedTexts:
+    """Texts (titles joined) with their token ids and input row lengths, ready for :meth:`DiffRetrieverModel.encode_side`.
+
+    Tokenizing ahead (the encode pipeline does it in a background thread while the model runs) lets the caller
+    plan batches by length and the model skip the tokenizer.
+    """
+
+    texts: list[str]
+    ids: list[list[int]]
+    lengths: list[int]
+
+    def __len__(self) -> int:
+        return len(self.texts)
 
 
 class DiffRetrieverModel:
@@ -238,6 +259,24 @@ class DiffRetrieverModel:
         return builder
 
     # -- encoding ------------------------------------------------------------------------------------
+    def tokenize_side(
+        self,
+        texts: Sequence[str],
+        side: str,
+        *,
+        k: int | None = None,
+        prompt: str | Path | PromptTemplate = "few",
+        max_length: int = 512,
+        titles: Sequence[str | None] | None = None,
+        title_separator: str = ". ",
+    ) -> TokenizedTexts:
+        """Join titles and tokenize ``texts`` as :meth:`encode_side` would; the row lengths count prompt and slots."""
+        k = self.default_k(side) if k is None else k
+        builder = self.input_builder(side, k, prompt, max_length, title_separator)
+        joined = builder.join(list(texts), None if titles is None else list(titles))
+        ids = builder.tokenize(joined)
+        return TokenizedTexts(joined, ids, [builder.row_length(row) for row in ids])
+
     def encode_side(
         self,
         texts: Sequence[str],
@@ -248,15 +287,19 @@ class DiffRetrieverModel:
         max_length: int = DEFAULT_MAX_LENGTH,
         titles: Sequence[str | None] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        max_tokens: int | None = None,
         readout: ReadoutConfig = ReadoutConfig(),
         title_separator: str = _DEFAULTS.title_separator,
         representations: Iterable[str] = REPRESENTATIONS,
         fp16: bool = False,
+        tokenized: TokenizedTexts | None = None,
     ) -> RepresentationBatch:
         """Encode ``texts`` for one side; every requested representation comes from the same pass.
 
-        Texts are sorted by token length inside the call (less padding per batch) and returned in input
-        order. Representations not requested are left empty (``impact`` skips the content-word filter).
+        Texts are sorted by token length inside the call and batched longest first
+        (:func:`~pyserini_diffretriever.representation.bucketing.plan_batches`: less padding per batch), then
+        returned in input order. Representations not requested are left empty (``impact`` skips the content-word
+        filter). The result's ``tokens`` counts the real and computed (padded) input tokens.
 
         Parameters
         ----------
@@ -270,13 +313,20 @@ class DiffRetrieverModel:
         prompt, max_length:
             Prompt variant/YAML and the prompt + text token budget.
         batch_size:
-            Texts per forward pass.
+            Most texts per forward pass.
+        max_tokens:
+            Most computed tokens per forward pass (rows x longest row, prompt and slots included); ``None``: no
+            budget. A text longer than the budget raises
+            :class:`~pyserini_diffretriever.representation.bucketing.TokenBudgetError`.
         readout:
             Logit alignment, denoising steps and sparse settings.
         representations:
             Any of ``"dense"``, ``"multi"``, ``"impact"``.
         fp16:
             Run the backbone under float16 autocast (CUDA only; the caller warns elsewhere).
+        tokenized:
+            ``texts`` already joined and tokenized by :meth:`tokenize_side` with the same settings (``texts`` and
+            ``titles`` are then not read again).
         """
         wanted = set(representations)
         unknown = wanted - set(REPRESENTATIONS)
@@ -285,21 +335,29 @@ class DiffRetrieverModel:
         check_positive_int("batch_size", batch_size)
         k = self.default_k(side) if k is None else k
         builder = self.input_builder(side, k, prompt, max_length, title_separator)
-        texts = builder.join(list(texts), None if titles is None else list(titles))
+        if tokenized is None:
+            tokenized = self.tokenize_side(
+                texts, side, k=k, prompt=prompt, max_length=max_length, titles=titles, title_separator=title_separator
+            )
+        texts, text_ids = tokenized.texts, tokenized.ids
         result = _empty_batch(len(texts), self.hidden_size, wanted)
         if not texts:
             return result
         terms = self.terms if "impact" in wanted else None  # checked before the first forward pass
-        text_ids = builder.tokenize(texts)
-        order = sorted(range(len(texts)), key=lambda i: -min(len(text_ids[i]), builder.text_budget))
+        plan = plan_batches(tokenized.lengths, batch_size, max_tokens)
         n_truncated = 0
+        staged: tuple[list[int], Readout, object] | None = None
         with torch.inference_mode(), self._autocast(fp16):
-            for start in range(0, len(texts), batch_size):
-                rows = order[start : start + batch_size]
+            for rows in plan:
                 batch = builder.collate([text_ids[i] for i in rows])
                 n_truncated += sum(batch.truncated)
+                result.tokens += TokenCount(sum(tokenized.lengths[i] for i in rows), batch.input_ids.numel())
                 out = self._read_batch(batch, [texts[i] for i in rows], k, readout, terms is not None)
-                self._store(result, rows, out, "multi" in wanted, terms)
+                if staged is not None:  # the previous batch's copy to the host overlapped this batch's pass
+                    self._store(result, *staged, "multi" in wanted, terms)
+                staged = (rows, *_to_host(out))
+            if staged is not None:
+                self._store(result, *staged, "multi" in wanted, terms)
         if n_truncated:
             logger.debug(
                 "%d of %d %s texts were truncated to %d text tokens", n_truncated, len(texts), side, builder.text_budget
@@ -322,8 +380,16 @@ class DiffRetrieverModel:
         return read_out(self.backbone.model, batch, config=readout, stop_ids=self.stop_ids, content_ids=content)
 
     @staticmethod
-    def _store(result: RepresentationBatch, rows: list[int], out, multi: bool, terms: TermVocabulary | None) -> None:
-        """Write one batch's dense, multi and impact vectors into ``result`` at the texts' input positions."""
+    def _store(
+        result: RepresentationBatch, rows: list[int], out, copied, multi: bool, terms: TermVocabulary | None
+    ) -> None:
+        """Write one batch's dense, multi and impact vectors into ``result`` at the texts' input positions.
+
+        ``copied`` is the CUDA event of :func:`_to_host`'s asynchronous copy (``None`` on the CPU): waited for here,
+        one batch later, so the copy overlapped the next forward pass.
+        """
+        if copied is not None:
+            copied.synchronize()
         dense = single_vector(out.dense, out.slot_mask).cpu().numpy()
         multi = multi_vectors(out.dense, out.slot_mask) if multi else None
         sparse = out.sparse() if terms is not None else None
@@ -334,6 +400,37 @@ class DiffRetrieverModel:
             if sparse is not None:
                 result.impact_ids[i] = sparse[j]
                 result.impact[i] = terms.to_terms(sparse[j])
+
+
+def _to_host(out: Readout) -> tuple[Readout, object]:
+    """Start copying a CUDA read-out to pinned host memory without blocking; return it and the copy's event.
+
+    On CUDA the device-to-host copies are ``non_blocking`` into page-locked buffers (PyTorch's caching host
+    allocator reuses them), so the model can start the next batch while they run; :meth:`DiffRetrieverModel._store`
+    waits for the event. Elsewhere the read-out is returned as it is, with no event.
+    """
+    if out.dense.device.type != "cuda" or not torch.cuda.is_available():
+        return out, None
+
+    def pinned(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        if tensor is None:
+            return None
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        host.copy_(tensor, non_blocking=True)
+        return host
+
+    moved = dataclasses.replace(
+        out,
+        dense=pinned(out.dense),
+        slot_mask=pinned(out.slot_mask),
+        decoded_ids=pinned(out.decoded_ids),
+        sparse_ids=pinned(out.sparse_ids),
+        sparse_weights=pinned(out.sparse_weights),
+        logits=None,
+    )
+    event = torch.cuda.Event()
+    event.record()
+    return moved, event
 
 
 def _empty_batch(n: int, hidden_size: int, wanted: set[str]) -> RepresentationBatch:
@@ -430,6 +527,20 @@ class SideEncoder:
     def dimension(self) -> int:
         return self.model.hidden_size
 
+    def tokenize(
+        self, texts: Sequence[str], titles: Sequence[str | None] | None = None, *, max_length: int | None = None
+    ) -> TokenizedTexts:
+        """Texts joined and tokenized with this side's settings, for :meth:`encode` (``tokenized=``)."""
+        return self.model.tokenize_side(
+            texts,
+            self.side,
+            k=self.k,
+            prompt=self.prompt,
+            max_length=self.max_length if max_length is None else max_length,
+            titles=titles,
+            title_separator=self.title_separator,
+        )
+
     def encode(
         self,
         texts: Sequence[str],
@@ -438,10 +549,22 @@ class SideEncoder:
         max_length: int | None = None,
         fp16: bool = False,
         representations: Iterable[str] | None = None,
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+        tokenized: TokenizedTexts | None = None,
     ) -> RepresentationBatch:
-        """Encode with this side's settings (``max_length`` overrides the constructor's for one call)."""
+        """Encode with this side's settings.
+
+        ``max_length`` and ``batch_size`` override the constructor's for one call; ``max_tokens`` caps the computed
+        tokens of each forward pass; ``tokenized`` is :meth:`tokenize`'s result for the same texts and max_length.
+        """
         if max_length is not None:
             check_positive_int("max_length", max_length)
+        for name, value in (("batch_size", batch_size), ("max_tokens", max_tokens)):
+            if value is not None:
+                check_positive_int(name, value)
+        if tokenized is not None and len(tokenized) != len(texts):
+            raise ValueError(f"tokenized holds {len(tokenized)} texts, but {len(texts)} texts were given")
         if fp16 and self.model.device.type != "cuda":
             logger.warning(
                 "fp16=True ignored: float16 autocast is only used on CUDA; keeping %s on %s",
@@ -455,11 +578,13 @@ class SideEncoder:
             prompt=self.prompt,
             max_length=self.max_length if max_length is None else max_length,
             titles=titles,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size if batch_size is None else batch_size,
+            max_tokens=max_tokens,
             readout=self.readout,
             title_separator=self.title_separator,
             representations=REPRESENTATIONS if representations is None else representations,
             fp16=fp16,
+            tokenized=tokenized,
         )
 
     def settings(self) -> dict:

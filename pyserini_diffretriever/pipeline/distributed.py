@@ -1,9 +1,10 @@
 """Encoding on a Ray cluster: many model replicas, the same output bytes as one process.
 
 The driver (this process) reads the corpus exactly as :func:`~.encoding.encode_corpus` does and groups the good
-records into the same batches. Whole batches form numbered *blocks* (``block_size`` records, rounded up to whole
-batches); each block goes to one of ``workers`` Ray actors (:class:`BlockEncoder`), each holding one loaded
-model, and comes back as the batches' representations. The driver hands them to the usual writers in corpus
+records into the same length-sorting windows. Whole windows form numbered *blocks* (``block_size`` records,
+rounded up to whole windows, so a window never spans a block or a commit); each block goes to one of ``workers``
+Ray actors (:class:`BlockEncoder`), each holding one loaded model, which sorts every window by length into
+batches exactly as one process does, and comes back as the windows' representations in corpus order. The driver hands them to the usual writers in corpus
 order, so writers, manifests, checkpoints and resume are those of the single-process run and the folders are
 byte-identical to it (only the manifests' ``distributed`` record of the workers is added).
 
@@ -38,14 +39,17 @@ from typing import Any
 
 import numpy as np
 
-from ..corpus import CorpusRecord, JsonlCorpusReader, SkippedRecord
+from ..corpus import JsonlCorpusReader, SkippedRecord
+from ..representation.bucketing import TokenCount
 from ..writers.checkpoint import fsync_dir
 from .encoding import (
     EncodeLoop,
     EncodeRun,
+    RecordWindow,
+    WindowOptions,
     batch_texts,
-    encode_batch,
     encode_corpus,
+    encode_window,
     encoder_settings,
     expected_query_settings,
 )
@@ -114,6 +118,9 @@ class RayOptions:
             raise ValueError(f"gpus_per_worker must be >= 0, got {self.gpus_per_worker}")
 
 
+_Payload = tuple[list[str], list[str], "list[str] | None"]  # one window: docids, texts, titles
+
+
 class BlockEncoder:
     """One model replica (a Ray actor): loads the encoder once, then encodes whole blocks of batches.
 
@@ -132,37 +139,38 @@ class BlockEncoder:
         """The encoder's settings and the manifests' ``query`` record (the driver loads no model)."""
         return encoder_settings(self.encoder), expected_query_settings(self.encoder, **query_options)
 
-    def encode(self, label: str, batches: list[tuple[list[str], list[str] | None]], options: dict[str, Any]):
-        """Every batch of a block, each as ``{representation: vectors}``, from one forward pass per batch."""
+    def encode(self, label: str, windows: list[_Payload], options: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every window of a block as ``{representation: vectors, "tokens": {"real", "computed"} or None}``."""
         import torch
 
-        representations, max_length, fp16 = options["representations"], options["max_length"], options["fp16"]
+        how = WindowOptions(options["batch_size"], options["max_tokens"], options["max_length"], options["fp16"])
+        results = []
         try:
-            return [
-                encode_batch(self.encoder, representations, texts, titles, max_length, fp16)
-                for texts, titles in batches
-            ]
+            for ids, texts, titles in windows:
+                encoded, tokens = encode_window(self.encoder, options["representations"], ids, texts, titles, how)
+                results.append({**encoded, "tokens": None if tokens is None else tokens.record()})
         except (MemoryError, torch.OutOfMemoryError) as error:
             raise _out_of_memory(label, options["batch_size"], error) from None
+        return results
 
 
 def _out_of_memory(label: str, batch_size: int, error: BaseException) -> WorkerOutOfMemoryError:
     return WorkerOutOfMemoryError(
         f"{label}, batch size {batch_size}: the worker ran out of memory ({type(error).__name__}: "
-        f"{str(error).splitlines()[0] if str(error) else 'no details'}); lower encoder --batch-size or "
-        "--max-length, or give each worker more memory (ray --gpus-per-worker / fewer --workers per node)"
+        f"{str(error).splitlines()[0] if str(error) else 'no details'}); lower encoder --batch-size, "
+        "--max-tokens or --max-length, or give each worker more memory (ray --gpus-per-worker / fewer --workers per node)"
     )
 
 
 @dataclass
 class _Block:
-    """A span of the shard: whole batches of good records plus the bad records among them, in corpus order."""
+    """A span of the shard: whole windows of good records plus the bad records among them, in corpus order."""
 
     index: int
     start: int  # records consumed before the block (resume point)
     end: int = 0  # records consumed after it
     digest: str = ""  # corpus_sha256 of everything consumed up to ``end``
-    events: list[SkippedRecord | int] = field(default_factory=list)  # bad records and batch numbers, in order
+    events: list[SkippedRecord | int] = field(default_factory=list)  # bad records and window numbers, in order
     ids: list[list[str]] = field(default_factory=list)
 
     @property
@@ -192,7 +200,10 @@ class _SpillStore:
         arrays: dict[str, np.ndarray] = {"fingerprint": np.array(self._fingerprint(block))}
         for number, batch in enumerate(batches):
             for name, vectors in batch.items():
-                if name == "dense":
+                if name == "tokens":
+                    if vectors is not None:
+                        arrays[f"{number}/tokens"] = np.array([vectors["real"], vectors["computed"]], dtype=np.int64)
+                elif name == "dense":
                     arrays[f"{number}/dense"] = np.asarray(vectors)
                 elif name == "multi":
                     arrays[f"{number}/multi"] = np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32)
@@ -224,7 +235,10 @@ class _SpillStore:
 
     @staticmethod
     def _batch(data: Any, number: int, representations: Sequence[str]) -> dict[str, Any]:
-        batch: dict[str, Any] = {}
+        batch: dict[str, Any] = {"tokens": None}
+        if f"{number}/tokens" in data:
+            real, computed = (int(value) for value in data[f"{number}/tokens"])
+            batch["tokens"] = {"real": real, "computed": computed}
         for name in representations:
             if name == "dense":
                 batch[name] = data[f"{number}/dense"]
@@ -259,7 +273,7 @@ class _Workers:
     def describe(self, query_options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         return self.get(self.actors[0].describe.remote(dict(query_options)), "loading the encoder")
 
-    def submit(self, block: _Block, batches: list[tuple[list[str], list[str] | None]], options: dict) -> None:
+    def submit(self, block: _Block, batches: list[_Payload], options: dict) -> None:
         worker = min(range(len(self.actors)), key=self.busy.__getitem__)
         reference = self.actors[worker].encode.remote(block.label, batches, options)
         self.busy[worker] += 1
@@ -302,8 +316,8 @@ class _Workers:
 class BlockLoop(EncodeLoop):
     """The encode loop with remote forward passes: blocks out to the workers, results written back in order.
 
-    Consuming the corpus (resume check, bad records, batching) is :class:`~.encoding.EncodeLoop`'s; only encoding
-    a full batch is deferred to the block it belongs to, and progress is committed at block ends.
+    Consuming the corpus (resume check, bad records, windows) is :class:`~.encoding.EncodeLoop`'s; only encoding
+    a full window is deferred to the block it belongs to, and progress is committed at block ends.
     """
 
     def __init__(
@@ -319,8 +333,8 @@ class BlockLoop(EncodeLoop):
     ) -> None:
         super().__init__(run, writers, out, committed)
         self.workers, self.spills = workers, spills
-        self.batches_per_block = max(1, -(-block_size // self.batch_size))
-        self.window = 2 * len(workers.actors)  # blocks in flight: every worker busy plus one queued each
+        self.windows_per_block = max(1, -(-block_size // self.window_size))
+        self.in_flight_limit = 2 * len(workers.actors)  # blocks in flight: every worker busy plus one queued each
         self.block = _Block(0, self.done)
         self.next_index = 0
         self.ready: dict[int, tuple[_Block, list[dict[str, Any]] | None]] = {}
@@ -329,26 +343,23 @@ class BlockLoop(EncodeLoop):
             "max_length": self.max_length,
             "fp16": self.fp16,
             "batch_size": self.batch_size,
+            "max_tokens": self.options.max_tokens,
         }
-        self.payload: list[tuple[list[str], list[str] | None]] = []
+        self.payload: list[_Payload] = []
 
-    # -- consuming: the base class reads the corpus; bad records and full batches join the current block -------
+    # -- consuming: the base class reads the corpus; bad records and full windows join the current block -------
     def _skip(self, entry: SkippedRecord) -> None:
         self._report_skip(entry)
         self.block.events.append(entry)
 
-    def _flush(self) -> None:
+    def _close_window(self) -> None:
+        window, self.window = self.window, RecordWindow()
+        ids = [record.docid for record in window.records]
         self.block.events.append(len(self.block.ids))
-        self.block.ids.append([record.docid for record in self.pending])
-        self.payload.append(batch_texts(self.pending, self.reader.fields))
-        self.pending.clear()
-        if len(self.block.ids) == self.batches_per_block:
+        self.block.ids.append(ids)
+        self.payload.append((ids, *batch_texts(window.records, self.reader.fields)))
+        if len(self.block.ids) == self.windows_per_block:
             self._close_block()
-
-    def _add(self, record: CorpusRecord) -> None:
-        self.pending.append(record)
-        if len(self.pending) == self.batch_size:
-            self._flush()
 
     def _close_block(self) -> None:
         block, batches = self.block, self.payload
@@ -360,16 +371,18 @@ class BlockLoop(EncodeLoop):
         else:
             self.workers.submit(block, batches, self.options)
         self._write_ready()
-        while len(self.workers.in_flight) >= self.window:
+        while len(self.workers.in_flight) >= self.in_flight_limit:
             self._receive()
 
-    def _finish(self) -> None:
-        if self.pending:
-            self._flush()
+    def _flush_remaining(self) -> None:
+        if self.window.records:
+            self._close_window()
         if self.block.events:
             self._close_block()
         while self.workers.in_flight:
             self._receive()
+
+    def _finish(self) -> None:
         super()._finish()
         self.spills.remove()
 
@@ -394,7 +407,8 @@ class BlockLoop(EncodeLoop):
                 if isinstance(event, SkippedRecord):
                     self._write_skipped(event)
                 else:
-                    self._write_batch(block.ids[event], batches[event])
+                    tokens = batches[event].get("tokens")
+                    self._write_batch(block.ids[event], batches[event], tokens and TokenCount.from_record(tokens))
             self._commit("encoding", block.end, block.digest)
             self.spills.discard(block)
             self.next_index += 1

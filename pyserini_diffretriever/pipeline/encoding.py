@@ -22,12 +22,16 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..corpus import CorpusError, CorpusRecord, JsonlCorpusReader, SkippedRecord, shard_bounds
 from ..layouts import PROGRESS_NAME, SKIPPED_REPORT_NAME
+from ..representation.bucketing import TokenBudgetError, TokenCount
 from ..settings import (
     DEFAULT_BATCH_SIZE,
     PROMPT_HASH_PREFIX,
@@ -53,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CHECKPOINT_EVERY",
+    "DEFAULT_SORT_WINDOW",
     "MAX_SKIP_WARNINGS",
     "encode_corpus",
     "expected_query_settings",
@@ -61,6 +66,9 @@ __all__ = [
 ]
 
 DEFAULT_CHECKPOINT_EVERY = 1000
+#: Batches per length-sorting window: CISI-like lengths then compute 1.03-1.04x their real tokens instead of
+#: 1.5-1.8x in corpus order (docs/scale.md), and memory holds 32 batches of records and vectors.
+DEFAULT_SORT_WINDOW = 32
 MAX_SKIP_WARNINGS = 20  # bad records logged one by one; all of them are in skipped-records.jsonl
 
 
@@ -159,8 +167,13 @@ def run_settings(
     records_per_file: int,
     query: Mapping[str, Any] | None = None,
     multi_codec: str | os.PathLike | None = None,
+    sort_window: int = DEFAULT_SORT_WINDOW,
+    max_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Everything that changes the bytes of an encode's output; a resumed run must match it exactly.
+
+    ``sort_window`` and ``max_tokens`` are in: they decide which records share a forward pass, and padding
+    changes vectors in the last float bits (within 1e-5).
 
     Left out on purpose: ``overwrite``, ``restart``, ``checkpoint_every`` and the progress bar (they change how,
     not what, is written) and the corpus files' sizes and times (records not encoded yet may change; the records
@@ -181,6 +194,8 @@ def run_settings(
         "encoder": {name: _settings_for(encoder, name) for name in representations},
         "query": None if query is None else dict(query),
         "batch_size": batch_size,
+        "sort_window": sort_window,
+        "max_tokens": max_tokens,
         "max_length": max_length,
         "fp16": fp16,
         "multi_dtype": multi_dtype,
@@ -211,13 +226,18 @@ def _manifest_extra(
     return extra
 
 
-def _check_request(representations: Sequence[str], batch_size: int, checkpoint_every: int) -> list[str]:
+def _check_request(
+    representations: Sequence[str], batch_size: int, checkpoint_every: int, sort_window: int, max_tokens: int | None
+) -> list[str]:
     representations = list(representations)
     unknown = [name for name in representations if name not in REPRESENTATIONS]
     if unknown or not representations or len(set(representations)) != len(representations):
         raise ValueError(f"representations must be distinct names from {REPRESENTATIONS}, got {representations}")
     check_positive_int("batch_size", batch_size)
     check_positive_int("checkpoint_every", checkpoint_every)
+    check_positive_int("sort_window", sort_window)
+    if max_tokens is not None:
+        check_positive_int("max_tokens", max_tokens)
     return representations
 
 
@@ -302,6 +322,8 @@ def encode_corpus(
     representations: Sequence[str] = ("dense",),
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    sort_window: int = DEFAULT_SORT_WINDOW,
+    max_tokens: int | None = None,
     shard: tuple[int, int] = (0, 1),
     max_length: int | None = None,
     fp16: bool = False,
@@ -320,7 +342,7 @@ def encode_corpus(
     """Encode one shard of a corpus into output folders, resumably and atomically; return ``{representation: folder}``.
 
     Work happens in ``OUT.partial`` (:mod:`pyserini_diffretriever.writers.checkpoint`): progress is committed after
-    at least ``checkpoint_every`` records, at a batch boundary, and calling this again with the same arguments
+    at least ``checkpoint_every`` records, at a window boundary, and calling this again with the same arguments
     after a crash or kill continues from the last commit; the finished folders are byte-identical to those of an
     uninterrupted run. Bad records raise (``reader.on_error == "strict"``) or are listed in every folder's
     ``skipped-records.jsonl`` (``"skip"``).
@@ -328,7 +350,8 @@ def encode_corpus(
     ``encoder`` needs ``encode_all(texts, titles=, max_length=, fp16=)`` returning the requested ``dense`` /
     ``multi`` / ``impact`` attributes (or, for one representation, Pyserini's ``encode``). ``output`` is the folder
     (one representation) or the parent of ``<representation>/`` subfolders. The keyword options are the encode
-    CLI's options of the same names (``multi_codec``: write the ``multi`` representation as codes of that trained
+    CLI's options of the same names (``sort_window``: batches per length-sorting window, 1 for corpus order;
+    ``max_tokens``: most computed tokens per forward pass, ``batch_size`` staying a cap; ``multi_codec``: write the ``multi`` representation as codes of that trained
     codec, kind ``multi-compressed``, instead of float vectors); ``query`` is the manifests' ``query`` record (default:
     :func:`expected_query_settings` of ``encoder``). ``loop_factory`` replaces the single-process
     :class:`EncodeLoop` (the Ray driver's block loop) and ``manifest_extra`` adds keys to every manifest (its
@@ -338,6 +361,8 @@ def encode_corpus(
     ------
     CorpusError
         A bad record in strict mode (file, line and problem named), or an empty shard.
+    TokenBudgetError
+        A record longer than ``max_tokens`` (prompt + text + slots; the document is named).
     WriterError, OutputExistsError
         An output that cannot be written (an empty impact vector without ``allow_empty``); ``output`` exists and
         ``overwrite`` is false.
@@ -347,7 +372,7 @@ def encode_corpus(
     OSError
         A write failed (e.g. a full disk); ``OUT.partial`` is kept for a rerun when progress was committed.
     """
-    representations = _check_request(representations, batch_size, checkpoint_every)
+    representations = _check_request(representations, batch_size, checkpoint_every, sort_window, max_tokens)
     if multi_codec is not None:
         _check_codec(multi_codec, representations)
     check_output_free(output, overwrite)
@@ -366,6 +391,8 @@ def encode_corpus(
         fp16,
         query,
         dict(manifest_extra or {}),
+        sort_window,
+        max_tokens,
     )
     output_options = {
         "multi_dtype": multi_dtype,
@@ -374,7 +401,18 @@ def encode_corpus(
         "multi_codec": multi_codec,
     }
     settings = run_settings(
-        encoder, reader, representations, shard, bounds, batch_size, max_length, fp16, **output_options, query=query
+        encoder,
+        reader,
+        representations,
+        shard,
+        bounds,
+        batch_size,
+        max_length,
+        fp16,
+        **output_options,
+        query=query,
+        sort_window=sort_window,
+        max_tokens=max_tokens,
     )
     return run.execute(settings, shard, output_options, overwrite, restart, progress, loop_factory or EncodeLoop)
 
@@ -399,6 +437,8 @@ class EncodeRun:
     fp16: bool
     query: Mapping[str, Any] | None
     manifest_extra: Mapping[str, Any] = field(default_factory=dict)
+    sort_window: int = DEFAULT_SORT_WINDOW
+    max_tokens: int | None = None
 
     def execute(
         self,
@@ -432,6 +472,15 @@ def batch_texts(records: Sequence[CorpusRecord], fields: Sequence[str]) -> tuple
     return texts, titles
 
 
+def counts_tokens(encoder: Any) -> bool:
+    """Whether ``encoder`` can measure lengths: ``tokenize`` plus an ``encode_all`` that batches by length.
+
+    Such encoders (:class:`~pyserini_diffretriever.encoders.DiffRetrieverDocumentEncoder`) get whole windows and
+    sort them; others (Pyserini-style encoders, test doubles) get corpus-order batches of ``batch_size``.
+    """
+    return hasattr(encoder, "tokenize") and hasattr(encoder, "encode_all")
+
+
 def encode_batch(
     encoder: Any,
     representations: Sequence[str],
@@ -449,11 +498,107 @@ def encode_batch(
     return {representations[0]: encoder.encode(texts=texts, titles=titles, max_length=max_length, fp16=fp16)}
 
 
+def check_token_budget(ids: Sequence[str], lengths: Sequence[int], max_tokens: int | None) -> None:
+    """Refuse a token budget below one record's input row, naming the first such record."""
+    if max_tokens is None:
+        return
+    for docid, length in zip(ids, lengths):
+        if length > max_tokens:
+            raise TokenBudgetError(
+                f"document {docid!r} is {length} tokens long (prompt + text + slots), more than --max-tokens "
+                f"{max_tokens}; raise --max-tokens to at least {length} or lower --max-length"
+            )
+
+
+def encode_window(
+    encoder: Any,
+    representations: Sequence[str],
+    ids: list[str],
+    texts: list[str],
+    titles: list[str] | None,
+    options: WindowOptions,
+    tokenized: Any = None,
+) -> tuple[dict[str, Any], TokenCount | None]:
+    """All requested representations of one window of records, in corpus order, and the tokens it cost.
+
+    An encoder that :func:`counts_tokens` gets the whole window at once and batches it by length (longest first,
+    ``batch_size`` cap, ``max_tokens`` budget); ``tokenized`` is its ``tokenize`` result, when computed ahead.
+    Others get corpus-order batches of ``batch_size`` and no tokens are counted (``max_tokens`` is refused).
+    """
+    if counts_tokens(encoder):
+        if tokenized is None:
+            tokenized = encoder.tokenize(texts, titles, max_length=options.max_length)
+        check_token_budget(ids, tokenized.lengths, options.max_tokens)
+        batch = encoder.encode_all(
+            texts,
+            titles,
+            max_length=options.max_length,
+            fp16=options.fp16,
+            batch_size=options.batch_size,
+            max_tokens=options.max_tokens,
+            tokenized=tokenized,
+            representations=list(representations),
+        )
+        return {name: getattr(batch, name) for name in representations}, batch.tokens
+    if options.max_tokens is not None:
+        raise ValueError(
+            f"max_tokens needs an encoder that counts tokens (tokenize()); {type(encoder).__name__} cannot"
+        )
+    parts = [
+        encode_batch(
+            encoder,
+            representations,
+            texts[start : start + options.batch_size],
+            None if titles is None else titles[start : start + options.batch_size],
+            options.max_length,
+            options.fp16,
+        )
+        for start in range(0, len(texts), options.batch_size)
+    ]
+    return {name: _concatenate([part[name] for part in parts]) for name in representations}, None
+
+
+def _concatenate(parts: list[Any]) -> Any:
+    """One window's vectors from its batches' (``[B, H]`` arrays are stacked, lists joined)."""
+    if isinstance(parts[0], np.ndarray) and parts[0].ndim == 2:
+        return np.concatenate(parts)
+    return [item for part in parts for item in part]
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """How a window is encoded: what the Ray workers receive too (``batch_size`` caps a forward pass)."""
+
+    batch_size: int
+    max_tokens: int | None
+    max_length: int | None
+    fp16: bool
+
+
+@dataclass
+class RecordWindow:
+    """Up to ``batch_size x sort_window`` good records in corpus order, the bad records among them, and where the
+    window ends in the shard (records consumed, corpus hash): a window never spans a commit."""
+
+    records: list[CorpusRecord] = field(default_factory=list)
+    skipped: list[SkippedRecord] = field(default_factory=list)
+    end: int = 0
+    digest: str = ""
+    tokenized: Future | None = None
+
+
 class EncodeLoop:
-    """The encode loop of one run: resume the writers, skip committed records, encode batch by batch, commit, finish.
+    """The encode loop of one run: resume the writers, skip committed records, encode window by window, commit.
 
     ``committed`` is the last checkpoint of an interrupted run (empty for a fresh one): its records are read again
     only to check, by hash, that the corpus prefix did not change.
+
+    Records are grouped into windows of ``batch_size x sort_window`` good records, in corpus order; an encoder
+    that counts tokens sorts each window by length into batches and returns it in corpus order (so memory is
+    bounded by a window, and a resumed run, which starts at a window boundary, forms the same windows).
+    Three things overlap: a background thread tokenizes the next window while the model encodes this one, and
+    another writes (and commits) the previous one; the main thread reads the corpus and runs the model. At most
+    one window is being tokenized, one encoded and one written.
     """
 
     def __init__(
@@ -468,12 +613,21 @@ class EncodeLoop:
         self.start, self.end = run.bounds
         self.batch_size, self.checkpoint_every = run.batch_size, run.checkpoint_every
         self.max_length, self.fp16 = run.max_length, run.fp16
+        self.window_size = run.batch_size * run.sort_window
+        self.options = WindowOptions(run.batch_size, run.max_tokens, run.max_length, run.fp16)
         self.done = int(committed.get("records_done", 0))
         self.batches = int(committed.get("batches_done", 0))
+        self.tokens = TokenCount.from_record(committed.get("tokens"))
+        # tokens are reported while every window came with its count (Ray: counted on the workers)
+        self.counted = not committed or "tokens" in committed
         self.digest = hashlib.sha256()
         self.consumed, self.last_commit, self.skipped = 0, self.done, 0
-        self.pending: list[CorpusRecord] = []
+        self.window = RecordWindow()
+        self.queued: RecordWindow | None = None  # tokenizing in the background, encoded when the next window closes
         self.bar: Any = None
+        self._tokenizer: ThreadPoolExecutor | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._writing: Future | None = None
 
     def run(self, progress: bool) -> None:
         """Encode the shard into the writers; on any failure abort the opened writers and re-raise."""
@@ -487,16 +641,25 @@ class EncodeLoop:
             desc=f"encode {self.start}..{self.end}",
             disable=not progress,
         )
+        self._tokenizer = ThreadPoolExecutor(1, thread_name_prefix="encode-tokenize")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="encode-write")
         try:
             self._resume_writers(opened)
             self._consume_corpus()
             self._finish()
         except BaseException:
+            self._stop_threads()  # nothing may write while the writers are aborted
             for writer in opened:
                 writer.abort()
             raise
         finally:
+            self._stop_threads()
             self.bar.close()
+
+    def _stop_threads(self) -> None:
+        for pool in (self._tokenizer, self._writer):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _resume_writers(self, opened: list[VectorWriter]) -> None:
         states = self.committed.get("writers", {})
@@ -528,7 +691,7 @@ class EncodeLoop:
 
     def _skip(self, entry: SkippedRecord) -> None:
         self._report_skip(entry)
-        self._write_skipped(entry)
+        self.window.skipped.append(entry)
 
     def _report_skip(self, entry: SkippedRecord) -> None:
         """Raise for a bad record in strict mode; log the first :data:`MAX_SKIP_WARNINGS` in skip mode."""
@@ -546,45 +709,87 @@ class EncodeLoop:
         self.bar.update(1)
 
     def _add(self, record: CorpusRecord) -> None:
-        self.pending.append(record)
-        if len(self.pending) == self.batch_size:
-            self._flush()
-            if self.consumed - self.last_commit >= self.checkpoint_every:
-                self._commit("encoding")
-                self.last_commit = self.consumed
+        self.window.records.append(record)
+        if len(self.window.records) == self.window_size:
+            self._close_window()
 
-    def _flush(self) -> None:
-        """Encode the pending records (one forward pass) and hand every representation to its writer."""
-        texts, titles = batch_texts(self.pending, self.reader.fields)
-        encoded = encode_batch(self.encoder, list(self.writers), texts, titles, self.max_length, self.fp16)
-        self._write_batch([record.docid for record in self.pending], encoded)
-        self.pending.clear()
+    def _close_window(self) -> None:
+        """Stamp the window's end, start tokenizing it, and encode the window queued before it."""
+        window, self.window = self.window, RecordWindow()
+        window.end, window.digest = self.consumed, self.digest.hexdigest()
+        if window.records and counts_tokens(self.encoder):
+            texts, titles = batch_texts(window.records, self.reader.fields)
+            window.tokenized = self._tokenizer.submit(self.encoder.tokenize, texts, titles, self.max_length)
+        previous, self.queued = self.queued, window
+        if previous is not None:
+            self._encode(previous)
 
-    def _write_batch(self, ids: list[str], encoded: Mapping[str, Any]) -> None:
-        """Hand one encoded batch, every representation, to its writer."""
+    def _encode(self, window: RecordWindow) -> None:
+        """Encode one window (its tokenization ran while the model was busy) and hand it to the writer thread."""
+        encoded, tokens = None, None
+        if window.records:
+            texts, titles = batch_texts(window.records, self.reader.fields)
+            ids = [record.docid for record in window.records]
+            tokenized = window.tokenized.result() if window.tokenized is not None else None
+            encoded, tokens = encode_window(
+                self.encoder, list(self.writers), ids, texts, titles, self.options, tokenized
+            )
+        if self._writing is not None:
+            self._writing.result()  # one window written at a time; its failure surfaces here
+        self._writing = self._writer.submit(self._write_window, window, encoded, tokens)
+
+    def _write_window(self, window: RecordWindow, encoded: Mapping[str, Any] | None, tokens: TokenCount | None) -> None:
+        """Write one window (bad records, then vectors) and commit when ``checkpoint_every`` records have passed."""
+        for entry in window.skipped:
+            self._write_skipped(entry)
+        if encoded is not None:
+            self._write_batch([record.docid for record in window.records], encoded, tokens)
+        if window.end - self.last_commit >= self.checkpoint_every:
+            self._commit("encoding", window.end, window.digest)
+            self.last_commit = window.end
+
+    def _write_batch(self, ids: list[str], encoded: Mapping[str, Any], tokens: TokenCount | None = None) -> None:
+        """Hand one encoded window, every representation, to its writer; count its tokens."""
         for name, writer in self.writers.items():
             writer.write({"id": ids, "vector": encoded[name]})
         self.batches += 1
+        if tokens is None:
+            self.counted = False
+        else:
+            self.tokens += tokens
         self.bar.update(len(ids))
 
     def _commit(self, stage: str, records_done: int | None = None, corpus_sha256: str | None = None) -> None:
         """Commit progress: by default everything consumed so far (the Ray loop commits up to a block's end)."""
-        self.out.commit(
-            {
-                "stage": stage,
-                "records_done": self.consumed if records_done is None else records_done,
-                "batches_done": self.batches,
-                "corpus_sha256": self.digest.hexdigest() if corpus_sha256 is None else corpus_sha256,
-                "writers": {name: writer.checkpoint() for name, writer in self.writers.items()},
-            }
-        )
+        state = {
+            "stage": stage,
+            "records_done": self.consumed if records_done is None else records_done,
+            "batches_done": self.batches,
+            "corpus_sha256": self.digest.hexdigest() if corpus_sha256 is None else corpus_sha256,
+            "writers": {name: writer.checkpoint() for name, writer in self.writers.items()},
+        }
+        if self.counted:
+            state["tokens"] = self.tokens.record()
+        self.out.commit(state)
+
+    def _flush_remaining(self) -> None:
+        """Close the last, partial window and encode and write everything still queued."""
+        if self.window.records or self.window.skipped:
+            self._close_window()
+        if self.queued is not None:
+            queued, self.queued = self.queued, None
+            self._encode(queued)
+        if self._writing is not None:
+            self._writing.result()
+            self._writing = None
 
     def _finish(self) -> None:
-        """Encode the last partial batch, commit, finish and verify every folder, and mark the run finished."""
-        if self.pending:
-            self._flush()
+        """Encode the last window, commit, finish and verify every folder, and mark the run finished."""
+        self._flush_remaining()
         self._commit("encoding")
         for writer in self.writers.values():
+            if self.counted:
+                writer.manifest_extra["tokens"] = self.tokens.record()
             writer.finish()
             verify_output(writer.directory, writer.kind, ignore_temporary=True)
         self._commit("finished")

@@ -233,6 +233,11 @@ class InputBuilder:
             return row
         return row + [self.mask_token_id] * self.k + self.tail_ids
 
+    def row_length(self, text_ids: Sequence[int]) -> int:
+        """Length of :meth:`row` without building it: prompt + truncated text + slots and tail."""
+        extra = 0 if self.autoregressive else self.k + len(self.tail_ids)
+        return len(self.prefix_ids) + min(len(text_ids), self.text_budget) + len(self.suffix_ids) + extra
+
     def collate(self, texts_ids: Sequence[Sequence[int]]) -> EncodedBatch:
         """Truncate, wrap and left-pad pre-tokenised texts into one batch."""
         if not texts_ids:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..settings import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH
 from .configurations import BM25, Configuration
 from .datasets import Dataset, PreparedDataset, prepare_dataset
 from .evaluation import reciprocal_rank_fusion, trec_eval, trec_eval_command
@@ -77,9 +78,9 @@ class ReproductionSettings:
     work: Path
     device: str = "cuda:0"
     dtype: str | None = None
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
     search_batch_size: int = 64
-    max_length: int = 512
+    max_length: int = DEFAULT_MAX_LENGTH
     query_max_length: int | None = None
     threads: int = 1
     hits: int = 1000

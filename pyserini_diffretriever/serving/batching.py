@@ -12,6 +12,11 @@ ids count real tokens only (see :meth:`~pyserini_diffretriever.backbones.dream.D
 vectors agree with one-by-one encoding to float rounding (tested at 1e-5). Because only the worker thread runs
 the model, concurrent requests can never interleave inside a forward pass.
 
+Mixed lengths: inside a micro-batch the queries are sorted by token length, longest first, as documents are
+(:func:`~pyserini_diffretriever.representation.bucketing.plan_batches`); with ``max_tokens`` a micro-batch whose
+padded size (rows x longest row) would pass the budget is split into several passes, so one long query cannot make
+the whole batch pay its length. ``tokens`` counts the real and computed tokens of every pass.
+
 Latency vs throughput: a query waits at most ``window_ms`` for company before its pass starts. ``window_ms=0``
 adds no wait at all and still batches under load (whatever queued while the model was busy forms the next
 batch); a few milliseconds gather more queries per pass when the model is fast relative to request arrival.
@@ -35,6 +40,7 @@ from typing import Any
 from pyserini.encode import QueryEncoder
 
 from ..encoders.model import DiffRetrieverModel, RepresentationBatch, SideEncoder
+from ..representation.bucketing import TokenCount
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +74,33 @@ class MicroBatcher:
         How long the first query of a batch waits for more (0: no wait; whatever already queued still joins).
     max_batch : int
         Most queries in one forward pass.
+    max_tokens : int, optional
+        Most computed tokens (rows x longest row, prompt and slots included) in one forward pass; a larger
+        micro-batch is split, sorted by length. ``None``: no budget. A query longer than the budget fails with
+        :class:`~pyserini_diffretriever.representation.bucketing.TokenBudgetError`.
     """
 
     def __init__(
-        self, model: DiffRetrieverModel, *, window_ms: float = DEFAULT_WINDOW_MS, max_batch: int = DEFAULT_MAX_BATCH
+        self,
+        model: DiffRetrieverModel,
+        *,
+        window_ms: float = DEFAULT_WINDOW_MS,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_tokens: int | None = None,
     ) -> None:
         if window_ms < 0:
             raise ValueError(f"window_ms={window_ms}: expected >= 0")
         if max_batch < 1:
             raise ValueError(f"max_batch={max_batch}: expected >= 1")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens={max_tokens}: expected >= 1")
         self.model = model
         self.window_s = window_ms / 1000.0
         self.max_batch = int(max_batch)
+        self.max_tokens = max_tokens
         self.batches = 0
         self.queries = 0
+        self.tokens = TokenCount()
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="diffretriever-micro-batcher", daemon=True)
@@ -108,10 +127,13 @@ class MicroBatcher:
             self._queue.put(None)
             self._worker.join(timeout=30)
             logger.info(
-                "micro-batcher: %d queries in %d forward passes (%.2f per pass)",
+                "micro-batcher: %d queries in %d micro-batches (%.2f per batch); tokens %d real, %d computed (%.2fx)",
                 self.queries,
                 self.batches,
                 self.queries / max(self.batches, 1),
+                self.tokens.real,
+                self.tokens.computed,
+                self.tokens.ratio,
             )
 
     # -- worker ---------------------------------------------------------------------------------------------
@@ -164,12 +186,14 @@ class MicroBatcher:
             prompt=side.prompt,
             max_length=side.max_length,
             batch_size=len(texts),
+            max_tokens=self.max_tokens,
             readout=side.readout,
             title_separator=side.title_separator,
             representations=wanted,
         )
         self.batches += 1
         self.queries += len(requests)
+        self.tokens += encoded.tokens
         row = {text: i for i, text in enumerate(texts)}
         for request in requests:
             i = row[request.text]

@@ -71,6 +71,10 @@ def merge_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
         extra["query"] = shards[0][1]["query"]
     if corpus is not None:
         extra["corpus"] = {key: value for key, value in corpus.items() if key not in ("shard_range",)}
+    if all("tokens" in manifest for _, manifest in shards):  # what encoding the shards cost, summed
+        extra["tokens"] = {
+            count: sum(int(manifest["tokens"][count]) for _, manifest in shards) for count in ("real", "computed")
+        }
     with atomic_output_dir(output, overwrite) as partial:
         num_docs = _MERGERS[kind]([path for path, _ in shards], partial, manifest_extra=extra)
         expected = sum(manifest["num_docs"] for _, manifest in shards)

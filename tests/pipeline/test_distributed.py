@@ -63,6 +63,7 @@ def assert_same_output(single: Path, distributed: Path) -> None:
     assert not different, f"files differ between one process and Ray: {different}"
     manifest = json.loads((distributed / "dense" / "manifest.json").read_text())
     assert manifest["distributed"]["engine"] == "ray"
+    assert manifest["tokens"]["computed"] >= manifest["tokens"]["real"] > 0  # counted on the workers
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +84,16 @@ def _reader(path: Path, on_error: str = "strict") -> JsonlCorpusReader:
     return JsonlCorpusReader(path, ["title", "text"], on_error=on_error)
 
 
+SORT_WINDOW = 3  # length-sorted windows of 24 records: several windows and blocks in the 310-record corpus
+
+
 def _cli_argv(model: Path, corpus_path: Path, out: Path, on_error: str = "strict") -> list[str]:
     """The plain encode command the Ray runs are compared with (the settings of :func:`_encoder`)."""
     return [
         *("input", "--corpus", str(corpus_path), "--fields", "title", "text", "--on-error", on_error),
         *("encoder", "--encoder", str(model), "--representation", *ALL, "--device", "cpu"),
-        *("--batch-size", "8", "--max-length", "96", "output", "--embeddings", str(out), "--no-progress"),
+        *("--batch-size", "8", "--sort-window", str(SORT_WINDOW), "--max-length", "96"),
+        *("output", "--embeddings", str(out), "--no-progress"),
     ]
 
 
@@ -105,7 +110,15 @@ def _on_ray(model: Path, corpus_path: Path, out: Path, workers: int, block_size:
     options = RayOptions(workers=workers, block_size=block_size)
     reader = _reader(corpus_path, on_error)
     return encode_corpus_on_ray(
-        _encoder(str(model)), reader, out, ALL, ray_options=options, batch_size=8, max_length=96, progress=False
+        _encoder(str(model)),
+        reader,
+        out,
+        ALL,
+        ray_options=options,
+        batch_size=8,
+        sort_window=SORT_WINDOW,
+        max_length=96,
+        progress=False,
     )
 
 
@@ -217,7 +230,8 @@ def test_bad_records_skip_mode_lists_them_exactly_as_one_process(
 
 def test_bad_records_strict_mode_stops_with_file_and_line(ray_cluster, bad_corpus, tiny_dream_dir, tmp_path):
     with pytest.raises(CorpusError) as single:
-        encode_corpus(_encoder(str(tiny_dream_dir))(), _reader(bad_corpus), tmp_path / "single", ALL, batch_size=8)
+        encoder = _encoder(str(tiny_dream_dir))()
+        encode_corpus(encoder, _reader(bad_corpus), tmp_path / "single", ALL, batch_size=8, sort_window=SORT_WINDOW)
     with pytest.raises(CorpusError) as distributed:
         _on_ray(tiny_dream_dir, bad_corpus, tmp_path / "ray", workers=1, block_size=8)
     assert str(distributed.value) == str(single.value)
@@ -233,6 +247,7 @@ def test_spilled_block_round_trips_and_belongs_to_its_run_only(tmp_path):
             "dense": np.arange(6, dtype=np.float32).reshape(2, 3),
             "multi": [np.ones((2, 3), np.float32), np.zeros((1, 3), np.float32)],
             "impact": [{"wing": 3}, {"flow": 1, "ü": 2}],
+            "tokens": {"real": 70, "computed": 82},
         },
         {"dense": np.ones((1, 3), np.float32), "multi": [np.full((4, 3), 2, np.float32)], "impact": [{"x": 9}]},
     ]
@@ -243,6 +258,7 @@ def test_spilled_block_round_trips_and_belongs_to_its_run_only(tmp_path):
         np.testing.assert_array_equal(got["dense"], expected["dense"])
         assert [m.tolist() for m in got["multi"]] == [m.tolist() for m in expected["multi"]]
         assert got["impact"] == expected["impact"]
+        assert got["tokens"] == expected.get("tokens")  # counted tokens survive a spill (None: not counted)
     assert _SpillStore(tmp_path / "spills", "other-settings").load(block, ALL) is None
     other_corpus = _Block(3, start=16, end=33, digest="changed", ids=block.ids)
     assert store.load(other_corpus, ALL) is None
@@ -256,9 +272,9 @@ class _HungryEncoder:
 
 def test_out_of_memory_names_block_batch_size_and_a_hint():
     worker = BlockEncoder(_HungryEncoder)
-    options = {"representations": ["dense"], "max_length": 512, "fp16": False, "batch_size": 64}
+    options = {"representations": ["dense"], "max_length": 512, "fp16": False, "batch_size": 64, "max_tokens": None}
     with pytest.raises(WorkerOutOfMemoryError) as error:
-        worker.encode("block 7 (records 449..512 of the shard)", [(["text"], None)], options)
+        worker.encode("block 7 (records 449..512 of the shard)", [(["d1"], ["text"], None)], options)
     message = str(error.value)
     assert "block 7 (records 449..512" in message and "batch size 64" in message and "--batch-size" in message
 

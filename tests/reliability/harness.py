@@ -257,6 +257,7 @@ def encode_argv(
     representations: Sequence[str] = ("dense", "multi", "impact"),
     batch_size: int = 3,
     checkpoint_every: int = 1,
+    sort_window: int = 1,
     extra_input: Sequence[str] = (),
     extra_encoder: Sequence[str] = (),
     extra_output: Sequence[str] = (),
@@ -277,6 +278,8 @@ def encode_argv(
         *representations,
         "--batch-size",
         str(batch_size),
+        "--sort-window",  # 1: a commit after every batch (FakeEncoder cannot sort by length anyway)
+        str(sort_window),
         *extra_encoder,
         "output",
         "--embeddings",

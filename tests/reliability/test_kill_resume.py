@@ -286,6 +286,7 @@ def test_real_encoder_killed_at_a_random_time_resumes_byte_identical(tmp_path, t
                 encoder=str(tiny_dream_dir),
                 batch_size=4,
                 checkpoint_every=4,
+                sort_window=2,  # length-sorted windows of 8 records, one commit each
                 extra_encoder=["--max-length", "64", "--device", "cpu"],
             )
         )

@@ -115,3 +115,36 @@ def test_refuses_bad_settings_and_foreign_models(encoders, tiny_dream_dir):
             batcher.submit(other._side, "wing", ("dense",))
     finally:
         batcher.close()
+
+
+def test_a_token_budget_splits_mixed_length_micro_batches_into_sorted_passes(encoders, monkeypatch):
+    """One long query does not make the whole micro-batch pay its length: the budget splits it, longest first,
+    and every query still gets its one-by-one vectors; tokens are counted."""
+    from pyserini_diffretriever.representation.inputs import InputBuilder
+
+    dense = encoders["dense"]
+    lengths = dense._side.tokenize(QUERIES).lengths
+    budget = 3 * max(lengths)
+    shapes: list[tuple[int, int]] = []
+    original = InputBuilder.collate
+
+    def recording(self, texts_ids):
+        batch = original(self, texts_ids)
+        shapes.append(tuple(batch.input_ids.shape))
+        return batch
+
+    monkeypatch.setattr(InputBuilder, "collate", recording)
+    batcher = MicroBatcher(dense.model, window_ms=200, max_batch=32, max_tokens=budget)
+    try:
+        wrapped = BatchedQueryEncoder(dense, batcher)
+        got = _concurrently(wrapped.encode, QUERIES)
+    finally:
+        batcher.close()
+    monkeypatch.setattr(InputBuilder, "collate", original)
+    for query, vector in zip(QUERIES, got):
+        _same(vector, dense.encode(query))
+    assert len(shapes) >= 3 and all(rows * length <= budget for rows, length in shapes)
+    assert [length for _, length in shapes] == sorted(
+        (length for _, length in shapes), reverse=True
+    ) or batcher.batches > 1
+    assert batcher.tokens.real >= sum(sorted(set(lengths))) and batcher.tokens.computed <= len(shapes) * budget
