@@ -150,6 +150,8 @@ def _parser(module: str) -> argparse.ArgumentParser:
         from pyserini_diffretriever.fixtures.__main__ import build_parser
     elif module == f"{PACKAGE}.collections.cranfield":
         from pyserini_diffretriever.collections.cranfield import build_parser
+    elif module == f"{PACKAGE}.reproduce":
+        from pyserini_diffretriever.cli.reproduce import build_parser
     else:
         raise KeyError(module)
     return build_parser()
@@ -163,6 +165,7 @@ PROGRAMS: dict[str, Callable[[], object] | None] = {
     f"{PACKAGE}.train": None,
     f"{PACKAGE}.fixtures": None,
     f"{PACKAGE}.collections.cranfield": None,
+    f"{PACKAGE}.reproduce": None,
     f"{PACKAGE}.run": None,
 }
 """The documented programs (``python -m`` modules); a command naming another module fails."""
