@@ -135,16 +135,18 @@ def phase_search(work: Path, folder: str, sweep: bool) -> dict:
     queries = np.load(work / "queries.npy")
     truth = np.load(work / "truth.npy")
     start = time.perf_counter()
-    searcher = MultiVectorSearcher(folder, threads=2)
-    searcher._ensure_token_index()
+    searcher = MultiVectorSearcher(folder, threads=2)  # builds the token index (default mode)
     open_seconds = time.perf_counter() - start
     docids = searcher.docids
     position = {d: i for i, d in enumerate(docids)}
 
     def run(label: str, **options) -> dict:
         defaults = {"sources": ("centroids", "tokens"), "centroid_candidates": None, "token_hits": None, "nprobe": None}
-        for key, value in {**defaults, **options}.items():
-            setattr(searcher, key, value)
+        settings = {**defaults, **options}
+        searcher.sources = settings["sources"]
+        searcher.generators["centroids"].centroid_candidates = settings["centroid_candidates"]
+        searcher.generators["tokens"].token_hits = settings["token_hits"]
+        searcher.generators["tokens"].nprobe = settings["nprobe"]
         searcher.search(queries[0], k=HITS)  # warm-up
         latencies, recalls = [], []
         for i, query in enumerate(queries):
@@ -167,8 +169,8 @@ def phase_search(work: Path, folder: str, sweep: bool) -> dict:
         for depth in (2000, 8000):
             runs.append(run(f"centroids{depth}", sources=("centroids",), centroid_candidates=depth))
     serving_rss = peak_rss_gb()
-    reranked = MultiVectorSearcher(folder, threads=2, rerank=RERANK)
-    reranked._token_index, reranked.token_index_info = searcher._token_index, searcher.token_index_info
+    reranked = MultiVectorSearcher(folder, threads=2, rerank=RERANK, sources=("centroids",))  # no second token index
+    reranked.generators["tokens"] = searcher.generators["tokens"]
     searcher = reranked
     runs.append(run(f"rerank{RERANK}", rerank=RERANK))
     return {

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from .settings import check_positive_int
+
 logger = logging.getLogger(__name__)
 
 CORPUS_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
@@ -371,8 +373,7 @@ class JsonlCorpusReader:
         self, batch_size: int, shard_id: int = 0, shard_num: int = 1, progress: bool = True
     ) -> Iterator[dict[str, list[str]]]:
         """Yield Pyserini-style ``batch_info`` dicts (``{"id": [...], <field>: [...]}``) for one shard."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_positive_int("batch_size", batch_size)
         start, end = shard_bounds(self.count(), shard_id, shard_num)
         from tqdm import tqdm
 

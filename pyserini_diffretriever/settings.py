@@ -7,8 +7,11 @@ encode CLI, by :class:`~pyserini_diffretriever.encoders.DiffRetrieverDocumentEnc
 searchers. :class:`EncoderSettings` lists them once; :class:`QuerySettings` is the manifest's ``query`` record (what
 an index expects of its queries). The module is a leaf without torch, so writers and searchers can import it.
 
-Validation of the values (positive integers, known choices, an existing prompt YAML) happens where the backbone
-is known, in :class:`~pyserini_diffretriever.encoders.model.SideEncoder`.
+Each default is stated here once (the CLIs and library functions that take the same option refer to these names), and
+each value is checked once: :class:`EncoderSettings` checks its own fields when built (:func:`check_positive_int` is
+the one rule for counts), :class:`~pyserini_diffretriever.representation.readout.ReadoutConfig` the read-out and
+impact fields, and :class:`~pyserini_diffretriever.encoders.model.SideEncoder` what needs the backbone (the prompt,
+shifted logits).
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_LENGTH",
     "DEFAULT_QUANTIZATION",
     "PROMPT_HASH_PREFIX",
     "PROMPT_VARIANTS",
     "REPRESENTATIONS",
     "EncoderSettings",
     "QuerySettings",
+    "check_positive_int",
 ]
 
 REPRESENTATIONS: tuple[str, ...] = ("dense", "multi", "impact")
@@ -33,6 +39,12 @@ REPRESENTATIONS: tuple[str, ...] = ("dense", "multi", "impact")
 
 PROMPT_VARIANTS: tuple[str, ...] = ("one", "few", "three")
 """The shipped prompt variants (``docs/method.md`` §2); anything else is a path to a prompt YAML."""
+
+DEFAULT_BATCH_SIZE = 16
+"""Texts per forward pass (the encode CLI's ``--batch-size``, the encoders' ``batch_size``)."""
+
+DEFAULT_MAX_LENGTH = 512
+"""Token budget of prompt + text, per side."""
 
 DEFAULT_QUANTIZATION = 100.0
 """Impact scale: integer weight = ``trunc(100 * w)`` (``docs/method.md`` §5); recorded in impact manifests."""
@@ -75,17 +87,28 @@ class EncoderSettings:
     representation: str = "dense"
     k: int | None = None
     prompt: Any = "few"
-    max_length: int = 512
+    max_length: int = DEFAULT_MAX_LENGTH
     device: Any = "cpu"
     dtype: Any = "float32"
     adapter: str | os.PathLike | None = field(default=None, metadata=_INHERITED)
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
     logits: str = field(default="unshifted", metadata=_INHERITED)
     denoise_steps: int = field(default=1, metadata=_INHERITED)
     title_separator: str = ". "
     sparse_top_k: int = field(default=128, metadata=_INHERITED)
     quantization: float = field(default=DEFAULT_QUANTIZATION, metadata=_INHERITED)
     rounding: str = field(default="truncate", metadata=_INHERITED)
+
+    def __post_init__(self) -> None:
+        """Check the fields that need neither torch nor the backbone (the read-out ones: ``ReadoutConfig``)."""
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"representation={self.representation!r}: expected one of {REPRESENTATIONS}")
+        for name in ("max_length", "batch_size"):
+            check_positive_int(name, getattr(self, name))
+        if self.k is not None:
+            check_positive_int("k", self.k)
+        if not isinstance(self.title_separator, str):
+            raise ValueError(f"title_separator={self.title_separator!r}: expected a string")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -194,13 +217,12 @@ class QuerySettings:
             record["prompt_file"] = self.prompt_file
         return record
 
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> QuerySettings:
-        """Read a manifest's ``query`` record (``KeyError`` when a required key is missing)."""
-        return cls(
-            k=record["k"],
-            prompt=record["prompt"],
-            prompt_sha256=record["prompt_sha256"],
-            max_length=record["max_length"],
-            prompt_file=record.get("prompt_file"),
-        )
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` if it is an integer >= 1 (not a bool); else raise ``ValueError`` naming ``name``.
+
+    The one rule for counts (K, lengths, batch sizes, steps), wherever they arrive.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}={value!r}: expected an integer >= 1")
+    return value

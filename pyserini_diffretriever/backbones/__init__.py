@@ -2,10 +2,11 @@
 
 Backbones are native modules (no ``trust_remote_code``) selected by the ``model_type`` of the
 checkpoint's ``config.json``. Adding a backbone means writing one module that defines ``MODEL_TYPE``,
-``DEFAULT_HUB_ID``, ``DEFAULT_K`` (``{"query": K_q, "passage": K_p}``), ``STOP_SET`` (one of :data:`STOP_SETS`),
-``MASK_ID_SOURCE``, ``build_model``, ``load_tokenizer`` and ``make_spec`` (see :mod:`.dream`, :mod:`.llada`;
+``DEFAULT_K`` (``{"query": K_q, "passage": K_p}``), ``STOP_SET`` (one of :data:`STOP_SETS`), ``LORA_TARGETS`` and
+``LORA_TASK_TYPE``, ``build_model``, ``load_tokenizer`` and ``make_spec`` (see :mod:`.dream`, :mod:`.llada`;
 :mod:`.autoregressive` defines two such namespaces) and adding one line to :data:`BACKBONES`. Nothing else in the
-package is keyed by ``model_type``: the encoders take K and the stop set from the registry entry.
+package is keyed by ``model_type``: the encoders take K and the stop set, and fine-tuning the LoRA targets, from
+the registry entry (:func:`resolve_k` is the one rule for K).
 
 Diffusion families (``spec.family == "diffusion"``): Dream, LLaDA. Autoregressive families
 (``spec.family == "autoregressive"``, the PromptReps baseline of ``docs/method.md`` §9): ``qwen2``, ``llama``.
@@ -62,8 +63,10 @@ __all__ = [
     "CheckpointMismatchError",
     "LoadedBackbone",
     "UnsupportedBackboneError",
+    "default_k",
     "get_family",
     "load_backbone",
+    "resolve_k",
 ]
 
 
@@ -86,36 +89,40 @@ class BackboneFamily:
         ``{"query": K_q, "passage": K_p}``: representative tokens per side when the user gives no K.
     stop_set : str
         One of :data:`STOP_SETS`: which decoded slot ids truncate the slots.
-    mask_id_source : str or None
-        Where ``make_spec`` reads the mask id (documentation); ``None`` for a family without mask tokens.
+    lora_targets : tuple of str
+        LoRA target module names (``docs/method.md`` §1.6); PEFT matches them as name suffixes.
+    lora_task_type : str
+        The reference's PEFT task type, recorded in an exported ``adapter_config.json``.
     """
 
     model_type: str
-    default_hub_id: str
     build_model: Callable[..., nn.Module]  # (model_dir, config, *, dtype, device, attn_implementation)
     load_tokenizer: Callable[[Path], object]
     make_spec: Callable[..., BackboneSpec]  # (model, config, tokenizer, *, name_or_path, revision, adapter, extra)
     default_k: Mapping[str, int]
     stop_set: str
-    mask_id_source: str | None = None
+    lora_targets: tuple[str, ...]
+    lora_task_type: str
 
     def __post_init__(self) -> None:
         if self.stop_set not in STOP_SETS:
             raise ValueError(f"{self.model_type}: stop_set={self.stop_set!r}, expected one of {STOP_SETS}")
         if set(self.default_k) != {"query", "passage"} or min(self.default_k.values()) < 1:
             raise ValueError(f"{self.model_type}: default_k must give K >= 1 for 'query' and 'passage'")
+        if not self.lora_targets:
+            raise ValueError(f"{self.model_type}: lora_targets must name at least one module")
 
     @classmethod
     def from_module(cls, module: ModuleType | SimpleNamespace) -> BackboneFamily:
         return cls(
             module.MODEL_TYPE,
-            module.DEFAULT_HUB_ID,
             module.build_model,
             module.load_tokenizer,
             module.make_spec,
             dict(module.DEFAULT_K),
             module.STOP_SET,
-            module.MASK_ID_SOURCE,
+            tuple(module.LORA_TARGETS),
+            module.LORA_TASK_TYPE,
         )
 
 
@@ -135,6 +142,41 @@ def get_family(model_type: str | None) -> BackboneFamily:
     if isinstance(model_type, str) and model_type.lower() in lowered:
         return lowered[model_type.lower()]
     raise UnsupportedBackboneError(f"unsupported backbone model_type {model_type!r}; supported: {sorted(BACKBONES)}")
+
+
+def default_k(model_type: str, side: str) -> int:
+    """The registry's K of ``side`` (``"query"`` or ``"passage"``) for ``model_type``.
+
+    Raises
+    ------
+    ValueError
+        An unknown side, or an unregistered ``model_type`` (pass K explicitly for those).
+    """
+    try:
+        family = get_family(model_type)
+    except UnsupportedBackboneError:
+        raise ValueError(
+            f"no default K for backbone model_type {model_type!r}; pass k explicitly (defaults exist for "
+            f"{sorted(BACKBONES)})"
+        ) from None
+    if side not in family.default_k:
+        raise ValueError(f"side={side!r}: expected one of {sorted(family.default_k)}")
+    return int(family.default_k[side])
+
+
+def resolve_k(spec: BackboneSpec, side: str, k: int | None = None) -> int:
+    """The K of ``side`` for a loaded backbone: the one rule, used by the encoders and by fine-tuning.
+
+    ``k`` when given; else what a merged adapter was trained with (its ``retriever_config.json``
+    ``n_gen_q_tokens`` / ``n_gen_p_tokens``, recorded as ``spec.extra["adapter_k"]``; a released single-vector
+    adapter says K=1); else the registry's :func:`default_k`.
+    """
+    if k is not None:
+        return k
+    trained = spec.extra.get("adapter_k")
+    if isinstance(trained, Mapping) and trained.get(side):
+        return int(trained[side])
+    return default_k(spec.model_type, side)
 
 
 def load_backbone(

@@ -223,7 +223,11 @@ def attach_and_merge(model: nn.Module, info: AdapterInfo, *, device: str | torch
             key_mapping=mapping or None,
             torch_device=str(torch.device(device)),
         )
-    loaded = set(get_peft_model_state_dict(peft_model).keys())
+    # The LoRA tensors only. peft's default ("auto") would also look for a resized vocabulary by loading the base
+    # model's config through our module's config class: a hub request for a hub id, and transformers' "You are
+    # using a model of type `Dream` to instantiate a model of type `qwen2`" warning for Dream, where that is
+    # expected (Dream is hosted in the Qwen2 modules). A native module's vocabulary is the base config's anyway.
+    loaded = set(get_peft_model_state_dict(peft_model, save_embedding_layers=False).keys())
     given = {_PEFT_PREFIX + _apply_mapping(k.removeprefix(_PEFT_PREFIX), mapping) for k in info.tensor_names}
     missing, unexpected = loaded - given, given - loaded
     if missing or unexpected:

@@ -40,9 +40,9 @@ from .base import BackboneSpec
 from .loading import (
     BackboneLoadError,
     assert_materialised,
-    known_token_id,
     load_safetensors_into,
     network_config_kwargs,
+    special_tokens,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ FAMILY = "autoregressive"
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 AR_DEFAULT_K = {"query": 4, "passage": 4}  # PromptReps' N on both sides, the fine-tuned PromptReps cap
 AR_STOP_SET = "special-and-quote"  # special ids plus the id(s) of '"' (docs/method.md §9)
+AR_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # method §1.6
 
 
 class CausalBackboneMixin:
@@ -245,21 +246,14 @@ def _spec_maker(model_type: str, chat_end_token: str):
         extra: dict,
     ) -> BackboneSpec:
         """Special ids of a causal LM; pad falls back to EOS (as the reference's PromptReps does)."""
-        eos = tokenizer.eos_token_id
-        if eos is None:
-            eos = config.get("eos_token_id")
-            eos = eos[0] if isinstance(eos, list) else eos
-        if eos is None:
-            raise BackboneLoadError(f"{name_or_path}: no eos token in the tokenizer or config.json")
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.convert_ids_to_tokens(int(eos))
+        ids = special_tokens(tokenizer, config, name_or_path, chat_end_token=chat_end_token, needs_mask=False)
         return BackboneSpec(
             model_type=model_type,
             family=FAMILY,
             mask_token_id=None,
-            pad_token_id=int(tokenizer.pad_token_id),
-            eos_token_id=int(eos),
-            chat_end_token_id=known_token_id(tokenizer, chat_end_token),
+            pad_token_id=ids.pad,
+            eos_token_id=ids.eos,
+            chat_end_token_id=ids.chat_end,
             hidden_size=int(model.config.hidden_size),
             vocab_size=int(model.lm_head.out_features),
             logits_shifted=True,
@@ -274,24 +268,24 @@ def _spec_maker(model_type: str, chat_end_token: str):
 
 QWEN2 = SimpleNamespace(
     MODEL_TYPE="qwen2",
-    DEFAULT_HUB_ID="Qwen/Qwen2.5-7B-Instruct",
     build_model=build_qwen2,
     load_tokenizer=load_tokenizer,
     make_spec=_spec_maker("qwen2", "<|im_end|>"),
     DEFAULT_K=AR_DEFAULT_K,
     STOP_SET=AR_STOP_SET,
-    MASK_ID_SOURCE=None,
+    LORA_TARGETS=AR_LORA_TARGETS,
+    LORA_TASK_TYPE="CAUSAL_LM",
 )
 """Registry entry of ``model_type: "qwen2"`` (Qwen2 / Qwen2.5 causal LMs)."""
 
 LLAMA = SimpleNamespace(
     MODEL_TYPE="llama",
-    DEFAULT_HUB_ID="meta-llama/Meta-Llama-3-8B-Instruct",
     build_model=build_llama,
     load_tokenizer=load_tokenizer,
     make_spec=_spec_maker("llama", "<|eot_id|>"),
     DEFAULT_K=AR_DEFAULT_K,
     STOP_SET=AR_STOP_SET,
-    MASK_ID_SOURCE=None,
+    LORA_TARGETS=AR_LORA_TARGETS,
+    LORA_TASK_TYPE="CAUSAL_LM",
 )
 """Registry entry of ``model_type: "llama"`` (Llama / Llama-3 causal LMs)."""

@@ -20,19 +20,19 @@ from .base import BackboneSpec
 from .loading import (
     BackboneLoadError,
     assert_materialised,
-    known_token_id,
     load_safetensors_into,
     network_config_kwargs,
+    special_tokens,
 )
 from .masking import positions_and_key_mask
 
 logger = logging.getLogger(__name__)
 
 MODEL_TYPE = "Dream"
-DEFAULT_HUB_ID = "Dream-org/Dream-v0-Instruct-7B"
 DEFAULT_K = {"query": 4, "passage": 16}  # the paper's selected (K_q, K_p) for Dream
 STOP_SET = "special-except-mask"
-MASK_ID_SOURCE = "config.json mask_token_id, else the tokenizer's mask_token_id"
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # docs/method.md §1.6
+LORA_TASK_TYPE = "FEATURE_EXTRACTION"
 CHAT_END_TOKEN = "<|im_end|>"
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 
@@ -128,21 +128,15 @@ def make_spec(
     adapter: str | None,
     extra: dict,
 ) -> BackboneSpec:
-    """Collect Dream's special ids from config.json and the tokenizer files."""
-    mask_id = config.get("mask_token_id", getattr(tokenizer, "mask_token_id", None))
-    if mask_id is None:
-        raise BackboneLoadError(f"{name_or_path}: no mask_token_id in config.json or tokenizer")
-    eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else config.get("eos_token_id")
-    if tokenizer.pad_token_id is None:
-        pad = config.get("pad_token_id", eos_id)
-        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad)
+    """Collect Dream's special ids from config.json and the tokenizer files (:func:`~.loading.special_tokens`)."""
+    ids = special_tokens(tokenizer, config, name_or_path, chat_end_token=CHAT_END_TOKEN, needs_mask=True)
     return BackboneSpec(
         model_type=MODEL_TYPE,
         family="diffusion",
-        mask_token_id=int(mask_id),
-        pad_token_id=int(tokenizer.pad_token_id),
-        eos_token_id=int(eos_id),
-        chat_end_token_id=known_token_id(tokenizer, CHAT_END_TOKEN),
+        mask_token_id=ids.mask,
+        pad_token_id=ids.pad,
+        eos_token_id=ids.eos,
+        chat_end_token_id=ids.chat_end,
         hidden_size=int(model.config.hidden_size),
         vocab_size=int(model.lm_head.out_features),
         logits_shifted=True,

@@ -23,16 +23,18 @@ from torch import nn
 from transformers import PreTrainedTokenizerFast
 
 from .base import BackboneSpec
-from .loading import BackboneLoadError, assert_materialised, known_token_id, load_safetensors_into
+from .loading import BackboneLoadError, assert_materialised, load_safetensors_into, special_tokens
 from .masking import positions_and_key_mask
 
 logger = logging.getLogger(__name__)
 
 MODEL_TYPE = "llada"
-DEFAULT_HUB_ID = "GSAI-ML/LLaDA-8B-Instruct"
 DEFAULT_K = {"query": 4, "passage": 4}  # the paper's selected (K_q, K_p) for LLaDA
 STOP_SET = "special-except-mask"
-MASK_ID_SOURCE = "config.json mask_token_id, else the tokenizer's mask_token_id"
+#: LoRA targets (docs/method.md §1.6). PEFT matches names as suffixes: ``ff_out`` also adapts the vocabulary
+#: projection ``model.transformer.ff_out``, as the reference's adapters do (§11 item 3).
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out")
+LORA_TASK_TYPE = "CAUSAL_LM"
 CHAT_END_TOKEN = "<|eot_id|>"
 CHAT_END_FALLBACK_ID = 126348  # the reference code's literal fallback when the tokenizer lacks <|eot_id|>
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
@@ -283,16 +285,8 @@ def make_spec(
 ) -> BackboneSpec:
     """Collect LLaDA's special ids; pad falls back to EOS and must differ from the mask id."""
     cfg = model.config
-    mask_id = cfg.mask_token_id if cfg.mask_token_id is not None else getattr(tokenizer, "mask_token_id", None)
-    if mask_id is None:
-        raise BackboneLoadError(f"{name_or_path}: no mask_token_id in config.json or tokenizer")
-    eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else cfg.eos_token_id
-    if eos_id is None:
-        raise BackboneLoadError(f"{name_or_path}: no eos token in tokenizer or config.json")
-    if tokenizer.pad_token_id is None:
-        pad = cfg.pad_token_id if cfg.pad_token_id is not None else eos_id
-        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad)
-    chat_end = known_token_id(tokenizer, CHAT_END_TOKEN)
+    ids = special_tokens(tokenizer, config, name_or_path, chat_end_token=CHAT_END_TOKEN, needs_mask=True)
+    chat_end = ids.chat_end
     if chat_end is None and cfg.embedding_size > CHAT_END_FALLBACK_ID:
         logger.warning(
             "%s: tokenizer has no %s; using id %d as the reference does",
@@ -304,9 +298,9 @@ def make_spec(
     return BackboneSpec(
         model_type=MODEL_TYPE,
         family="diffusion",
-        mask_token_id=int(mask_id),
-        pad_token_id=int(tokenizer.pad_token_id),
-        eos_token_id=int(eos_id),
+        mask_token_id=ids.mask,
+        pad_token_id=ids.pad,
+        eos_token_id=ids.eos,
         chat_end_token_id=chat_end,
         hidden_size=cfg.d_model,
         vocab_size=cfg.embedding_size,

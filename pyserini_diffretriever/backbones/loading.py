@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -156,6 +157,55 @@ def known_token_id(tokenizer, token: str) -> int | None:
     """Id of ``token`` or None when the tokenizer does not know it (maps to unk or nothing)."""
     tid = tokenizer.convert_tokens_to_ids(token)
     return None if tid is None or tid == tokenizer.unk_token_id else int(tid)
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """The special ids a :class:`~.base.BackboneSpec` records (``mask`` is ``None`` for autoregressive models)."""
+
+    mask: int | None
+    pad: int
+    eos: int
+    chat_end: int | None
+
+
+def _first_id(value) -> int | None:
+    """A config's token id: an int, or the first of a list (Llama-3 lists several EOS ids), or ``None``."""
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    return None if value is None else int(value)
+
+
+def special_tokens(
+    tokenizer, config: Mapping, name_or_path: str, *, chat_end_token: str, needs_mask: bool
+) -> SpecialTokens:
+    """Collect a checkpoint's special ids from its tokenizer and ``config.json``; the one rule for every family.
+
+    The tokenizer wins over ``config.json`` for EOS; ``config.json`` wins for the mask id (Dream's tokenizer files
+    name no mask token). A tokenizer without a pad token gets ``config.json``'s ``pad_token_id``, else EOS (as the
+    reference code does), set on ``tokenizer`` so that batches are padded with it.
+
+    Raises
+    ------
+    BackboneLoadError
+        No EOS id anywhere, or no mask id for a family that needs one (``needs_mask``).
+    """
+    mask = None
+    if needs_mask:
+        mask = _first_id(config.get("mask_token_id"))
+        if mask is None:
+            mask = _first_id(getattr(tokenizer, "mask_token_id", None))
+        if mask is None:
+            raise BackboneLoadError(f"{name_or_path}: no mask_token_id in config.json or tokenizer")
+    eos = _first_id(tokenizer.eos_token_id)
+    if eos is None:
+        eos = _first_id(config.get("eos_token_id"))
+    if eos is None:
+        raise BackboneLoadError(f"{name_or_path}: no eos token in the tokenizer or config.json")
+    if tokenizer.pad_token_id is None:
+        pad = _first_id(config.get("pad_token_id"))
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(eos if pad is None else pad)
+    return SpecialTokens(mask, int(tokenizer.pad_token_id), eos, known_token_id(tokenizer, chat_end_token))
 
 
 def safetensors_files(model_dir: Path) -> dict[Path, list[str] | None]:

@@ -12,6 +12,16 @@ import sys
 from collections.abc import Mapping, Sequence
 
 
+def positive_int(text: str) -> int:
+    """``argparse`` type of a count option: :func:`~pyserini_diffretriever.settings.check_positive_int`'s rule."""
+    from ..settings import check_positive_int
+
+    try:
+        return check_positive_int("value", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (got {text!r})") from None
+
+
 def split_groups(argv: Sequence[str], groups: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
     """Cut ``argv`` at the group words, as ``python -m pyserini.encode`` does.
 

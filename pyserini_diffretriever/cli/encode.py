@@ -72,7 +72,7 @@ from ..pipeline.encoding import (  # re-exported: the library's driver, formerly
     run_settings,
     shard_range,
 )
-from ..settings import DEFAULT_QUANTIZATION, REPRESENTATIONS, EncoderSettings
+from ..settings import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, DEFAULT_QUANTIZATION, REPRESENTATIONS, EncoderSettings
 from ..writers import (
     ManifestError,
     OutputExistsError,
@@ -81,7 +81,7 @@ from ..writers import (
     check_output_free,
     verify_output,
 )
-from . import configure_logging, parse_groups
+from . import configure_logging, parse_groups, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -169,9 +169,17 @@ def _encoder_parser() -> argparse.ArgumentParser:
         default=["dense"],
         help="one or more of dense, multi, impact (several: one forward pass, subfolders OUT/<representation>)",
     )
-    encoder_parser.add_argument("--batch-size", type=int, default=16, help="passages per forward pass (default 16)")
     encoder_parser.add_argument(
-        "--max-length", type=int, default=512, help="token budget for prompt + passage (default 512)"
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"passages per forward pass (default {DEFAULT_BATCH_SIZE})",
+    )
+    encoder_parser.add_argument(
+        "--max-length",
+        type=positive_int,
+        default=DEFAULT_MAX_LENGTH,
+        help=f"token budget for prompt + passage (default {DEFAULT_MAX_LENGTH})",
     )
     encoder_parser.add_argument(
         "--device", default="cuda:0", help="cpu or cuda[:N] (default cuda:0; falls back to cpu like Pyserini)"
@@ -183,7 +191,9 @@ def _encoder_parser() -> argparse.ArgumentParser:
         choices=("float32", "bfloat16", "float16"),
         help="weight dtype of the backbone (default: the encoder's, float32)",
     )
-    encoder_parser.add_argument("--k", type=int, default=None, help="mask slots per passage (default per backbone)")
+    encoder_parser.add_argument(
+        "--k", type=positive_int, default=None, help="mask slots per passage (default per backbone)"
+    )
     encoder_parser.add_argument("--prompt", default=None, help="one, few (default), three, or a prompt YAML path")
     _add_query_options(encoder_parser)
     return encoder_parser
@@ -193,10 +203,11 @@ def _add_query_options(encoder_parser: argparse.ArgumentParser) -> None:
     """What the index expects of its queries (the manifest's ``query`` record), then the read-out and impact options."""
     encoder_parser.add_argument(
         "--query-k",
-        type=int,
+        "--k-query",
+        type=positive_int,
         default=None,
         help="query mask slots K_q the index expects, recorded in the manifest "
-        "(default per backbone: 4 for Dream and LLaDA)",
+        "(default per backbone: 4 for Dream and LLaDA; --k-query is an alias)",
     )
     encoder_parser.add_argument(
         "--query-prompt",
@@ -205,7 +216,10 @@ def _add_query_options(encoder_parser: argparse.ArgumentParser) -> None:
         "(default: the documents' variant, few for a custom passage YAML)",
     )
     encoder_parser.add_argument(
-        "--query-max-length", type=int, default=None, help="query token budget recorded in the manifest (default 512)"
+        "--query-max-length",
+        type=positive_int,
+        default=None,
+        help=f"query token budget recorded in the manifest (default {DEFAULT_MAX_LENGTH})",
     )
     encoder_parser.add_argument("--adapter", default=None, help="LoRA adapter folder merged into the backbone")
     encoder_parser.add_argument(
@@ -214,12 +228,14 @@ def _add_query_options(encoder_parser: argparse.ArgumentParser) -> None:
         choices=("unshifted", "shifted"),
         help="vocabulary read-out alignment (default unshifted)",
     )
-    encoder_parser.add_argument("--denoise-steps", type=int, default=None, help="denoising steps S (default 1)")
+    encoder_parser.add_argument(
+        "--denoise-steps", type=positive_int, default=None, help="denoising steps S (default 1)"
+    )
     encoder_parser.add_argument(
         "--title-separator", default=None, help="joins title and text when --fields has title (default '. ')"
     )
     encoder_parser.add_argument(
-        "--sparse-top-k", type=int, default=None, help="impact: vocabulary entries kept per slot (default 128)"
+        "--sparse-top-k", type=positive_int, default=None, help="impact: vocabulary entries kept per slot (default 128)"
     )
     encoder_parser.add_argument(
         "--quantization",
@@ -345,10 +361,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         problems.append(f"encoder --representation lists a representation twice: {args.encoder.representation}")
     if args.input.shard_num < 1 or not 0 <= args.input.shard_id < args.input.shard_num:
         problems.append(f"need 0 <= --shard-id < --shard-num (got {args.input.shard_id}, {args.input.shard_num})")
-    for name in ("batch_size", "max_length", "k", "denoise_steps", "sparse_top_k", "query_k", "query_max_length"):
-        value = getattr(args.encoder, name)
-        if value is not None and value < 1:
-            problems.append(f"encoder --{name.replace('_', '-')} must be >= 1 (got {value})")
     if args.output.records_per_file < 1:
         problems.append("output --records-per-file must be >= 1")
     if args.output.checkpoint_every < 1:

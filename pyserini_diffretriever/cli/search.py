@@ -5,12 +5,15 @@ One index (its kind -- dense, dense-ann, dense-lucene-index, multi or impact -- 
     python -m pyserini_diffretriever.search --index indexes/cranfield.multi \\
         --topics topics.tsv --output runs/multi.trec --hits 1000
 
-Hybrid: a dense or multi-vector index plus an impact index, fused with the paper's min-max fusion (default,
-alpha weighs the dense side) or Pyserini's ``HybridSearcher`` (``--fusion pyserini``, alpha weighs the sparse
-side as in ``python -m pyserini.search.hybrid``)::
+Hybrid: a dense or multi-vector index (any kind of it: flat, ANN, Lucene, compressed) plus an impact index,
+fused with the paper's min-max fusion (default, alpha weighs the dense side) or Pyserini's ``HybridSearcher``
+(``--fusion pyserini``, alpha weighs the sparse side as in ``python -m pyserini.search.hybrid``)::
 
     python -m pyserini_diffretriever.search --multi-index indexes/c.multi --impact-index indexes/c.impact \\
         --fusion minmax --alpha 0.5 --depth 1000 --topics topics.tsv --output runs/hybrid.trec
+
+Search options (--mode, --candidates, --nprobe, --ef-search, --rerank...) go to the indexes whose kind has
+them (the table in pyserini_diffretriever.search.kinds); one that no given index has is refused, naming both.
 
 The query encoder is rebuilt from each index's manifest (backbone, adapter, read-out, quantisation, and the
 query K, prompt and max length the index expects); ``--encoder`` overrides the checkpoint location. A query K or
@@ -37,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from ..search.factory import MISMATCH_KEYS
-from ..search.fusion import MinMaxHybridSearcher
-from ..search.index_format import IndexFormatError, IndexMismatchError, ManifestError, read_manifest
+from ..search.fusion import DEFAULT_DEPTH, FUSIONS
+from ..search.index_format import IndexFormatError, IndexMismatchError, ManifestError
+from ..search.kinds import REPRESENTATIONS, KindOptionError
 from ..search.runs import OUTPUT_FORMATS, RunWriter
 from ..search.topics import ON_ERROR_CHOICES as TOPICS_ON_ERROR
 from ..search.topics import TopicsFormatError, read_topics
@@ -47,9 +51,18 @@ from . import configure_logging
 logger = logging.getLogger(__name__)
 
 PROGRAM = "python -m pyserini_diffretriever.search"
-SIDES = ("dense", "multi", "impact")
-FUSIONS = ("minmax", "pyserini")
-DEFAULT_ALPHA = {"minmax": 0.5, "pyserini": 0.1}
+SEARCH_OPTIONS = (
+    "mode",
+    "candidates",
+    "centroid_candidates",
+    "nprobe",
+    "ef_search",
+    "token_index",
+    "rerank",
+    "rerank_index",
+    "min_idf",
+)
+"""Options passed to the indexes whose kind has them (refused when none has)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +85,8 @@ def _add_index_options(parser: argparse.ArgumentParser) -> None:
     """Which indexes, and how two are fused."""
     where = parser.add_argument_group("indexes (--index, or one or two of --dense/--multi/--impact-index)")
     where.add_argument("--index", help="one index folder written by this package (kind from its manifest)")
-    for side in SIDES:
-        where.add_argument(f"--{side}-index", help=f"{side} index folder (hybrid: give two)")
+    for side in REPRESENTATIONS:
+        where.add_argument(f"--{side}-index", help=f"{side} index folder, of any {side} kind (hybrid: give two)")
     where.add_argument(
         "--fusion",
         choices=FUSIONS,
@@ -86,7 +99,9 @@ def _add_index_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fusion weight (minmax: of the dense/multi side, default 0.5; pyserini: of the sparse side, default 0.1)",
     )
-    where.add_argument("--depth", type=int, default=1000, help="hits per side that are fused (default 1000)")
+    where.add_argument(
+        "--depth", type=int, default=DEFAULT_DEPTH, help=f"hits per side that are fused (default {DEFAULT_DEPTH})"
+    )
     where.add_argument("--normalization", action="store_true", help="pyserini fusion: its score normalisation")
     where.add_argument("--weight-on-dense", action="store_true", help="pyserini fusion: alpha weighs the dense side")
 
@@ -147,43 +162,67 @@ def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
-    """Multi-vector, ANN and impact searcher options."""
-    multi = parser.add_argument_group("multi-vector, ANN and impact search")
+    """Search options of particular index kinds (each refused for an index of another kind)."""
+    multi = parser.add_argument_group(
+        "search options of particular index kinds (given for an index whose kind lacks it: an error)"
+    )
     multi.add_argument(
         "--mode",
         choices=("default", "exact"),
-        default="default",
-        help="multi: candidates + exact MaxSim (default) or exhaustive MaxSim",
+        default=None,
+        help="multi, multi-compressed: candidates + exact MaxSim (default) or exhaustive MaxSim",
     )
-    multi.add_argument("--candidates", type=int, default=None, help="multi: documents per candidate source")
+    multi.add_argument(
+        "--candidates", type=int, default=None, help="multi, multi-compressed: documents per candidate source"
+    )
+    multi.add_argument(
+        "--centroid-candidates",
+        type=int,
+        default=None,
+        help="multi-compressed: documents kept by centroid interaction (default 4000)",
+    )
     multi.add_argument(
         "--nprobe",
         type=int,
         default=None,
-        help="IVF lists probed per query vector (multi token index; dense-ann IVF index, default: its manifest's)",
+        help="IVF lists probed per query vector (multi token index; multi-compressed; dense-ann IVF index, "
+        "default: its manifest's)",
     )
     multi.add_argument(
         "--ef-search",
         type=int,
         default=None,
-        help="HNSW search beam of a dense-ann HNSW or dense-lucene-index HNSW index (default: its manifest's)",
+        help="HNSW search beam of a dense-ann HNSW, dense-lucene-index HNSW or multi HNSW token index "
+        "(default: the manifest's)",
     )
     multi.add_argument(
         "--token-index",
         choices=("auto", "flat", "ivf", "hnsw"),
-        default="auto",
+        default=None,
         help="multi: token index kind used or built (default auto)",
     )
-    multi.add_argument("--min-idf", type=float, default=0, help="impact: LuceneImpactSearcher min_idf (default 0)")
+    multi.add_argument(
+        "--rerank",
+        type=int,
+        default=None,
+        metavar="N",
+        help="multi-compressed: re-score the best N exactly from the float multi folder the codes came from",
+    )
+    multi.add_argument(
+        "--rerank-index",
+        default=None,
+        help="multi-compressed with --rerank: that float multi folder (default: the one its manifest records)",
+    )
+    multi.add_argument("--min-idf", type=float, default=None, help="impact: LuceneImpactSearcher min_idf (default 0)")
 
 
-def _indexes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[tuple[str, Path]]:
-    """``[(side, folder)]`` in fusion order (dense, multi, impact); sides of ``--index`` come from the manifest."""
-    named = [(side, Path(getattr(args, f"{side}_index"))) for side in SIDES if getattr(args, f"{side}_index")]
+def _indexes(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[tuple[str | None, Path]]:
+    """``[(side, folder)]`` (side: ``None`` for ``--index``, whose kind comes from the manifest)."""
+    named = [(side, Path(getattr(args, f"{side}_index"))) for side in REPRESENTATIONS if getattr(args, f"{side}_index")]
     if args.index and named:
         parser.error("give --index or --dense/--multi/--impact-index, not both")
     if args.index:
-        return [("", Path(args.index))]
+        return [(None, Path(args.index))]
     if not named:
         parser.error("no index: give --index or --dense-index/--multi-index/--impact-index")
     if len(named) > 2:
@@ -201,102 +240,46 @@ def _check_values(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         "max_length",
         "encoder_batch_size",
         "candidates",
+        "centroid_candidates",
         "nprobe",
         "ef_search",
+        "rerank",
     ):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
     if args.alpha is not None and not 0.0 <= args.alpha <= 1.0 and args.fusion == "minmax":
         parser.error(f"--alpha must be in [0, 1] for minmax fusion (got {args.alpha})")
+    if args.fusion == "minmax" and (args.normalization or args.weight_on_dense):
+        parser.error("--normalization and --weight-on-dense are options of --fusion pyserini")
+    if args.rerank_index is not None and args.rerank is None:
+        parser.error("--rerank-index needs --rerank N")
 
 
-def _open(indexes: list[tuple[str, Path]], args: argparse.Namespace) -> list[Any]:
-    """Open each index; indexes built from the same checkpoint share one loaded model."""
-    from ..search.factory import open_searcher
+def _searcher(indexes: list[tuple[str | None, Path]], args: argparse.Namespace) -> Any:
+    """The (possibly fused) searcher; indexes built from the same checkpoint share one loaded model."""
+    from ..search.factory import open_searchers
 
-    searchers: list[Any] = []
-    loaded: dict[tuple[str, str | None], Any] = {}
-    for side, folder in indexes:
-        manifest = read_manifest(folder)
-        expected = {
-            "dense": ("dense", "dense-ann", "dense-lucene-index"),
-            "multi": ("multi",),
-            "impact": ("impact-index",),
-        }.get(side)
-        if expected and manifest["kind"] not in expected:
-            raise IndexFormatError(f"{folder}: given as --{side}-index but its manifest kind is {manifest['kind']!r}")
-        settings = manifest.get("encoder", {})
-        source = args.encoder or settings.get("backbone")
-        key = (str(source), settings.get("adapter"))
-        options: dict[str, Any] = {}
-        if manifest["kind"] == "multi":
-            options = {
-                "mode": args.mode,
-                "candidates": args.candidates,
-                "nprobe": args.nprobe,
-                "threads": args.threads,
-                "token_index": args.token_index,
-            }
-        elif manifest["kind"] == "dense-ann":
-            options = {"nprobe": args.nprobe, "ef_search": args.ef_search}
-        elif manifest["kind"] == "dense-lucene-index":
-            options = {"ef_search": args.ef_search}
-        if (
-            manifest["kind"] == "dense-ann"
-            and args.ef_search is not None
-            and "efSearch" not in manifest.get("search", {})
-        ):
-            options.pop("ef_search")
-        if manifest["kind"] == "dense-ann" and args.nprobe is not None and "nprobe" not in manifest.get("search", {}):
-            options.pop("nprobe")
-        searcher = open_searcher(
-            folder,
-            model=loaded.get(key, source),
-            k=args.k,
-            prompt=args.prompt,
-            device=args.device,
-            dtype=args.dtype,
-            max_length=args.max_length,
-            batch_size=args.encoder_batch_size,
-            ignore_mismatch=args.ignore_mismatch,
-            min_idf=args.min_idf,
-            **options,
-        )
-        encoder_model = getattr(searcher.query_encoder, "model", None)
-        if encoder_model is not None:
-            loaded.setdefault(key, encoder_model)
-        logger.info("opened %s index %s (%s)", manifest["kind"], folder, type(searcher).__name__)
-        searchers.append(searcher)
-    return searchers
+    return open_searchers(
+        indexes,
+        fusion=args.fusion,
+        alpha=args.alpha,
+        depth=args.depth,
+        normalization=args.normalization,
+        weight_on_dense=args.weight_on_dense,
+        encoder=args.encoder,
+        search_options={name: getattr(args, name) for name in SEARCH_OPTIONS},
+        query_slots=args.k,
+        prompt=args.prompt,
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        batch_size=args.encoder_batch_size,
+        ignore_mismatch=args.ignore_mismatch,
+    )
 
 
-class _PyseriniHybrid:
-    """Pyserini's ``HybridSearcher`` behind the ``search(q, k)`` / ``batch_search(..., k, threads)`` shape."""
-
-    def __init__(
-        self, dense: Any, sparse: Any, alpha: float, depth: int, normalization: bool, weight_on_dense: bool
-    ) -> None:
-        from pyserini.search.hybrid import HybridSearcher
-
-        self.searcher = HybridSearcher(dense, sparse)
-        self.options = {"k0": depth, "alpha": alpha, "normalization": normalization, "weight_on_dense": weight_on_dense}
-
-    def batch_search(self, queries: list[str], q_ids: list[str], k: int, threads: int) -> dict[str, list[Any]]:
-        return self.searcher.batch_search(queries, q_ids, k=k, threads=threads, **self.options)
-
-
-def _searcher(indexes: list[tuple[str, Path]], args: argparse.Namespace) -> Any:
-    searchers = _open(indexes, args)
-    if len(searchers) == 1:
-        return searchers[0]
-    alpha = DEFAULT_ALPHA[args.fusion] if args.alpha is None else args.alpha
-    if args.fusion == "minmax":
-        return MinMaxHybridSearcher(searchers[0], searchers[1], alpha=alpha, depth=args.depth)
-    return _PyseriniHybrid(searchers[0], searchers[1], alpha, args.depth, args.normalization, args.weight_on_dense)
-
-
-def run_search(args: argparse.Namespace, indexes: list[tuple[str, Path]]) -> int:
+def run_search(args: argparse.Namespace, indexes: list[tuple[str | None, Path]]) -> int:
     """Search every topic and write the run; returns the number of queries written."""
     topics = read_topics(args.topics, on_error=args.topics_on_error)
     searcher = _searcher(indexes, args)
@@ -327,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         run_search(args, indexes)
+    except KindOptionError as error:  # a usage error, found once the index kinds are known
+        print(f"{PROGRAM}: error: --{error.option.replace('_', '-')}: {error}", file=sys.stderr)
+        return 2
     except (IndexFormatError, IndexMismatchError, ManifestError, TopicsFormatError) as error:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return 1

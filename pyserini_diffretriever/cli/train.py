@@ -4,7 +4,7 @@ Tevatron-format data in, an adapter folder in the released layout out (docs/meth
 
     python -m pyserini_diffretriever.train \\
       --model Dream-org/Dream-v0-Instruct-7B --train-data msmarco-passage-aug.jsonl \\
-      --output-dir adapters/dream-multi --k-query 4 --k-passage 16 \\
+      --output-dir adapters/dream-multi --query-k 4 --passage-k 16 \\
       --per-device-batch-size 32 --gradient-checkpointing --bf16
 
     # several GPUs: the same command under torchrun (DDP; passages gathered across processes)
@@ -23,8 +23,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ..settings import PROMPT_VARIANTS
-from . import configure_logging
+from ..settings import DEFAULT_MAX_LENGTH, PROMPT_VARIANTS
+from . import configure_logging, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,30 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", required=True, help="base checkpoint: folder or hub id (Dream, LLaDA, Qwen2, Llama)")
     group.add_argument("--train-data", required=True, help="Tevatron JSONL file, or a folder of *.jsonl files")
     group.add_argument("--output-dir", required=True, help="adapter folder to write (checkpoints in OUT/checkpoints)")
-    group.add_argument("--k-query", type=int, default=None, help="query mask slots K_q (default: backbone's)")
-    group.add_argument("--k-passage", type=int, default=None, help="passage mask slots K_p (default: backbone's)")
+    group.add_argument(
+        "--query-k",
+        "--k-query",
+        dest="k_query",
+        type=positive_int,
+        default=None,
+        help="query mask slots K_q (default: the backbone's, or the K a given adapter was trained with; "
+        "--k-query is an alias)",
+    )
+    group.add_argument(
+        "--passage-k",
+        "--k-passage",
+        dest="k_passage",
+        type=positive_int,
+        default=None,
+        help="passage mask slots K_p (default as --query-k; --k-passage is an alias)",
+    )
     group.add_argument("--prompt", default="few", help=f"{', '.join(PROMPT_VARIANTS)} or a prompt YAML (default few)")
-    group.add_argument("--max-length", type=int, default=512, help="prompt + passage token budget (default 512)")
+    group.add_argument(
+        "--max-length",
+        type=positive_int,
+        default=DEFAULT_MAX_LENGTH,
+        help=f"prompt + passage token budget (default {DEFAULT_MAX_LENGTH})",
+    )
     group.add_argument("--query-max-length", type=int, default=None, help="prompt + query budget (default: same)")
     group.add_argument("--title-separator", default=". ", help="joins passage title and text (default '. ')")
     group.add_argument("--logits", choices=("unshifted", "shifted"), default="unshifted", help="slot logit alignment")

@@ -28,6 +28,10 @@ Outputs (``convert_cranfield``)
     ``corpus.jsonl`` (``{"id", "title", "text"}`` per line, ids ``"1"``..``"1400"``), ``topics.tsv``
     (``qid<TAB>text``, qids 1..225) and ``qrels.txt`` (TREC ``qid 0 docid gain``, sorted by qid, docid).
 
+``export_beir`` writes the collection (or a part: some queries, some documents) as a BEIR dataset folder
+(``corpus.jsonl`` with ``_id``/``title``/``text``, ``queries.jsonl``, ``qrels/test.tsv``), the format
+``python -m pyserini_diffretriever.reproduce`` reads.
+
 Command line::
 
     python -m pyserini_diffretriever.collections.cranfield examples/cranfield/raw examples/cranfield
@@ -357,15 +361,72 @@ def load_cranfield(directory: str | Path | None = None) -> CranfieldCollection:
     return CranfieldCollection(corpus=corpus, topics=topics, qrels=qrels)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pyserini_diffretriever.collections.cranfield RAW_DIR OUT_DIR``: convert, print counts."""
+def export_beir(
+    out_dir: str | Path,
+    collection: CranfieldCollection | None = None,
+    *,
+    queries: Sequence[str] | None = None,
+    documents: Sequence[str] | None = None,
+    split: str = "test",
+) -> Path:
+    """Write Cranfield (or a part of it) as a BEIR dataset folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.
+
+    Why: ``python -m pyserini_diffretriever.reproduce`` reads datasets in BEIR's format; this gives it a real,
+    judged collection offline (the tests cut it into two small "datasets").
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Folder to create (files in it are replaced).
+    collection : CranfieldCollection, optional
+        Default: :func:`load_cranfield` of the shipped files.
+    queries : sequence of str, optional
+        Query ids to keep (default all); only their judgements are written.
+    documents : sequence of str, optional
+        Document ids to keep (default all); judgements of other documents are dropped with them.
+    split : str
+        Name of the qrels file (BEIR's ``test``).
+    """
+    data = collection if collection is not None else load_cranfield()
+    keep_queries = list(data.topics) if queries is None else [str(q) for q in queries]
+    keep_documents = list(data.corpus) if documents is None else [str(d) for d in documents]
+    unknown = [q for q in keep_queries if q not in data.topics] + [d for d in keep_documents if d not in data.corpus]
+    if unknown:
+        raise KeyError(f"not in Cranfield: {unknown[:5]}")
+    kept = set(keep_documents)
+    out = Path(out_dir)
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    with (out / "corpus.jsonl").open("w", encoding="utf-8", newline="\n") as handle:
+        for docid in keep_documents:
+            doc = data.corpus[docid]
+            record = {"_id": docid, "title": doc["title"], "text": doc["text"]}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    with (out / "queries.jsonl").open("w", encoding="utf-8", newline="\n") as handle:
+        for qid in keep_queries:
+            handle.write(json.dumps({"_id": qid, "text": data.topics[qid]}, ensure_ascii=False) + "\n")
+    with (out / "qrels" / f"{split}.tsv").open("w", encoding="utf-8", newline="\n") as handle:
+        handle.write("query-id\tcorpus-id\tscore\n")
+        for qid in keep_queries:
+            for docid, gain in sorted(data.qrels.get(qid, {}).items(), key=lambda item: int(item[0])):
+                if docid in kept:
+                    handle.write(f"{qid}\t{docid}\t{gain}\n")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (separate so the documentation's commands can be checked against it)."""
     parser = argparse.ArgumentParser(
         prog="python -m pyserini_diffretriever.collections.cranfield",
         description="Convert the raw Cranfield files into corpus.jsonl, topics.tsv and qrels.txt.",
     )
     parser.add_argument("raw_dir", help=f"folder holding {DOCUMENTS_FILE}, {QUERIES_FILE} and {QRELS_FILE}")
     parser.add_argument("out_dir", help="folder to write the converted files into")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pyserini_diffretriever.collections.cranfield RAW_DIR OUT_DIR``: convert, print counts."""
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         stats = convert_cranfield(args.raw_dir, args.out_dir)

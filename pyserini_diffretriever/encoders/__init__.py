@@ -3,6 +3,7 @@
 Importing this package imports :mod:`pyserini.encode` (which starts the JVM in Pyserini 2.3).
 """
 
+from ..backbones import default_k
 from ..settings import EncoderSettings
 from .document import DiffRetrieverDocumentEncoder
 from .model import (
@@ -11,7 +12,6 @@ from .model import (
     DiffRetrieverModel,
     RepresentationBatch,
     SideEncoder,
-    default_k,
 )
 from .query import DiffRetrieverQueryEncoder
 

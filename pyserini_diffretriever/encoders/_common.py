@@ -33,11 +33,10 @@ class SideEncoderMixin:
     model_name_or_path : str, PathLike, LoadedBackbone or DiffRetrieverModel
         Checkpoint folder or hub id (also accepted as ``model_name=``), or a loaded model to share.
     *args, **kwargs
-        The :class:`~pyserini_diffretriever.settings.EncoderSettings` options, in its field order or by name:
-        ``representation="dense"``, ``k=None`` (the backbone's default for the side), ``prompt="few"``,
-        ``max_length=512``, ``device="cpu"``, ``dtype="float32"``, ``adapter=None``, ``batch_size=16``,
-        ``logits="unshifted"``, ``denoise_steps=1``, ``title_separator=". "``, ``sparse_top_k=128``,
-        ``quantization=100``, ``rounding="truncate"``.
+        The :class:`~pyserini_diffretriever.settings.EncoderSettings` options, in its field order or by name
+        (``representation``, ``k``, ``prompt``, ``max_length``, ``device``, ``dtype``, ``adapter``, ``batch_size``,
+        ``logits``, ``denoise_steps``, ``title_separator``, ``sparse_top_k``, ``quantization``, ``rounding``); their
+        defaults are stated there, once (``k=None``: the backbone's K for the side).
     settings : EncoderSettings, optional
         All options at once; ``*args``/``**kwargs`` change it.
     """

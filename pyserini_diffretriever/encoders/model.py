@@ -31,13 +31,20 @@ from ..representation.dense import multi_vectors, single_vector
 from ..representation.generation import ar_stop_token_ids, generate_representatives
 from ..representation.inputs import InputBuilder
 from ..representation.prompts import PromptError, PromptTemplate, check_side, load_prompt
-from ..representation.readout import LOGITS_MODES, ReadoutConfig, read_out, stop_token_ids
-from ..representation.sparse import ROUNDING_MODES
+from ..representation.readout import ReadoutConfig, read_out, stop_token_ids
 from ..representation.terms import TermVocabulary, term_vocabulary, vocabulary_fingerprint
-from ..settings import PROMPT_VARIANTS, REPRESENTATIONS, EncoderSettings
+from ..settings import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_LENGTH,
+    PROMPT_VARIANTS,
+    REPRESENTATIONS,
+    EncoderSettings,
+    check_positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
+_DEFAULTS = EncoderSettings()
 SETTINGS_VERSION = 1
 
 #: Keys of :meth:`SideEncoder.settings` that must be equal for an index (passage side) and the queries searched
@@ -71,20 +78,6 @@ def _registered_family(model_type: str):
         return get_family(model_type)
     except UnsupportedBackboneError:
         return None
-
-
-def default_k(model_type: str, side: str) -> int:
-    """The default K of ``side`` for ``model_type``: the backbone registry entry's ``default_k``."""
-    check_side(side)
-    family = _registered_family(model_type)
-    if family is None:
-        from ..backbones import BACKBONES
-
-        raise ValueError(
-            f"no default K for backbone model_type {model_type!r}; pass k explicitly "
-            f"(defaults exist for {sorted(BACKBONES)})"
-        )
-    return int(family.default_k[side])
 
 
 @dataclass
@@ -214,16 +207,14 @@ class DiffRetrieverModel:
         return self._fingerprint
 
     def default_k(self, side: str) -> int:
-        """K of ``side`` when none is given.
+        """K of ``side`` when none is given (:func:`~pyserini_diffretriever.backbones.resolve_k`).
 
-        What a merged adapter was trained with (its ``retriever_config.json`` ``n_gen_q_tokens`` /
-        ``n_gen_p_tokens``; a released single-vector adapter says K=1), else the registry's :func:`default_k`.
+        What a merged adapter was trained with, else the backbone registry's default.
         """
+        from ..backbones import resolve_k
+
         check_side(side)
-        trained = self.spec.extra.get("adapter_k")
-        if isinstance(trained, dict) and trained.get(side):
-            return int(trained[side])
-        return default_k(self.spec.model_type, side)
+        return resolve_k(self.spec, side)
 
     def input_builder(
         self, side: str, k: int, prompt: str | Path | PromptTemplate, max_length: int, title_separator: str = ". "
@@ -253,12 +244,12 @@ class DiffRetrieverModel:
         side: str,
         *,
         k: int | None = None,
-        prompt: str | Path | PromptTemplate = "few",
-        max_length: int = 512,
+        prompt: str | Path | PromptTemplate = _DEFAULTS.prompt,
+        max_length: int = DEFAULT_MAX_LENGTH,
         titles: Sequence[str | None] | None = None,
-        batch_size: int = 16,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         readout: ReadoutConfig = ReadoutConfig(),
-        title_separator: str = ". ",
+        title_separator: str = _DEFAULTS.title_separator,
         representations: Iterable[str] = REPRESENTATIONS,
         fp16: bool = False,
     ) -> RepresentationBatch:
@@ -291,8 +282,7 @@ class DiffRetrieverModel:
         unknown = wanted - set(REPRESENTATIONS)
         if unknown:
             raise ValueError(f"unknown representations {sorted(unknown)}; expected a subset of {REPRESENTATIONS}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size}: expected >= 1")
+        check_positive_int("batch_size", batch_size)
         k = self.default_k(side) if k is None else k
         builder = self.input_builder(side, k, prompt, max_length, title_separator)
         texts = builder.join(list(texts), None if titles is None else list(titles))
@@ -356,27 +346,8 @@ def _empty_batch(n: int, hidden_size: int, wanted: set[str]) -> RepresentationBa
     )
 
 
-def _check_choice(name: str, value, choices: Sequence) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r}: expected one of {tuple(choices)}")
-
-
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}={value!r}: expected an integer >= 1")
-
-
-def _check_options(options: EncoderSettings, side: str) -> None:
-    """Check every option that does not need the backbone (choices, positive integers, the prompt)."""
-    _check_choice("representation", options.representation, REPRESENTATIONS)
-    _check_choice("logits", options.logits, LOGITS_MODES)
-    _check_choice("rounding", options.rounding, ROUNDING_MODES)
-    for name in ("max_length", "batch_size", "denoise_steps", "sparse_top_k"):
-        _check_positive_int(name, getattr(options, name))
-    if options.k is not None:
-        _check_positive_int("k", options.k)
-    if not isinstance(options.title_separator, str):
-        raise ValueError(f"title_separator={options.title_separator!r}: expected a string")
+def _check_prompt(options: EncoderSettings, side: str) -> None:
+    """The prompt variant or YAML must load for ``side`` (the other fields checked themselves when built)."""
     try:
         load_prompt(options.prompt, side)
     except PromptError as error:
@@ -415,10 +386,11 @@ def _check_backbone_options(model: DiffRetrieverModel, options: EncoderSettings)
 class SideEncoder:
     """Validated settings of one encoder side plus its model; shared by the Pyserini encoder classes.
 
-    All choices are checked here, at construction: ``representation``, ``prompt`` (variant or existing
-    YAML), ``logits`` (``"shifted"`` only for backbones with ``spec.logits_shifted``), ``rounding``, positive
-    integers for ``k``, ``max_length`` (which must leave room for text), ``batch_size``, ``denoise_steps``,
-    ``sparse_top_k``; impact encoders also check that the vocabulary yields valid Lucene terms.
+    Everything is checked at construction, each setting in its one place: :class:`EncoderSettings` its own fields
+    (``representation``, positive ``k``, ``max_length``, ``batch_size``), :class:`ReadoutConfig` the read-out and
+    impact fields, and here what needs the backbone: the ``prompt`` (variant or existing YAML), ``logits="shifted"``
+    only for backbones with ``spec.logits_shifted``, a ``max_length`` that leaves room for text, and for impact
+    encoders a vocabulary that yields valid Lucene terms.
 
     Parameters
     ----------
@@ -438,7 +410,7 @@ class SideEncoder:
     ) -> None:
         options = (settings or EncoderSettings()).replace(**options)
         check_side(side)
-        _check_options(options, side)
+        _check_prompt(options, side)
         self.readout = ReadoutConfig(**options.readout_options())
         self.model = _load_model(model, options)
         _check_backbone_options(self.model, options)
@@ -469,7 +441,7 @@ class SideEncoder:
     ) -> RepresentationBatch:
         """Encode with this side's settings (``max_length`` overrides the constructor's for one call)."""
         if max_length is not None:
-            _check_positive_int("max_length", max_length)
+            check_positive_int("max_length", max_length)
         if fp16 and self.model.device.type != "cuda":
             logger.warning(
                 "fp16=True ignored: float16 autocast is only used on CUDA; keeping %s on %s",

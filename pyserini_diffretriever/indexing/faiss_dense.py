@@ -34,7 +34,6 @@ import logging
 import math
 import os
 import shutil
-import struct
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -44,7 +43,8 @@ import numpy as np
 
 from ..layouts import DOCID_FILE, FAISS_INDEX_FILE
 from ..writers.atomic import atomic_output_dir, check_output_free
-from ..writers.base import SKIPPED_REPORT_NAME
+from ..writers.base import SKIPPED_REPORT_NAME, WriterError
+from ..writers.faiss import FlatHeader, read_flat_header
 from ..writers.manifest import build_manifest, read_manifest, write_manifest
 from ..writers.verify import verify_output
 
@@ -87,9 +87,6 @@ DEFAULT_HNSW_M = 32
 DEFAULT_EF_CONSTRUCTION = 200
 DEFAULT_TRAIN_SIZE = 65536
 DEFAULT_CHUNK_SIZE = 8192
-
-_FLAT_HEADER = struct.Struct("<4siqqqbi")  # fourcc, d, ntotal, dummy, dummy, is_trained, metric_type
-_FLAT_HEADER_BYTES = _FLAT_HEADER.size + 8
 
 
 class DenseIndexError(ValueError):
@@ -153,18 +150,19 @@ def factory_string(
     return spec.replace("{nlist}", str(int(nlist))).replace("{pq_m}", str(default_pq_m(dimension)))
 
 
-def _flat_source(folder: Path) -> tuple[Path, int, int]:
-    """``(index path, num vectors, dimension)`` of a dense folder's flat IP index (header checked)."""
+def _flat_source(folder: Path) -> tuple[Path, FlatHeader]:
+    """``(index path, header)`` of a dense folder's flat IP index (header checked)."""
     path = folder / FAISS_INDEX_FILE
-    with open(path, "rb") as handle:
-        head = handle.read(_FLAT_HEADER_BYTES)
-    if len(head) < _FLAT_HEADER_BYTES or head[:4] != b"IxFI":
+    try:
+        header = read_flat_header(path)
+    except WriterError:
+        header = None
+    if header is None or header.metric != "inner_product":
         raise DenseIndexError(
             f"{path}: not a flat inner-product FAISS index (IndexFlatIP); build compressed indexes from the "
             "flat `dense` folder written by `python -m pyserini_diffretriever.encode`"
         )
-    _, dimension, ntotal, _, _, _, _ = _FLAT_HEADER.unpack(head[: _FLAT_HEADER.size])
-    return path, int(ntotal), int(dimension)
+    return path, header
 
 
 def iter_flat_vectors(
@@ -174,11 +172,12 @@ def iter_flat_vectors(
 
     Plain reads behind the FAISS header (no memory map, so the rows read do not stay in this process' memory).
     """
-    path, ntotal, dimension = _flat_source(Path(folder))
-    stop = ntotal if stop is None else min(stop, ntotal)
+    path, header = _flat_source(Path(folder))
+    dimension = header.dimension
+    stop = header.num_vectors if stop is None else min(stop, header.num_vectors)
     row_bytes = 4 * dimension
     with open(path, "rb") as handle:
-        handle.seek(_FLAT_HEADER_BYTES + start * row_bytes)
+        handle.seek(header.row_offset(start))
         for begin in range(start, stop, chunk_size):
             count = min(chunk_size, stop - begin)
             data = handle.read(count * row_bytes)
@@ -187,8 +186,9 @@ def iter_flat_vectors(
             yield np.frombuffer(data, dtype="<f4").reshape(count, dimension)
 
 
-def _sample_rows(path: Path, ntotal: int, dimension: int, size: int, seed: int) -> np.ndarray:
+def _sample_rows(path: Path, header: FlatHeader, size: int, seed: int) -> np.ndarray:
     """``size`` rows drawn without replacement (seeded), read in file order."""
+    ntotal, dimension = header.num_vectors, header.dimension
     if size >= ntotal:
         rows = np.arange(ntotal)
     else:
@@ -197,7 +197,7 @@ def _sample_rows(path: Path, ntotal: int, dimension: int, size: int, seed: int) 
     row_bytes = 4 * dimension
     with open(path, "rb") as handle:
         for i, row in enumerate(rows):
-            handle.seek(_FLAT_HEADER_BYTES + int(row) * row_bytes)
+            handle.seek(header.row_offset(int(row)))
             sample[i] = np.frombuffer(handle.read(row_bytes), dtype="<f4")
     return sample
 
@@ -324,7 +324,7 @@ def _configure_build(index: Any, spec: str, ntotal: int, ef_construction: int, s
 def _train_and_add(
     index: Any,
     input_dir: Path,
-    source: tuple[Path, int, int],
+    source: tuple[Path, FlatHeader],
     spec: str,
     *,
     train_size: int,
@@ -333,14 +333,15 @@ def _train_and_add(
 ) -> tuple[int, float, float]:
     """Train on a sample, then stream every vector in, so memory stays at one chunk plus the sample.
 
-    ``source`` is :func:`_flat_source`'s ``(path, ntotal, dimension)``. Returns the vectors trained on and the
-    seconds to the end of training and of adding.
+    ``source`` is :func:`_flat_source`'s ``(path, header)``. Returns the vectors trained on and the seconds to the
+    end of training and of adding.
     """
-    path, ntotal, dimension = source
+    path, header = source
+    ntotal, dimension = header.num_vectors, header.dimension
     started = time.perf_counter()
     trained = 0
     if not index.is_trained:
-        sample = _sample_rows(path, ntotal, dimension, train_size, seed)
+        sample = _sample_rows(path, header, train_size, seed)
         logger.info("training %s on %d of %d vectors (dimension %d)", spec, len(sample), ntotal, dimension)
         index.train(sample)
         trained = len(sample)
@@ -467,7 +468,7 @@ def build_faiss_index(
     source = read_manifest(input_dir, "dense")
     verify_output(input_dir, "dense")
     flat = _flat_source(input_dir)
-    ntotal, dimension = flat[1], flat[2]
+    ntotal, dimension = flat[1].num_vectors, flat[1].dimension
     _check_positive(train_size=train_size, chunk_size=chunk_size, M=M, nlist=nlist or 1)
     train_size = min(int(train_size), ntotal)
     lists = int(nlist) if nlist else default_nlist(ntotal, train_size)

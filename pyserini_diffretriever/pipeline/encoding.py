@@ -28,7 +28,14 @@ from typing import Any
 
 from ..corpus import CorpusError, CorpusRecord, JsonlCorpusReader, SkippedRecord, shard_bounds
 from ..layouts import PROGRESS_NAME, SKIPPED_REPORT_NAME
-from ..settings import PROMPT_HASH_PREFIX, PROMPT_VARIANTS, REPRESENTATIONS, QuerySettings
+from ..settings import (
+    DEFAULT_BATCH_SIZE,
+    PROMPT_HASH_PREFIX,
+    PROMPT_VARIANTS,
+    REPRESENTATIONS,
+    QuerySettings,
+    check_positive_int,
+)
 from ..writers import (
     WRITERS,
     JsonVectorWriter,
@@ -81,8 +88,9 @@ def expected_query_settings(
     encoder : DiffRetrieverDocumentEncoder or compatible
         The document encoder; without a DiffRetriever ``model`` (test doubles) there is no record.
     k, prompt, max_length : optional
-        Query K (default: the backbone registry's query K), query prompt variant or YAML (default: the
-        documents' variant, ``few`` for a custom YAML) and query token budget (default: the query encoder's).
+        Query K (default: ``backbones.resolve_k``: an adapter's, else the registry's), query prompt variant or
+        YAML (default: the documents' variant, ``few`` for a custom YAML) and query token budget (default: the query
+        encoder's).
 
     Returns
     -------
@@ -208,8 +216,8 @@ def _check_request(representations: Sequence[str], batch_size: int, checkpoint_e
     unknown = [name for name in representations if name not in REPRESENTATIONS]
     if unknown or not representations or len(set(representations)) != len(representations):
         raise ValueError(f"representations must be distinct names from {REPRESENTATIONS}, got {representations}")
-    if batch_size < 1 or checkpoint_every < 1:
-        raise ValueError(f"batch_size and checkpoint_every must be >= 1, got {batch_size}, {checkpoint_every}")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("checkpoint_every", checkpoint_every)
     return representations
 
 
@@ -293,7 +301,7 @@ def encode_corpus(
     output: str | os.PathLike,
     representations: Sequence[str] = ("dense",),
     *,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     shard: tuple[int, int] = (0, 1),
     max_length: int | None = None,
     fp16: bool = False,

@@ -9,7 +9,7 @@ Every slot vector is L2-normalised (norm clamped at 1e-12, so zeroed slots stay 
   row when nothing is left);
 * :func:`maxsim_matrix`: the same MaxSim for batches of torch tensors, differentiable; the training loss
   calls it without the clamp (docs/method.md §8.1);
-* :func:`maxsim` (defined in :mod:`pyserini_diffretriever.search.scoring`, re-exported here):
+* :func:`maxsim` (defined in the leaf module :mod:`pyserini_diffretriever.maxsim`, re-exported here):
   ``sum_i max(0, max_j q_i · d_j)`` — ColBERT MaxSim with the reference's clamp at 0 of
   every per-query-vector maximum, summed (not averaged) over query vectors.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..search.scoring import maxsim  # the one MaxSim (pure numpy); re-exported here
+from ..maxsim import maxsim  # the one MaxSim (pure numpy, a leaf module); re-exported here
 
 __all__ = ["NORM_EPS", "kept_slots", "l2_normalize", "maxsim", "maxsim_matrix", "multi_vectors", "single_vector"]
 

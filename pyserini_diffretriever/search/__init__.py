@@ -5,7 +5,9 @@ name                               what
 =================================  ===========================================================================
 :class:`MultiVectorSearcher`       clamped-MaxSim search of a ``multi`` folder (default: candidates + exact)
 :func:`open_searcher`              any index folder -> FaissSearcher / LuceneImpactSearcher / MultiVectorSearcher
-                                   / LuceneDenseSearcher
+                                   / LuceneDenseSearcher; :func:`open_searchers`: one or two folders, fused
+:data:`INDEX_KINDS`                the table of index kinds (representation, opener, options, fusion side,
+                                   thread safety); :func:`register_kind` adds one
 :class:`LuceneDenseSearcher`       Anserini HNSW/flat dense index searched with our query encoder
 :func:`fuse_min_max`               the paper's min-max fusion of two runs; :class:`MinMaxHybridSearcher`
 :class:`SearchResult`              ``docid`` + ``score``; results are ordered by ``(-score, docid)``
@@ -20,9 +22,17 @@ built, and the JVM only when a Pyserini searcher (dense or impact index) is open
 from __future__ import annotations
 
 from .doc_means import build_doc_means
-from .factory import check_encoder_compatibility, open_searcher, query_encoder_for
-from .fusion import MinMaxHybridSearcher, fuse_min_max, fuse_min_max_hits, normalize_min_max
+from .factory import check_encoder_compatibility, open_searcher, open_searchers, query_encoder_for
+from .fusion import (
+    MinMaxHybridSearcher,
+    PyseriniHybridSearcher,
+    fuse,
+    fuse_min_max,
+    fuse_min_max_hits,
+    normalize_min_max,
+)
 from .index_format import IndexFormatError, IndexMismatchError, read_manifest
+from .kinds import INDEX_KINDS, IndexKind, KindOptionError, register_kind
 from .lucene_dense import LuceneDenseSearcher
 from .multivector import MultiVectorSearcher
 from .multivector_index import MultiVectorIndex
@@ -33,12 +43,16 @@ from .token_index import build_token_index
 from .topics import TopicsFormatError, read_topics
 
 __all__ = [
+    "INDEX_KINDS",
     "IndexFormatError",
+    "IndexKind",
     "IndexMismatchError",
+    "KindOptionError",
     "LuceneDenseSearcher",
     "MinMaxHybridSearcher",
     "MultiVectorIndex",
     "MultiVectorSearcher",
+    "PyseriniHybridSearcher",
     "RunFormatError",
     "RunWriter",
     "SearchResult",
@@ -46,15 +60,18 @@ __all__ = [
     "build_doc_means",
     "build_token_index",
     "check_encoder_compatibility",
+    "fuse",
     "fuse_min_max",
     "fuse_min_max_hits",
     "maxsim",
     "normalize_min_max",
     "open_searcher",
+    "open_searchers",
     "query_encoder_for",
     "read_manifest",
     "read_run",
     "read_topics",
+    "register_kind",
     "sort_results",
     "write_run",
 ]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .index_format import atomic_write, vectors_fingerprint
+from ..writers.atomic import atomic_write
+from .index_format import vectors_fingerprint
 from .multivector_index import MultiVectorIndex
 from .scoring import masked_means
 

@@ -25,6 +25,10 @@ prompt the query encoder reports in ``settings()``. The query encoder built from
 ``max_length`` from that record, so the normal path always matches. Manifests written before the record existed
 have no ``query`` key: nothing more is compared for them. ``max_length`` and ``dtype`` are never compared.
 
+Which kinds exist, how each is opened and which search options it accepts is the table in :mod:`.kinds`;
+:func:`open_searcher` opens one folder by its row, :func:`open_searchers` one or two (fused), sharing one loaded
+model per backbone + adapter -- the search CLI and the server open their indexes with it.
+
 Pyserini's searchers start the JVM on import; they are imported only when such an index is opened.
 """
 
@@ -32,14 +36,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..settings import PROMPT_HASH_PREFIX, PROMPT_VARIANTS, EncoderSettings
 from ..writers.manifest import ManifestError
 from ..writers.verify import verify_output
+from .fusion import DEFAULT_DEPTH, fuse
 from .index_format import IndexFormatError, IndexMismatchError, read_manifest
+from .kinds import INDEX_KINDS, REPRESENTATIONS, IndexKind, KindOptionError, check_options, index_kind, kinds_of
 
 logger = logging.getLogger(__name__)
 
@@ -47,24 +54,11 @@ __all__ = [
     "COMPATIBILITY_KEYS",
     "MISMATCH_KEYS",
     "QUERY_KEYS",
-    "REPRESENTATION_OF_KIND",
     "check_encoder_compatibility",
     "open_searcher",
+    "open_searchers",
     "query_encoder_for",
 ]
-
-REPRESENTATION_OF_KIND = {
-    "dense": "dense",
-    "dense-ann": "dense",
-    "dense-lucene-index": "dense",
-    "multi": "multi",
-    "multi-compressed": "multi",
-    "impact-index": "impact",
-}
-
-MULTI_KINDS = ("multi", "multi-compressed")
-"""Multi-vector kinds: float vectors, or codec codes (both searched by ``MultiVectorSearcher``)."""
-"""Query-encoder representation that searches each searchable index kind."""
 
 COMPATIBILITY_KEYS = (
     "backbone",
@@ -186,7 +180,8 @@ def check_encoder_compatibility(
     unknown = sorted(skipped - set(MISMATCH_KEYS))
     if unknown:
         raise ValueError(f"cannot ignore unknown settings {unknown}; known: {', '.join(MISMATCH_KEYS)}")
-    keys = COMPATIBILITY_KEYS + (IMPACT_COMPATIBILITY_KEYS if kind.startswith("impact") else ())
+    expected = INDEX_KINDS[kind].representation if kind in INDEX_KINDS else None
+    keys = COMPATIBILITY_KEYS + (IMPACT_COMPATIBILITY_KEYS if expected == "impact" else ())
     differences = {
         key: (index_settings[key], encoder_settings[key])
         for key in keys
@@ -195,7 +190,6 @@ def check_encoder_compatibility(
         and key in encoder_settings
         and index_settings[key] != encoder_settings[key]
     }
-    expected = REPRESENTATION_OF_KIND.get(kind)
     actual = encoder_settings.get("representation")
     if expected and actual is not None and actual != expected and "representation" not in skipped:
         differences["representation"] = (expected, actual)
@@ -239,17 +233,6 @@ def _mismatch_error(
     )
 
 
-def _check_dimension(where: Path, index_dimension: int | None, encoder: Any, label: str) -> None:
-    settings = encoder.settings() if hasattr(encoder, "settings") else {}
-    dimension = getattr(encoder, "dimension", None) or settings.get("hidden_size")
-    if index_dimension is not None and dimension is not None and int(dimension) != int(index_dimension):
-        raise IndexMismatchError(
-            f"{where}: the {label} has dimension {index_dimension} but the query encoder produces {dimension}-dim "
-            "vectors (different backbones)",
-            {"dimension": (int(index_dimension), int(dimension))},
-        )
-
-
 def _default_query_prompt(expected: Mapping[str, Any], where: str | os.PathLike) -> str | None:
     """The prompt a query encoder gets from the manifest's ``query`` record (a variant, or the YAML if still there)."""
     prompt = expected.get("prompt")
@@ -263,27 +246,6 @@ def _default_query_prompt(expected: Mapping[str, Any], where: str | os.PathLike)
         + (f", encoded from {source}, which is missing or has changed" if source else "")
         + "); give that YAML as the query prompt (--prompt PATH)"
     )
-
-
-def _configure_ann(
-    folder: Path, searcher: Any, manifest: Mapping[str, Any], nprobe: int | None, ef_search: int | None
-) -> None:
-    """Check a loaded ``dense-ann`` index against its manifest and set its search parameters."""
-    from ..indexing.faiss_dense import apply_search_parameters
-
-    if searcher.index.ntotal != manifest["num_docs"]:
-        raise IndexFormatError(
-            f"{folder}: the FAISS index holds {searcher.index.ntotal} vectors, the manifest says "
-            f"num_docs={manifest['num_docs']}"
-        )
-    params = dict(manifest.get("search") or {})
-    for key, value in (("nprobe", nprobe), ("efSearch", ef_search)):
-        if value is not None:
-            if key not in params:
-                raise TypeError(f"{folder}: {manifest.get('index', {}).get('factory')} index has no {key} parameter")
-            params[key] = int(value)
-    apply_search_parameters(searcher.index, params)
-    logger.info("dense-ann index %s: %s", folder, ", ".join(f"{k}={v}" for k, v in params.items()) or "exhaustive")
 
 
 def query_encoder_for(
@@ -325,7 +287,7 @@ def query_encoder_for(
     from ..encoders import DiffRetrieverQueryEncoder
 
     kind = manifest.get("kind")
-    if kind not in REPRESENTATION_OF_KIND:
+    if kind not in INDEX_KINDS:
         raise IndexFormatError(f"an index of kind {kind!r} is not searchable")
     settings = manifest.get("encoder", {})
     source = model if model is not None else settings.get("backbone")
@@ -358,7 +320,7 @@ def query_encoder_for(
         source if isinstance(source, (str, Path)) else type(source).__name__,
         ", ".join(f"{key}={value}" for key, value in options.items()),
     )
-    query_options = EncoderSettings.given(representation=REPRESENTATION_OF_KIND[kind], device=device, **options)
+    query_options = EncoderSettings.given(representation=INDEX_KINDS[kind].representation, device=device, **options)
     return DiffRetrieverQueryEncoder(source, settings=query_options)
 
 
@@ -367,50 +329,48 @@ def open_searcher(
     query_encoder: Any = None,
     *,
     model: Any = None,
-    k: int | None = None,
+    query_slots: int | None = None,
     prompt: str | None = None,
     device: str = "cpu",
     dtype: str | None = None,
     max_length: int | None = None,
     batch_size: int | None = None,
     ignore_mismatch: Iterable[str] = (),
-    min_idf: float = 0,
-    nprobe: int | None = None,
-    ef_search: int | None = None,
-    **multi_options: Any,
+    k: int | None = None,
+    **search_options: Any,
 ) -> Any:
     """Open the searcher for an index folder written by this package.
 
     Parameters
     ----------
     index_dir : str or PathLike
-        A ``dense`` FAISS folder, a ``dense-ann`` (compressed/ANN FAISS) folder, a ``multi`` folder, or a Lucene
-        ``impact-index`` or ``dense-lucene-index``.
+        A folder of any kind in :data:`~.kinds.INDEX_KINDS` (``dense``, ``dense-ann``, ``dense-lucene-index``,
+        ``multi``, ``multi-compressed``, ``impact-index``).
     query_encoder : object, optional
         Used as is (after the compatibility check when it has ``settings()``); default: built by
         :func:`query_encoder_for` from the manifest and the options below.
-    model, k, prompt, device, dtype, max_length, batch_size
-        See :func:`query_encoder_for` (ignored when ``query_encoder`` is given); K, prompt and ``max_length``
+    model, prompt, device, dtype, max_length, batch_size
+        See :func:`query_encoder_for` (ignored when ``query_encoder`` is given); the prompt and ``max_length``
         default to the manifest's ``query`` record.
+    query_slots : int, optional
+        Mask slots K_q of each query (default: the manifest's ``query.k``). Not the number of hits: that is
+        ``search(q, k)``'s ``k``.
     ignore_mismatch : iterable of str
         Settings keys not to compare, from :data:`MISMATCH_KEYS` (see :func:`check_encoder_compatibility`).
-    min_idf : float
-        ``LuceneImpactSearcher``'s ``min_idf`` (query terms with ``idf <= min_idf`` are dropped; note that with
-        the default 0 a term occurring in every document is dropped too).
-    nprobe : int, optional
-        IVF lists probed per query: of a ``dense-ann`` index (default: its manifest's ``search.nprobe``) or of a
-        multi-vector token index.
-    ef_search : int, optional
-        HNSW ``efSearch`` of a ``dense-ann`` HNSW index or a ``dense-lucene-index`` (default: the manifest's).
-    **multi_options
-        Passed to :class:`~.multivector.MultiVectorSearcher` (``mode``, ``candidates``, ``threads``...).
+    k : int, optional
+        Deprecated name of ``query_slots``.
+    **search_options
+        Search options of the folder's kind (its row's ``options`` in :mod:`.kinds`): ``nprobe``/``ef_search``
+        of a ``dense-ann`` or ``dense-lucene-index`` index, ``min_idf`` of an impact index, the
+        :class:`~.multivector.MultiVectorSearcher` options (``mode``, ``candidates``, ``rerank``...) of a
+        multi-vector one. ``None`` values mean "the default" and are left out.
 
     Returns
     -------
     object
-        ``FaissSearcher`` (``dense`` and ``dense-ann``), ``LuceneImpactSearcher``,
-        :class:`~.lucene_dense.LuceneDenseSearcher` or ``MultiVectorSearcher``; each has ``search`` and
-        ``batch_search`` returning hits with ``.docid`` and ``.score``, and ``query_encoder``.
+        The kind's searcher (``FaissSearcher``, ``LuceneImpactSearcher``, :class:`~.lucene_dense.LuceneDenseSearcher`
+        or :class:`~.multivector.MultiVectorSearcher`); each has ``search`` and ``batch_search`` returning hits
+        with ``.docid`` and ``.score``, and ``query_encoder``.
 
     Raises
     ------
@@ -421,21 +381,161 @@ def open_searcher(
         names the folder and the file).
     IndexMismatchError
         The query encoder does not match the documents (settings, query K/prompt, or dimension).
+    KindOptionError
+        A search option the folder's kind does not have (a ``TypeError``; the message names both).
     ValueError
         ``ignore_mismatch`` names an unknown key.
     """
+    query_slots = _query_slots(query_slots, k)
     folder = Path(index_dir)
     manifest = read_manifest(folder)
-    kind = manifest["kind"]
+    kind = index_kind(manifest["kind"], folder)
+    options = {key: value for key, value in search_options.items() if value is not None}
+    check_options(options, kind, manifest, folder)
     ignore_mismatch = tuple(ignore_mismatch)
-    _check_request(folder, kind, multi_options, ignore_mismatch)
-    _check_knobs(folder, kind, nprobe, ef_search)
-    if nprobe is not None and kind in MULTI_KINDS:
-        multi_options["nprobe"] = nprobe
-    _verify_folder(folder, kind)
-    options = {"k": k, "prompt": prompt, "dtype": dtype, "max_length": max_length, "batch_size": batch_size}
-    query_encoder = _checked_query_encoder(folder, manifest, query_encoder, ignore_mismatch, model, device, options)
-    return _open_kind(folder, manifest, query_encoder, min_idf, nprobe, ef_search, multi_options)
+    unknown = sorted(set(ignore_mismatch) - set(MISMATCH_KEYS))
+    if unknown:
+        raise ValueError(f"ignore_mismatch: unknown settings {unknown}; known: {', '.join(MISMATCH_KEYS)}")
+    _verify_folder(folder, kind.name)
+    encoder_options = {
+        "k": query_slots,
+        "prompt": prompt,
+        "dtype": dtype,
+        "max_length": max_length,
+        "batch_size": batch_size,
+    }
+    query_encoder = _checked_query_encoder(
+        folder, manifest, query_encoder, ignore_mismatch, model, device, encoder_options
+    )
+    return kind.opener(folder, manifest, query_encoder, options)
+
+
+def _query_slots(query_slots: int | None, k: int | None) -> int | None:
+    """``query_slots``, or the deprecated ``k`` with a warning."""
+    if k is None:
+        return query_slots
+    if query_slots is not None:
+        raise TypeError("give query_slots only (k is its deprecated name)")
+    warnings.warn(
+        "open_searcher(k=...) is deprecated: it sets the query's mask slots, not the hits; use query_slots=",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return k
+
+
+def open_searchers(
+    indexes: Sequence[str | os.PathLike | tuple[str | None, str | os.PathLike]],
+    *,
+    fusion: str = "minmax",
+    alpha: float | None = None,
+    depth: int = DEFAULT_DEPTH,
+    normalization: bool = False,
+    weight_on_dense: bool = False,
+    encoder: str | os.PathLike | None = None,
+    models: dict[tuple[str, str | None], Any] | None = None,
+    search_options: Mapping[str, Any] | None = None,
+    prepare: Callable[[Any, IndexKind, Path], Any] | None = None,
+    **query_options: Any,
+) -> Any:
+    """Open one index folder, or two fused into a hybrid, each with the query encoder its manifest describes.
+
+    Parameters
+    ----------
+    indexes : sequence
+        One or two folders, each a path or ``(representation, path)``: with a representation (``dense``,
+        ``multi``, ``impact``; the CLI's ``--dense-index``...) the folder's kind must be searched by it.
+    fusion, alpha, depth, normalization, weight_on_dense
+        How two are fused (:func:`~.fusion.fuse`); they are ordered dense, multi, impact (the first is run A).
+    encoder : str or PathLike, optional
+        Checkpoint location instead of each manifest's ``encoder.backbone``.
+    models : dict, optional
+        ``{(checkpoint, adapter): loaded model}`` shared across calls (the server's aliases); indexes built from
+        the same checkpoint and adapter share one model either way.
+    search_options : mapping, optional
+        Search options (:func:`open_searcher`); each goes to the indexes whose kind has it, and one that no index
+        has is refused. ``None`` values are left out.
+    prepare : callable, optional
+        ``prepare(searcher, kind, folder) -> searcher``, applied to each opened index before fusion (the server
+        routes the query encoder through its micro-batcher there).
+    **query_options
+        Query encoder options of :func:`open_searcher` (``query_slots``, ``prompt``, ``device``, ``dtype``,
+        ``max_length``, ``batch_size``, ``ignore_mismatch``).
+
+    Raises
+    ------
+    IndexFormatError
+        A folder of another representation than declared, not searchable, or two of one representation.
+    KindOptionError
+        A search option that none of the indexes has (naming the option and their kinds).
+    """
+    opened = _declared_kinds(indexes)
+    per_index = _distribute(dict(search_options or {}), opened)
+    models = {} if models is None else models
+    searchers = []
+    for (folder, manifest, kind), options in zip(opened, per_index):
+        settings = manifest.get("encoder", {})
+        source = encoder or settings.get("backbone")
+        key = (str(source), settings.get("adapter"))
+        searcher = open_searcher(folder, model=models.get(key, source), **query_options, **options)
+        loaded = getattr(searcher.query_encoder, "model", None)
+        if loaded is not None:
+            models.setdefault(key, loaded)
+        logger.info("opened %s index %s (%s)", kind.name, folder, type(searcher).__name__)
+        searchers.append(prepare(searcher, kind, folder) if prepare is not None else searcher)
+    if len(searchers) == 1:
+        return searchers[0]
+    return fuse(*searchers, fusion, alpha, depth, normalization, weight_on_dense)
+
+
+def _declared_kinds(
+    indexes: Sequence[str | os.PathLike | tuple[str | None, str | os.PathLike]],
+) -> list[tuple[Path, dict[str, Any], IndexKind]]:
+    """``[(folder, manifest, kind)]`` in fusion order, each checked against its declared representation."""
+    if not 1 <= len(indexes) <= 2:
+        raise ValueError(f"open one index or fuse two, not {len(indexes)}")
+    opened = []
+    for entry in indexes:
+        declared, path = entry if isinstance(entry, tuple) else (None, entry)
+        folder = Path(path)
+        manifest = read_manifest(folder)
+        kind = index_kind(manifest["kind"], folder)
+        if declared is not None and kind.representation != declared:
+            raise IndexFormatError(
+                f"{folder}: given as a {declared} index, but it holds a {kind.name!r} index "
+                f"({declared} kinds: {', '.join(kinds_of(declared))}; this one is a {kind.representation} index)"
+            )
+        opened.append((folder, manifest, kind))
+    opened.sort(key=lambda item: REPRESENTATIONS.index(item[2].representation))
+    if len(opened) == 2 and opened[0][2].representation == opened[1][2].representation:
+        raise IndexFormatError(
+            f"{opened[0][0]} and {opened[1][0]}: both indexes are {opened[0][2].representation} indexes; "
+            "fuse two representations"
+        )
+    return opened
+
+
+def _distribute(options: dict[str, Any], opened: list[tuple[Path, dict[str, Any], IndexKind]]) -> list[dict[str, Any]]:
+    """Each index's share of the search options; an option no index has is refused."""
+    shares: list[dict[str, Any]] = [{} for _ in opened]
+    for option, value in options.items():
+        if value is None:
+            continue
+        takers = [i for i, (_, manifest, kind) in enumerate(opened) if option in kind.accepted(manifest)]
+        if not takers:
+            if len(opened) == 1:
+                folder, manifest, kind = opened[0]
+                check_options({option: value}, kind, manifest, folder)
+            named = ", ".join(f"{folder} ({kind.name})" for folder, _, kind in opened)
+            having = ", ".join(name for name, row in INDEX_KINDS.items() if option in row.options)
+            raise KindOptionError(
+                f"option {option} applies to none of the indexes: {named} ({option} applies to: {having or 'none'})",
+                option,
+                [kind.name for _, _, kind in opened],
+            )
+        for i in takers:
+            shares[i][option] = value
+    return shares
 
 
 def _checked_query_encoder(
@@ -459,56 +559,6 @@ def _checked_query_encoder(
     return query_encoder
 
 
-def _open_kind(
-    folder: Path,
-    manifest: Mapping[str, Any],
-    query_encoder: Any,
-    min_idf: float,
-    nprobe: int | None,
-    ef_search: int | None,
-    multi_options: Mapping[str, Any],
-) -> Any:
-    """The searcher for the manifest's kind (the request was already checked against that kind)."""
-    kind = manifest["kind"]
-    if kind in ("dense", "dense-ann"):
-        searcher = _open_dense(folder, manifest, query_encoder)
-        if kind == "dense-ann":
-            _configure_ann(folder, searcher, manifest, nprobe, ef_search)
-        return searcher
-    if kind == "dense-lucene-index":
-        from .lucene_dense import LuceneDenseSearcher
-
-        _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
-        return LuceneDenseSearcher(folder, query_encoder, ef_search=ef_search, manifest=manifest)
-    if kind in MULTI_KINDS:
-        return _open_multi(folder, manifest, query_encoder, multi_options)
-    from pyserini.search.lucene import LuceneImpactSearcher
-
-    return LuceneImpactSearcher(str(folder), query_encoder, min_idf=min_idf)
-
-
-def _check_knobs(folder: Path, kind: str, nprobe: int | None, ef_search: int | None) -> None:
-    """Refuse search knobs the index kind does not have."""
-    if nprobe is not None and kind not in (*MULTI_KINDS, "dense-ann"):
-        raise TypeError(f"{folder}: nprobe applies to dense-ann and multi-vector indexes only, not {kind}")
-    if ef_search is not None and kind not in ("dense-ann", "dense-lucene-index"):
-        raise TypeError(f"{folder}: ef_search applies to dense-ann and dense-lucene-index indexes only, not {kind}")
-
-
-def _check_request(folder: Path, kind: str, multi_options: Mapping[str, Any], ignore_mismatch: tuple[str, ...]) -> None:
-    """Refuse an unsearchable kind, options of another kind, and unknown ``ignore_mismatch`` keys."""
-    if kind == "impact-vectors":
-        raise IndexFormatError(
-            f"{folder}: holds impact vectors (JsonVectorCollection), not a searchable index; build one with "
-            f"`python -m pyserini_diffretriever.index lucene --input {folder} --index IDX` and search IDX"
-        )
-    if multi_options and kind not in MULTI_KINDS:
-        raise TypeError(f"{folder}: options {sorted(multi_options)} apply to multi-vector indexes only")
-    unknown = sorted(set(ignore_mismatch) - set(MISMATCH_KEYS))
-    if unknown:
-        raise ValueError(f"ignore_mismatch: unknown settings {unknown}; known: {', '.join(MISMATCH_KEYS)}")
-
-
 def _verify_folder(folder: Path, kind: str) -> None:
     """Sizes and headers: a truncated FAISS index or vectors.npy is named here, not by a FAISS traceback."""
     try:
@@ -517,25 +567,3 @@ def _verify_folder(folder: Path, kind: str) -> None:
         raise
     except ManifestError as error:
         raise IndexFormatError(str(error)) from error
-
-
-def _open_dense(folder: Path, manifest: Mapping[str, Any], query_encoder: Any) -> Any:
-    from pyserini.search.faiss import FaissSearcher
-
-    _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
-    searcher = FaissSearcher(str(folder), query_encoder)
-    if manifest.get("dimension") is not None and searcher.dimension != manifest["dimension"]:
-        raise IndexFormatError(
-            f"{folder}: the FAISS index has dimension {searcher.dimension}, its manifest says {manifest['dimension']}"
-        )
-    _check_dimension(folder, searcher.dimension, query_encoder, "FAISS index")
-    return searcher
-
-
-def _open_multi(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, multi_options: Mapping[str, Any]) -> Any:
-    from .multivector import MultiVectorSearcher
-
-    _check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
-    searcher = MultiVectorSearcher(folder, query_encoder, **multi_options)
-    _check_dimension(folder, searcher.dimension, query_encoder, "multi-vector index")
-    return searcher

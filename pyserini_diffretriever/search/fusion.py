@@ -11,6 +11,10 @@ or tied scores), and it iterates a ``set`` so ties come out in a different order
 3. union of the two lists; a document missing from one list gets 0 for that side;
 4. ``fused = alpha * a' + (1 - alpha) * b'`` (``alpha`` weighs run A, by convention the dense run);
 5. sort by ``(-fused, docid)`` and keep ``k``.
+
+:func:`fuse` builds either fusion behind one searcher shape (``search`` / ``batch_search``): this one, or
+Pyserini's ``HybridSearcher`` (:class:`PyseriniHybridSearcher`) for runs comparable with
+``python -m pyserini.search.hybrid``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,27 @@ from typing import Any
 
 from .results import SearchResult, sort_results
 
-__all__ = ["MIN_MAX_EPSILON", "MinMaxHybridSearcher", "fuse_min_max", "fuse_min_max_hits", "normalize_min_max"]
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_DEPTH",
+    "FUSIONS",
+    "MIN_MAX_EPSILON",
+    "MinMaxHybridSearcher",
+    "PyseriniHybridSearcher",
+    "fuse",
+    "fuse_min_max",
+    "fuse_min_max_hits",
+    "normalize_min_max",
+]
+
+FUSIONS = ("minmax", "pyserini")
+"""``minmax``: the paper's fusion (this module); ``pyserini``: Pyserini's ``HybridSearcher``."""
+
+DEFAULT_ALPHA = {"minmax": 0.5, "pyserini": 0.1}
+"""Default weight per fusion: minmax weighs the dense side (paper), pyserini the sparse side (its own default)."""
+
+DEFAULT_DEPTH = 1000
+"""Hits per side that are fused (paper: 1000)."""
 
 MIN_MAX_EPSILON = 1e-9
 """Denominator floor of the min-max normalisation (the reference implementation's value)."""
@@ -162,3 +186,70 @@ class MinMaxHybridSearcher:
         return {
             qid: fuse_min_max_hits(dense.get(qid, ()), sparse.get(qid, ()), self.alpha, self.depth, k) for qid in ids
         }
+
+
+class PyseriniHybridSearcher:
+    """Pyserini's ``HybridSearcher`` behind the ``search(q, k)`` / ``batch_search(queries, q_ids, k, threads)``
+    shape, with its fusion options fixed at construction (``k0`` = ``depth``; ``alpha`` weighs the sparse side
+    unless ``weight_on_dense``)."""
+
+    def __init__(
+        self,
+        dense_searcher: Any,
+        sparse_searcher: Any,
+        alpha: float = DEFAULT_ALPHA["pyserini"],
+        depth: int = DEFAULT_DEPTH,
+        normalization: bool = False,
+        weight_on_dense: bool = False,
+    ) -> None:
+        from pyserini.search.hybrid import HybridSearcher
+
+        _check(0.0, depth, 1)
+        self.dense_searcher, self.sparse_searcher = dense_searcher, sparse_searcher
+        self.searcher = HybridSearcher(dense_searcher, sparse_searcher)
+        self.options = {
+            "k0": int(depth),
+            "alpha": float(alpha),
+            "normalization": normalization,
+            "weight_on_dense": weight_on_dense,
+        }
+
+    def search(self, query: str, k: int = 10) -> list[Any]:
+        """Pyserini's fused hits of one query."""
+        return self.searcher.search(query, k=k, **self.options)
+
+    def batch_search(
+        self, queries: Sequence[str], q_ids: Sequence[str], k: int = 10, threads: int = 1
+    ) -> dict[str, list[Any]]:
+        """Pyserini's fused hits of many queries: ``{qid: hits}``."""
+        return self.searcher.batch_search(list(queries), [str(q) for q in q_ids], k=k, threads=threads, **self.options)
+
+
+def fuse(
+    dense_searcher: Any,
+    sparse_searcher: Any,
+    fusion: str = "minmax",
+    alpha: float | None = None,
+    depth: int = DEFAULT_DEPTH,
+    normalization: bool = False,
+    weight_on_dense: bool = False,
+) -> Any:
+    """The hybrid searcher of two searchers (run A, run B) with the named fusion.
+
+    Parameters
+    ----------
+    fusion : {'minmax', 'pyserini'}
+        See :data:`FUSIONS`.
+    alpha : float, optional
+        Default :data:`DEFAULT_ALPHA` of the fusion.
+    normalization, weight_on_dense : bool
+        Pyserini fusion only (its options of the same names).
+    """
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion {fusion!r} is not one of {', '.join(FUSIONS)}")
+    alpha = DEFAULT_ALPHA[fusion] if alpha is None else alpha
+    if fusion == "minmax":
+        if normalization or weight_on_dense:
+            raise ValueError("normalization and weight_on_dense are options of the pyserini fusion, not minmax")
+        return MinMaxHybridSearcher(dense_searcher, sparse_searcher, alpha=alpha, depth=depth)
+    return PyseriniHybridSearcher(dense_searcher, sparse_searcher, alpha, depth, normalization, weight_on_dense)

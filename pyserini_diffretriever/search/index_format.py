@@ -8,9 +8,7 @@ encoders; doing that in one place keeps the messages identical everywhere.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,6 @@ __all__ = [
     "VECTORS_FILE",
     "IndexFormatError",
     "IndexMismatchError",
-    "atomic_write",
     "read_docids",
     "read_manifest",
     "vectors_fingerprint",
@@ -92,19 +89,6 @@ def read_docids(path: str | Path) -> list[str]:
             return [line.rstrip() for line in handle]
     except OSError as error:
         raise IndexFormatError(f"{path}: cannot read docids ({error})") from error
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Run ``write(tmp_path)`` then rename onto ``path``, so readers never see a half-written file."""
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def vectors_fingerprint(index_dir: str | Path, num_vectors: int, dimension: int) -> dict[str, int]:

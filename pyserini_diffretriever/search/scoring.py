@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..maxsim import maxsim  # the one single-pair MaxSim (a leaf module); re-exported here
+
 __all__ = [
     "TopKAccumulator",
     "dense_scores",
@@ -26,38 +28,6 @@ __all__ = [
     "maxsim_scores",
     "select_top_k",
 ]
-
-
-def maxsim(query_vectors: np.ndarray, doc_vectors: np.ndarray) -> float:
-    """Clamped MaxSim of one query and one document (float64): the package's one single-pair MaxSim.
-
-    :mod:`pyserini_diffretriever.representation.dense` re-exports it; the batched :func:`maxsim_scores` computes
-    the same value for many pairs.
-
-    Parameters
-    ----------
-    query_vectors : np.ndarray
-        ``[K_q, H]`` query vectors.
-    doc_vectors : np.ndarray
-        ``[K_d, H]`` document vectors; ``K_d`` may be 0.
-
-    Returns
-    -------
-    float
-        ``sum_i max(0, max_j q_i . d_j)``; 0.0 when either side has no vectors.
-
-    Raises
-    ------
-    ValueError
-        Either side is not a 2-D array, or the widths differ.
-    """
-    q = np.asarray(query_vectors, dtype=np.float64)
-    d = np.asarray(doc_vectors, dtype=np.float64)
-    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
-        raise ValueError(f"maxsim needs [Kq, H] and [Kp, H] arrays, got {q.shape} and {d.shape}")
-    if q.shape[0] == 0 or d.shape[0] == 0:
-        return 0.0
-    return float(np.maximum((q @ d.T).max(axis=1), 0.0).sum())
 
 
 def maxsim_scores(

@@ -29,8 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..writers.atomic import atomic_write
 from ..writers.multivector import sample_rows
-from .index_format import IndexFormatError, atomic_write, vectors_fingerprint
+from .index_format import IndexFormatError, vectors_fingerprint
 from .multivector_index import MultiVectorIndex
 
 logger = logging.getLogger(__name__)

@@ -5,9 +5,11 @@ Pyserini's server (``pyserini.server``) validates a config's ``index_type`` agai
 ``(local constructor, prebuilt constructor, kwargs builder)`` triple. :func:`register_index_types` adds
 
 ============================  ==========================================================================
-``diffretriever_dense``       ``dense`` (FAISS flat), ``dense-ann`` and ``dense-lucene-index`` folders
-``diffretriever_multi``       ``multi`` and ``multi-compressed`` folders (MaxSim)
-``diffretriever_impact``      Lucene ``impact-index`` folders
+``diffretriever_dense``       folders of every kind with the ``dense`` representation in the kinds table
+                              (:mod:`pyserini_diffretriever.search.kinds`): ``dense``, ``dense-ann``,
+                              ``dense-lucene-index``
+``diffretriever_multi``       ``multi`` representation: ``multi`` and ``multi-compressed`` folders (MaxSim)
+``diffretriever_impact``      ``impact`` representation: Lucene ``impact-index`` folders
 ``diffretriever_hybrid``      ``path`` + ``with``: two of the above fused (``fusion``, ``alpha``, ``depth``)
 ============================  ==========================================================================
 
@@ -33,11 +35,12 @@ from typing import Any
 
 import yaml
 
-from .searchers import DEFAULT_ALPHA, FUSIONS, HYBRID_TYPE, KINDS_OF_TYPE, HybridSpec, ServingRuntime
+from ..search.fusion import DEFAULT_ALPHA, DEFAULT_DEPTH, FUSIONS
+from .searchers import HYBRID_TYPE, REPRESENTATION_OF_TYPE, HybridSpec, ServingRuntime
 
 __all__ = ["INDEX_TYPES", "read_hybrid_specs", "register_index_types"]
 
-INDEX_TYPES = (*KINDS_OF_TYPE, HYBRID_TYPE)
+INDEX_TYPES = (*REPRESENTATION_OF_TYPE, HYBRID_TYPE)
 
 
 def register_index_types(runtime: ServingRuntime) -> None:
@@ -93,7 +96,7 @@ def _hybrid_spec(alias: str, entry: dict[str, Any], parent: Path) -> HybridSpec:
         raise ValueError(f'Index alias "{alias}" has invalid "alpha" {alpha!r} (must be a number)')
     if fusion == "minmax" and not 0.0 <= alpha <= 1.0:
         raise ValueError(f'Index alias "{alias}" has "alpha" {alpha} outside [0, 1] (minmax fusion)')
-    depth = entry.get("depth", 1000)
+    depth = entry.get("depth", DEFAULT_DEPTH)
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f'Index alias "{alias}" has invalid "depth" {depth!r} (must be a positive integer)')
     return HybridSpec(paths=(folder("path"), folder("with")), fusion=fusion, alpha=float(alpha), depth=depth)

@@ -15,7 +15,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _LAZY = {
-    "LORA_TARGETS": "config",
     "TrainingSettings": "config",
     "TevatronGroups": "data",
     "TrainingDataError": "data",
@@ -33,7 +32,6 @@ _LAZY = {
 
 __all__ = [
     "DiffRetrieverForTraining",
-    "LORA_TARGETS",
     "LossConfig",
     "LossParts",
     "TevatronGroups",
@@ -57,7 +55,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import LORA_TARGETS, TrainingSettings
+    from .config import TrainingSettings
     from .data import TevatronGroups, TrainingDataError, TrainingGroup, sample_passages
     from .export import merge_adapter, save_adapter
     from .loss import LossConfig, LossParts, contrastive_loss

@@ -14,18 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..representation.readout import LOGITS_MODES
+from ..settings import DEFAULT_MAX_LENGTH, check_positive_int
 from .data import DEFAULT_N_NEGATIVES
 from .loss import DEFAULT_SPARSE_WEIGHT, DEFAULT_TEMPERATURE, LossConfig
-
-#: LoRA target module names per backbone ``model_type`` (docs/method.md §1.6) and the reference's task type
-#: (recorded in adapter_config.json). PEFT matches names as suffixes: for LLaDA ``ff_out`` also adapts the
-#: vocabulary projection ``model.transformer.ff_out``, as the reference's adapters do (§11 item 3).
-LORA_TARGETS: dict[str, tuple[tuple[str, ...], str]] = {
-    "Dream": (("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), "FEATURE_EXTRACTION"),
-    "llada": (("q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"), "CAUSAL_LM"),
-    "qwen2": (("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), "CAUSAL_LM"),
-    "llama": (("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), "CAUSAL_LM"),
-}
 
 
 @dataclass(frozen=True)
@@ -45,7 +36,7 @@ class TrainingSettings:
     temperature, sparse_weight, dense_weight
         Loss settings (:class:`~pyserini_diffretriever.training.loss.LossConfig`).
     lora_r, lora_alpha, lora_dropout, lora_target_modules
-        LoRA settings; ``lora_target_modules=None`` takes :data:`LORA_TARGETS` of the backbone.
+        LoRA settings; ``lora_target_modules=None`` takes the backbone registry entry's ``lora_targets``.
     learning_rate, weight_decay, warmup_ratio, lr_scheduler, max_grad_norm
         AdamW and its schedule.
     epochs, max_steps, per_device_batch_size, gradient_accumulation_steps
@@ -64,7 +55,7 @@ class TrainingSettings:
     k_query: int | None = None
     k_passage: int | None = None
     prompt: Any = "few"
-    max_length: int = 512
+    max_length: int = DEFAULT_MAX_LENGTH
     query_max_length: int | None = None
     title_separator: str = ". "
     logits: str = "unshifted"
@@ -98,13 +89,10 @@ class TrainingSettings:
 
     def __post_init__(self) -> None:
         for name in ("max_length", "lora_r", "per_device_batch_size", "gradient_accumulation_steps", "save_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r}: expected an integer >= 1")
+            check_positive_int(name, getattr(self, name))
         for name in ("k_query", "k_passage", "query_max_length"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name}={value!r}: expected an integer >= 1")
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
         if self.n_negatives < 0:
             raise ValueError(f"n_negatives={self.n_negatives}: expected >= 0")
         if self.logits not in LOGITS_MODES:
@@ -126,13 +114,14 @@ class TrainingSettings:
         return self.seed if self.data_seed is None else self.data_seed
 
     def targets(self, model_type: str) -> tuple[list[str], str | None]:
-        """``(target module names, task type)`` for a backbone ``model_type``."""
-        known = LORA_TARGETS.get(model_type)
-        if self.lora_target_modules is not None:
-            return list(self.lora_target_modules), known[1] if known else None
-        if known is None:
-            raise ValueError(
-                f"no default LoRA targets for backbone {model_type!r} (known: {sorted(LORA_TARGETS)}); "
-                "pass lora_target_modules"
-            )
-        return list(known[0]), known[1]
+        """``(target module names, task type)`` for a backbone ``model_type`` (its registry entry's by default)."""
+        from ..backbones import UnsupportedBackboneError, get_family
+
+        try:
+            family = get_family(model_type)
+        except UnsupportedBackboneError as error:
+            if self.lora_target_modules is None:
+                raise ValueError(f"no default LoRA targets: {error}; pass lora_target_modules") from None
+            return list(self.lora_target_modules), None
+        modules = family.lora_targets if self.lora_target_modules is None else self.lora_target_modules
+        return list(modules), family.lora_task_type

@@ -12,8 +12,8 @@ import warnings
 import torch
 from torch import nn
 
+from ..backbones import resolve_k
 from ..backbones.base import LoadedBackbone
-from ..encoders.model import default_k
 from ..representation.inputs import InputBuilder
 from ..representation.trainable import TrainableRepresentations, trainable_representations
 from .collator import GroupCollator, encoded_batch
@@ -71,7 +71,7 @@ class DiffRetrieverForTraining(nn.Module):
                 backbone.tokenizer,
                 spec,
                 settings.prompt,
-                k if k is not None else default_k(spec.model_type, side),
+                resolve_k(spec, side, k),
                 length,
                 side,
                 title_separator=settings.title_separator,

@@ -1,7 +1,7 @@
 """All-or-nothing output folders.
 
 Why: a run that crashes, is cancelled or is killed (even with SIGKILL) must not leave a folder that looks like
-a finished index. Output is written into a sibling folder named ``OUT.partial-<pid>-<random>`` and renamed to
+a finished index. Single files are replaced the same way by :func:`atomic_write`. Output is written into a sibling folder named ``OUT.partial-<pid>-<random>`` and renamed to
 ``OUT`` only after everything (manifest last) is written. A ``rename`` within one file system is atomic, so
 ``OUT`` either does not exist or is complete. After a SIGKILL the ``.partial-*`` folder stays behind for
 inspection; it is never mistaken for output and may be deleted. This is for short jobs (merging shards,
@@ -13,12 +13,36 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Run ``write(tmp_path)`` on a temporary sibling of ``path``, make it durable, then rename it onto ``path``.
+
+    The package's one atomic file replacement (manifests, the searchers' derived files): readers never see a
+    half-written file, and a failed ``write`` leaves ``path`` as it was and no temporary file behind.
+    ``write`` gets a path (not a handle) so that path-only writers such as ``faiss.write_index`` can be used.
+    """
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(tmp)
+        descriptor = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class OutputExistsError(FileExistsError):

@@ -19,6 +19,7 @@ import logging
 import os
 import struct
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,17 +141,72 @@ class FaissFlatWriter(VectorWriter):
         )
 
 
+FLAT_HEADER = struct.Struct("<4siqqqbi")
+"""FAISS ``write_index``'s flat-index header (unchanged since 2017): fourcc ``IxFI``/``IxF2``, ``int32 d``,
+``int64 ntotal``, two ``int64`` dummies (``1 << 20``), ``uint8 is_trained``, ``int32 metric_type``; the codes follow
+as ``uint64 n*d`` and then ``n*d`` float32."""
+
+FLAT_HEADER_BYTES = FLAT_HEADER.size + 8
+"""Bytes before the first vector: the header plus the ``uint64`` element count."""
+
+FLAT_FOURCC = {b"IxFI": "inner_product", b"IxF2": "l2"}
+"""Flat index fourcc -> metric."""
+
+
+@dataclass(frozen=True)
+class FlatHeader:
+    """What the first :data:`FLAT_HEADER_BYTES` of a flat FAISS index file say (:func:`read_flat_header`)."""
+
+    metric: str
+    dimension: int
+    num_vectors: int
+    elements: int
+
+    @property
+    def expected_size(self) -> int:
+        """File size of a complete index with this header: the header and ``elements`` float32 values."""
+        return FLAT_HEADER_BYTES + 4 * self.elements
+
+    def row_offset(self, row: int) -> int:
+        """Byte offset of vector ``row`` in the file."""
+        return FLAT_HEADER_BYTES + 4 * self.dimension * row
+
+
 def flat_index_header(num_vectors: int, dimension: int, metric: str = "inner_product") -> bytes:
     """The bytes ``faiss.write_index`` puts before the vectors of an ``IndexFlatIP``/``IndexFlatL2``.
 
-    Layout (FAISS ``write_index``, unchanged since 2017): fourcc ``IxFI``/``IxF2``, ``int32 d``,
-    ``int64 ntotal``, two ``int64`` dummies (``1 << 20``), ``uint8 is_trained``, ``int32 metric_type``, then the
-    codes as ``uint64 n*d`` followed by ``n*d`` float32. The tests check it against ``faiss.write_index``.
+    Layout: :data:`FLAT_HEADER` then the ``uint64`` element count. The tests check it against ``faiss.write_index``.
     """
-    fourcc, metric_type = {"inner_product": (b"IxFI", 0), "l2": (b"IxF2", 1)}[metric]
-    return struct.pack("<4siqqqbi", fourcc, dimension, num_vectors, 1 << 20, 1 << 20, 1, metric_type) + struct.pack(
+    fourcc = {name: code for code, name in FLAT_FOURCC.items()}[metric]
+    metric_type = 0 if metric == "inner_product" else 1
+    return FLAT_HEADER.pack(fourcc, dimension, num_vectors, 1 << 20, 1 << 20, 1, metric_type) + struct.pack(
         "<Q", num_vectors * dimension
     )
+
+
+def read_flat_header(path: str | os.PathLike) -> FlatHeader | None:
+    """Parse the header of a flat FAISS index file; the one reader of the layout :func:`flat_index_header` writes.
+
+    Returns
+    -------
+    FlatHeader or None
+        ``None`` when the file does not start with a flat fourcc (another FAISS index type: open it with FAISS).
+
+    Raises
+    ------
+    WriterError
+        A flat fourcc followed by fewer bytes than a header (a truncated file).
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(FLAT_HEADER_BYTES)
+    metric = FLAT_FOURCC.get(head[:4])
+    if metric is None:
+        return None
+    if len(head) < FLAT_HEADER_BYTES:
+        raise WriterError(f"{path} is truncated ({len(head)} bytes, shorter than a FAISS header)")
+    _, dimension, ntotal, _, _, _, _ = FLAT_HEADER.unpack(head[: FLAT_HEADER.size])
+    (elements,) = struct.unpack("<Q", head[FLAT_HEADER.size :])
+    return FlatHeader(metric, int(dimension), int(ntotal), int(elements))
 
 
 def write_flat_ip_index(

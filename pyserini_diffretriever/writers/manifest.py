@@ -42,6 +42,7 @@ from .._version import __version__
 from ..layouts import INDEX_MANIFEST_NAME, MANIFEST_NAME
 from ..settings import QuerySettings
 from . import _files
+from .atomic import atomic_write
 
 FORMAT = "pyserini-diffretriever"
 FORMAT_VERSION = 1
@@ -165,16 +166,16 @@ def write_manifest(directory: str | os.PathLike, manifest: Mapping[str, Any], na
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    tmp = directory / f".{name}.tmp-{os.getpid()}"
     try:
         text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ManifestError(f"manifest for {directory} is not JSON-serialisable: {error}") from error
-    with _files.open_output(tmp, "wb") as handle:
-        handle.write((text + "\n").encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+
+    def write(tmp: str) -> None:
+        with _files.open_output(tmp, "wb") as handle:
+            handle.write((text + "\n").encode("utf-8"))
+
+    atomic_write(path, write)
     return path
 
 

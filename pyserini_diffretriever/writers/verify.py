@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +49,9 @@ from ..layouts import (
     WARP_RERANK_FILE,
 )
 from .base import WriterError
+from .faiss import read_flat_header
 from .jsonl_vector import iter_vector_records
 from .manifest import ManifestError, read_manifest
-
-_FLAT_FOURCC = {b"IxFI": "inner product", b"IxF2": "L2"}
-_FLAT_HEADER = struct.Struct("<4siqqqbi")  # fourcc, d, ntotal, dummy, dummy, is_trained, metric_type
-_FLAT_HEADER_BYTES = _FLAT_HEADER.size + 8  # + uint64 element count of the vector data
 
 
 class CorruptOutputError(WriterError, ManifestError):
@@ -110,18 +106,16 @@ def _check_docids(folder: Path, manifest: dict[str, Any]) -> None:
 def _check_dense(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
     path = _require_file(folder, FAISS_INDEX_FILE)
     size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(_FLAT_HEADER_BYTES)
-    if head[:4] in _FLAT_FOURCC:
-        if len(head) < _FLAT_HEADER_BYTES:
-            raise _fail(folder, f"{FAISS_INDEX_FILE} is truncated ({size} bytes, shorter than a FAISS header)")
-        _, dimension, ntotal, _, _, _, metric = _FLAT_HEADER.unpack(head[: _FLAT_HEADER.size])
-        (elements,) = struct.unpack("<Q", head[_FLAT_HEADER.size :])
-        expected = _FLAT_HEADER_BYTES + 4 * elements
-        if elements != ntotal * dimension or size != expected:
+    try:
+        header = read_flat_header(path)
+    except WriterError:
+        raise _fail(folder, f"{FAISS_INDEX_FILE} is truncated ({size} bytes, shorter than a FAISS header)") from None
+    if header is not None:
+        dimension, ntotal = header.dimension, header.num_vectors
+        if header.elements != ntotal * dimension or size != header.expected_size:
             raise _fail(
                 folder,
-                f"{FAISS_INDEX_FILE} is {size} bytes, expected {expected} for {ntotal} vectors of "
+                f"{FAISS_INDEX_FILE} is {size} bytes, expected {header.expected_size} for {ntotal} vectors of "
                 f"dimension {dimension} (truncated or corrupt)",
             )
     else:

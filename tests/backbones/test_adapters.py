@@ -179,6 +179,23 @@ def test_released_layout_picks_base_from_adapter_config(dream_adapter, tmp_path)
         assert torch.equal(_hidden(lb, dream_adapter), want)
 
 
+def test_loading_a_dream_adapter_prints_no_model_type_warning(dream_adapter, tmp_path, capfd, caplog):
+    """transformers' "model of type `Dream` to instantiate a model of type `qwen2`" reads as a broken model."""
+    from transformers.utils import logging as hf_logging
+
+    path = _copy_adapter(dream_adapter, tmp_path / "named-base")
+    _edit_adapter_config(path, base_model_name_or_path=str(dream_adapter.base_dir))  # what peft probes
+    hf_logging.enable_propagation()  # transformers' records reach caplog too, not only its stderr handler
+    try:
+        with caplog.at_level("WARNING"):
+            load_backbone(dream_adapter.base_dir, adapter=str(path))
+    finally:
+        hf_logging.disable_propagation()
+    printed = capfd.readouterr()
+    assert "You are using a model of type" not in printed.err + printed.out
+    assert "You are using a model of type" not in caplog.text
+
+
 def test_released_layout_with_a_remote_code_config_is_still_an_adapter(dream_adapter, tmp_path):
     """Released repos load with AutoModel + remote code, so they may carry a config.json but no weights."""
     path = _copy_adapter(dream_adapter, tmp_path / "released")

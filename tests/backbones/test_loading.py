@@ -127,3 +127,70 @@ def test_missing_config_is_named(tmp_path, tiny_llada_dir):
     (model_dir / "config.json").unlink()
     with pytest.raises(CheckpointFormatError, match="config.json"):
         load_backbone(model_dir)
+
+
+class _Tokenizer:
+    """Just what :func:`special_tokens` reads of a tokenizer; ``pad_token`` assignments are recorded."""
+
+    unk_token_id = 0
+
+    def __init__(self, eos=None, pad=None, mask=None, vocab=None):
+        self.eos_token_id, self.pad_token_id, self.mask_token_id = eos, pad, mask
+        self.vocab = vocab or {}
+
+    def convert_tokens_to_ids(self, token):
+        return self.vocab.get(token, self.unk_token_id)
+
+    def convert_ids_to_tokens(self, token_id):
+        return f"<id {token_id}>"
+
+    @property
+    def pad_token(self):
+        return None if self.pad_token_id is None else f"<id {self.pad_token_id}>"
+
+    @pad_token.setter
+    def pad_token(self, token):
+        self.pad_token_id = int(token.removeprefix("<id ").removesuffix(">"))
+
+
+def test_special_tokens_one_rule():
+    from pyserini_diffretriever.backbones.loading import special_tokens
+
+    tokenizer = _Tokenizer(eos=None, pad=None, mask=None, vocab={"<|im_end|>": 9})
+    config = {"eos_token_id": [7, 8], "mask_token_id": 3}  # Llama-3 style EOS list: the first is taken
+    ids = special_tokens(tokenizer, config, "m", chat_end_token="<|im_end|>", needs_mask=True)
+    assert (ids.mask, ids.eos, ids.pad, ids.chat_end) == (3, 7, 7, 9) and tokenizer.pad_token_id == 7
+    ids = special_tokens(_Tokenizer(eos=5), {"pad_token_id": 2}, "m", chat_end_token="<x>", needs_mask=False)
+    assert (ids.mask, ids.eos, ids.pad, ids.chat_end) == (None, 5, 2, None)  # config pad before EOS; unknown end
+
+
+@pytest.mark.parametrize("family", ["Dream", "llada", "qwen2", "llama"])
+def test_every_family_refuses_a_checkpoint_without_eos(family):
+    """Dream used to crash with ``int(None)`` here; every family now raises the same BackboneLoadError."""
+    from types import SimpleNamespace
+
+    from pyserini_diffretriever.backbones import BackboneLoadError, get_family
+
+    model = SimpleNamespace(config=None)  # never reached: the special ids are collected first
+    with pytest.raises(BackboneLoadError, match="m: no eos token in the tokenizer or config.json"):
+        get_family(family).make_spec(
+            model,
+            {"mask_token_id": 3},
+            _Tokenizer(eos=None, pad=1),
+            name_or_path="m",
+            revision=None,
+            adapter=None,
+            extra={},
+        )
+
+
+@pytest.mark.parametrize("family", ["Dream", "llada"])
+def test_diffusion_families_refuse_a_checkpoint_without_mask(family):
+    from types import SimpleNamespace
+
+    from pyserini_diffretriever.backbones import BackboneLoadError, get_family
+
+    with pytest.raises(BackboneLoadError, match="m: no mask_token_id in config.json or tokenizer"):
+        get_family(family).make_spec(
+            SimpleNamespace(config=None), {}, _Tokenizer(eos=2), name_or_path="m", revision=None, adapter=None, extra={}
+        )

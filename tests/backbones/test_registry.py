@@ -79,3 +79,47 @@ def test_name_or_path_is_recorded(tiny_llada_dir):
 def test_needs_a_model_or_an_adapter():
     with pytest.raises(ValueError, match="name_or_path"):
         load_backbone(None)
+
+
+def test_registry_entries_hold_k_stop_set_and_lora_targets_only():
+    import dataclasses
+
+    from pyserini_diffretriever.backbones import BackboneFamily
+
+    fields = {field.name for field in dataclasses.fields(BackboneFamily)}
+    assert fields == {
+        "model_type",
+        "build_model",
+        "load_tokenizer",
+        "make_spec",
+        "default_k",
+        "stop_set",
+        "lora_targets",
+        "lora_task_type",
+    }
+    assert (
+        BACKBONES["Dream"].lora_targets[-1] == "down_proj" and BACKBONES["Dream"].lora_task_type == "FEATURE_EXTRACTION"
+    )
+    assert "ff_out" in BACKBONES["llada"].lora_targets and BACKBONES["llada"].lora_task_type == "CAUSAL_LM"
+
+
+def test_resolve_k_given_then_adapter_then_registry():
+    from pyserini_diffretriever.backbones import BackboneSpec, default_k, resolve_k
+
+    spec = BackboneSpec("Dream", "diffusion", 9, 1, 2, None, 8, 16, True, "m")
+    assert (
+        (resolve_k(spec, "query"), resolve_k(spec, "passage"))
+        == (4, 16)
+        == (
+            default_k("Dream", "query"),
+            default_k("dream", "passage"),
+        )
+    )
+    trained = BackboneSpec(
+        "Dream", "diffusion", 9, 1, 2, None, 8, 16, True, "m", extra={"adapter_k": {"query": 1, "passage": 1}}
+    )
+    assert (resolve_k(trained, "query"), resolve_k(trained, "passage"), resolve_k(trained, "query", 3)) == (1, 1, 3)
+    with pytest.raises(ValueError, match="no default K for backbone model_type 'mistral'"):
+        default_k("mistral", "query")
+    with pytest.raises(ValueError, match="side='doc'"):
+        default_k("Dream", "doc")

@@ -238,8 +238,10 @@ def test_bad_records_fail_with_file_and_line_and_no_output(tmp_path, monkeypatch
         ({"input_extra": ["--on-error", "ignore"]}, "invalid choice: 'ignore'"),
         ({"input_extra": ["--max-record-bytes", "-1"]}, "input --max-record-bytes must be >= 0"),
         ({"output_extra": ["--checkpoint-every", "0"]}, "output --checkpoint-every must be >= 1"),
-        ({"encoder_extra": ["--query-k", "0"]}, "encoder --query-k must be >= 1"),
-        ({"encoder_extra": ["--query-max-length", "0"]}, "encoder --query-max-length must be >= 1"),
+        ({"encoder_extra": ["--query-k", "0"]}, "argument --query-k/--k-query: must be an integer >= 1 (got '0')"),
+        ({"encoder_extra": ["--k-query", "x"]}, "argument --query-k/--k-query: must be an integer >= 1 (got 'x')"),
+        ({"encoder_extra": ["--query-max-length", "0"]}, "argument --query-max-length: must be an integer >= 1"),
+        ({"encoder_extra": ["--batch-size", "0"]}, "argument --batch-size: must be an integer >= 1 (got '0')"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, capsys, argv_change, message):
@@ -264,6 +266,13 @@ def test_usage_errors_exit_2(tmp_path, capsys, argv_change, message):
         encode_cli.main(argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spelling", ["--query-k", "--k-query"])
+def test_query_k_is_also_accepted_in_the_train_cli_spelling(tmp_path, spelling):
+    argv = ["input", "--corpus", str(tmp_path), "encoder", "--encoder", "m", spelling, "2"]
+    args = encode_cli.parse_args(argv + ["output", "--embeddings", str(tmp_path / "o")])
+    assert args.encoder.query_k == 2 and args.encoder.batch_size == 16  # settings.DEFAULT_BATCH_SIZE
 
 
 def test_existing_output_is_refused_before_encoding_unless_overwrite(tmp_path, monkeypatch, caplog):

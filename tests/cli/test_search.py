@@ -128,7 +128,7 @@ def test_data_errors_are_reported_with_status_1(fake_multi, tmp_path, capsys):
         )
         == 1
     )
-    assert "given as --dense-index but its manifest kind is 'multi'" in capsys.readouterr().err
+    assert "given as a dense index, but it holds a 'multi' index" in capsys.readouterr().err
     bad = tmp_path / "bad.tsv"
     bad.write_text("1\tfine\n2 missing tab\n")
     assert search_cli.main(["--index", str(fake_multi["folder"]), "--topics", str(bad), "--output", out]) == 1
@@ -146,6 +146,66 @@ def test_bad_topic_records_can_be_skipped(fake_multi, tmp_path, capsys, caplog):
     assert search_cli.main([*base, "--topics-on-error", "skip"]) == 0
     assert list(parse_trec(out)) == ["1", "2"]
     assert "topics.tsv:3: query '3' text contains a control character U+0007" in caplog.text
+
+
+@pytest.fixture()
+def compressed(fake_multi, tmp_path):
+    """The fake multi folder compressed (SQ8 codes; its manifest records the float folder for --rerank)."""
+    from pyserini_diffretriever.indexing.compress_multi import compress_multivector
+
+    compress_multivector(fake_multi["folder"], tmp_path / "multi-c", reduced_dimension=8, nlist=4)
+    return tmp_path / "multi-c"
+
+
+def test_rerank_searches_a_compressed_folder_and_rescores_from_its_floats(fake_multi, compressed, tmp_path):
+    out = tmp_path / "rerank.trec"
+    base = ["--topics", str(fake_multi["topics"]), "--output", str(out), "--hits", "3"]
+    assert search_cli.main(["--index", str(compressed), "--rerank", "10", "--centroid-candidates", "20", *base]) == 0
+    by_id = dict(zip(fake_multi["docids"], fake_multi["docs"]))
+    run = parse_trec(out)
+    assert list(run) == ["1", "2", "doc5"]
+    for qid, hits in run.items():  # re-ranked scores are exact MaxSim of the float vectors
+        for docid, _, score, _ in hits:
+            assert score == pytest.approx(maxsim(fake_multi["queries"][qid], by_id[docid]), abs=1e-6)
+    assert run["1"][0][0] == "doc3"
+    other = write_multi_index(tmp_path / "elsewhere", fake_multi["docs"], fake_multi["docids"])
+    argv = ["--index", str(compressed), "--rerank", "5", "--rerank-index", str(other), *base]
+    assert search_cli.main(argv) == 0 and parse_trec(out)["1"][0][0] == "doc3"
+
+
+@pytest.mark.parametrize(
+    ("index", "option", "named"),
+    [
+        ("impact", ["--nprobe", "8"], "--nprobe: .*option nprobe does not apply to impact-index indexes"),
+        ("multi", ["--rerank", "10"], "--rerank: .*option rerank does not apply to multi indexes"),
+        ("compressed", ["--token-index", "ivf"], "--token-index: .*token_index does not apply to multi-compressed"),
+        ("impact", ["--mode", "exact"], "--mode: .*mode does not apply to impact-index indexes"),
+    ],
+)
+def test_options_of_another_kind_are_refused_naming_both(
+    fake_multi, compressed, tmp_path, capsys, index, option, named
+):
+    from search.index_builders import write_manifest
+
+    folders = {
+        "impact": write_manifest(
+            tmp_path / "impact", "impact-index", name="diffretriever-manifest.json", num_docs=30
+        ).parent,
+        "multi": fake_multi["folder"],
+        "compressed": compressed,
+    }
+    argv = [
+        "--index",
+        str(folders[index]),
+        *option,
+        "--topics",
+        str(fake_multi["topics"]),
+        "--output",
+        str(tmp_path / "r"),
+    ]
+    assert search_cli.main(argv) == 2
+    assert re.search(named, capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
 
 
 # --- the real tiny Dream encoder, Lucene and trec_eval ------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from pyserini_diffretriever.collections.cranfield import (
     CranfieldFormatError,
     convert_cranfield,
+    export_beir,
     load_cranfield,
     parse_documents,
     parse_qrels,
@@ -190,3 +191,24 @@ def test_cli_converts_the_raw_files(tmp_path):
     assert "RuntimeWarning" not in result.stderr
     assert json.loads(result.stdout)["judgements"] == 1837
     assert (tmp_path / "qrels.txt").read_bytes() == (CRANFIELD / "qrels.txt").read_bytes()
+
+
+def test_export_beir_writes_the_chosen_part_in_beirs_format(tmp_path):
+    collection = load_cranfield(CRANFIELD)
+    out = export_beir(tmp_path / "cran", collection, queries=["2", "1"], documents=["12", "13", "14", "51"])
+    corpus = [json.loads(line) for line in (out / "corpus.jsonl").read_text().splitlines()]
+    assert [doc["_id"] for doc in corpus] == ["12", "13", "14", "51"]
+    assert corpus[0] == {
+        "_id": "12",
+        "title": collection.corpus["12"]["title"],
+        "text": collection.corpus["12"]["text"],
+    }
+    queries = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]
+    assert queries == [{"_id": "2", "text": collection.topics["2"]}, {"_id": "1", "text": collection.topics["1"]}]
+    lines = (out / "qrels" / "test.tsv").read_text().splitlines()
+    assert lines[0] == "query-id\tcorpus-id\tscore"
+    expected = [(q, d, g) for q in ("2", "1") for d, g in collection.qrels[q].items() if d in {"12", "13", "14", "51"}]
+    assert sorted(tuple(line.split("\t")) for line in lines[1:]) == sorted((q, d, str(g)) for q, d, g in expected)
+    assert expected  # queries 1 and 2 judge some of these documents
+    with pytest.raises(KeyError, match="not in Cranfield"):
+        export_beir(tmp_path / "bad", collection, queries=["999"])

@@ -26,10 +26,10 @@ def _fake_module() -> SimpleNamespace:
 
     return SimpleNamespace(
         MODEL_TYPE=FAKE_TYPE,
-        DEFAULT_HUB_ID="example/tiny-fake-diffusion",
         DEFAULT_K={"query": 2, "passage": 3},
         STOP_SET="special-except-mask",
-        MASK_ID_SOURCE=llada.MASK_ID_SOURCE,
+        LORA_TARGETS=llada.LORA_TARGETS,
+        LORA_TASK_TYPE=llada.LORA_TASK_TYPE,
         build_model=llada.build_model,
         load_tokenizer=llada.load_tokenizer,
         make_spec=make_spec,

@@ -16,9 +16,9 @@ import shutil
 import numpy as np
 import pytest
 
+from pyserini_diffretriever.backbones import default_k
 from pyserini_diffretriever.cli import encode as encode_cli
 from pyserini_diffretriever.cli import search as search_cli
-from pyserini_diffretriever.encoders.model import default_k
 from pyserini_diffretriever.representation.prompts import load_prompt
 from pyserini_diffretriever.search.factory import check_encoder_compatibility, open_searcher
 from pyserini_diffretriever.search.index_format import IndexFormatError, IndexMismatchError
@@ -112,7 +112,7 @@ def test_other_query_k_is_refused_naming_k_and_both_values(index, dream, how):
         if how == "encoder":
             open_searcher(index / "dense", query_encoder(dream, k=2))
         else:
-            open_searcher(index / "dense", model=dream, k=2)
+            open_searcher(index / "dense", model=dream, query_slots=2)
     assert info.value.differences == {"k": (4, 2)}
     assert "k: index expects queries with 4 vs query encoder 2" in str(info.value)
     assert "--ignore-mismatch k" in str(info.value) and str(index / "dense") in str(info.value)

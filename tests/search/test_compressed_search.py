@@ -11,6 +11,7 @@ from pyserini_diffretriever.indexing.compress_multi import compress_multivector
 from pyserini_diffretriever.search import MultiVectorSearcher, open_searcher
 from pyserini_diffretriever.search.compressed_index import CompressedMultiVectorIndex
 from pyserini_diffretriever.search.index_format import IndexFormatError, IndexMismatchError
+from pyserini_diffretriever.search.kinds import KindOptionError
 from pyserini_diffretriever.search.scoring import maxsim
 from tests.search.index_builders import clustered_collection, write_multi_index
 
@@ -122,3 +123,17 @@ def test_damaged_codes_are_named(collection, tmp_path):
         handle.truncate(1000)
     with pytest.raises(IndexFormatError, match="codes.npy"):
         open_searcher(broken, FixedMultiEncoder(DIM))
+
+
+@pytest.mark.parametrize(
+    ("folder", "options", "named"),
+    [
+        ("multi-c", {"token_index": "ivf"}, "token_index does not apply to multi-compressed"),
+        ("multi-c", {"mmap": False}, "mmap does not apply to multi-compressed"),
+        ("multi", {"centroid_candidates": 10}, "centroid_candidates does not apply to multi indexes"),
+    ],
+)
+def test_options_of_the_other_storage_are_refused_naming_both(collection, folder, options, named):
+    root, *_ = collection
+    with pytest.raises(KindOptionError, match=named):
+        MultiVectorSearcher(root / folder, **options)

@@ -150,7 +150,7 @@ def test_unsearchable_or_foreign_folders_are_format_errors(tmp_path, multi_folde
 
 def test_multi_options_are_refused_for_other_kinds(tmp_path):
     write_manifest(tmp_path / "impact", "impact-index", name="diffretriever-manifest.json", num_docs=1)
-    with pytest.raises(TypeError, match="multi-vector"):
+    with pytest.raises(TypeError, match="option mode does not apply to impact-index indexes.*multi, multi-compressed"):
         open_searcher(tmp_path / "impact", FakeQueryEncoder({}, "impact"), mode="exact")
 
 
@@ -164,7 +164,7 @@ def test_query_encoder_is_rebuilt_from_the_manifest(tmp_path, tiny_dream_dir):
     texts = ["the wing stalls at high angle of attack", "heat transfer in laminar flow", "shock waves"]
     vectors = documents.encode(texts)
     folder = write_multi_index(tmp_path / "multi", vectors, ["w", "h", "s"], encoder=documents.settings())
-    searcher = open_searcher(folder, k=2)
+    searcher = open_searcher(folder, query_slots=2)
     encoder = searcher.query_encoder
     assert isinstance(encoder, DiffRetrieverQueryEncoder)
     settings = encoder.settings()

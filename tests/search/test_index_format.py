@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from pyserini_diffretriever.search.index_format import IndexFormatError, atomic_write, read_docids, read_manifest
+from pyserini_diffretriever.search.index_format import IndexFormatError, read_docids, read_manifest
 from pyserini_diffretriever.writers import ManifestError
 
 from .index_builders import write_manifest
@@ -36,22 +35,6 @@ def test_bad_manifests_are_format_errors_and_manifest_errors(tmp_path, content, 
     with pytest.raises(IndexFormatError, match=message) as error:
         read_manifest(tmp_path)
     assert isinstance(error.value, ManifestError)
-
-
-def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
-    target = tmp_path / "file.bin"
-    target.write_text("old")
-
-    def fail(path):
-        with open(path, "w") as handle:
-            handle.write("partial")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        atomic_write(target, fail)
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["file.bin"]
-    atomic_write(target, lambda path: Path(path).write_text("new"))
-    assert target.read_text() == "new"
 
 
 def test_docids_are_read_like_pyserini(tmp_path):

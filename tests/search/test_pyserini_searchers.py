@@ -3,7 +3,8 @@
 (a) LuceneImpactSearcher returns exactly the exhaustive quantised dot products, ties broken by docid (Anserini then
     lowers each further tied score by about 1e-6, so that trec_eval, which re-sorts by score, keeps that order);
 (b) FaissSearcher over a flat IP folder returns exactly the exhaustive inner products;
-(d) pyserini's HybridSearcher runs unchanged over FaissSearcher or MultiVectorSearcher plus LuceneImpactSearcher.
+(d) pyserini's HybridSearcher runs unchanged over FaissSearcher or MultiVectorSearcher plus LuceneImpactSearcher;
+(e) the search CLI fuses a compressed multi-vector folder with an impact index, with both fusions.
 """
 
 from __future__ import annotations
@@ -178,3 +179,43 @@ def test_pyserini_hybrid_searcher_runs_unchanged_over_our_searchers(collection, 
     ours = MinMaxHybridSearcher(dense, sparse, alpha=0.5, depth=15)
     assert ours.search("q2", k=8) == fuse_min_max_hits(dense.search("q2", 15), sparse.search("q2", 15), 0.5, 15, 8)
     assert ours.batch_search(["q2"], ["q2"], k=8)["q2"] == ours.search("q2", k=8)
+
+
+def test_the_search_cli_fuses_a_compressed_multi_index_with_an_impact_index(collection, tmp_path, monkeypatch):
+    """The paper's best configuration, multi + impact, on a compressed folder, with both fusions (issue 18)."""
+    from pyserini_diffretriever.cli import search as search_cli
+    from pyserini_diffretriever.indexing.compress_multi import compress_multivector
+    from pyserini_diffretriever.search import factory
+    from pyserini_diffretriever.search.fusion import fuse
+    from pyserini_diffretriever.search.kinds import INDEX_KINDS
+
+    compressed = tmp_path / "multi-c"
+    compress_multivector(collection["multi_dir"], compressed, reduced_dimension=DIM, nlist=4)
+    queries = impact_queries(collection)
+    rng = np.random.default_rng(4)
+    tables = {"impact": queries, "multi": {q: rng.standard_normal((3, DIM)).astype(np.float32) for q in queries}}
+
+    def encoder_for(manifest, **kwargs):
+        representation = INDEX_KINDS[manifest["kind"]].representation
+        return fake(tables[representation], representation)
+
+    monkeypatch.setattr(factory, "query_encoder_for", encoder_for)
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("".join(f"{q}\t{q}\n" for q in queries))
+    multi = factory.open_searcher(compressed, nprobe=2)
+    sparse = factory.open_searcher(collection["impact_dir"])
+    for fusion in ("minmax", "pyserini"):
+        out = tmp_path / f"{fusion}.trec"
+        argv = ["--multi-index", str(compressed), "--impact-index", str(collection["impact_dir"]), "--nprobe", "2"]
+        argv += ["--fusion", fusion, "--depth", "10", "--topics", str(topics), "--output", str(out), "--hits", "5"]
+        assert search_cli.main(argv) == 0
+        run: dict[str, list[tuple[str, float]]] = {}
+        for line in out.read_text().splitlines():
+            qid, _, docid, _, score, _ = line.split()
+            run.setdefault(qid, []).append((docid, float(score)))
+        fused = fuse(multi, sparse, fusion, depth=10)
+        assert list(run) == list(queries)
+        for qid in queries:
+            hits = sorted(fused.search(qid, k=5), key=lambda h: (-round(h.score, 6), h.docid))  # the run's order
+            assert [d for d, _ in run[qid]] == [h.docid for h in hits]
+            assert [s for _, s in run[qid]] == pytest.approx([h.score for h in hits], abs=1e-6)

@@ -70,3 +70,38 @@ def test_an_alias_of_the_wrong_kind_stops_the_start_naming_alias_and_cause(cranf
     runtime = ServingRuntime(hybrids=read_hybrid_specs(write_config(tmp_path / "h.yaml", {"h": same})))
     with pytest.raises(IndexFormatError, match="both indexes are dense"):
         runtime.open("diffretriever_hybrid", enc / "dense", alias="h")
+
+
+def test_a_compressed_multi_folder_serves_alone_and_in_both_fusions(cranfield_demo, tmp_path):
+    """Every kind works wherever its representation fits: multi-compressed as a multi alias and in hybrids,
+    with the search CLI's results, searched behind a lock (its kind is not thread safe)."""
+    from pyserini_diffretriever.cli import search as search_cli
+    from pyserini_diffretriever.indexing.compress_multi import compress_multivector
+    from pyserini_diffretriever.serving.searchers import HybridSpec
+
+    compressed = tmp_path / "multi-c"
+    compress_multivector(cranfield_demo.work / "enc" / "multi", compressed, nlist=4)
+    impact = cranfield_demo.work / "impact"
+    hybrids = {fusion: HybridSpec((impact, compressed), fusion=fusion, depth=20) for fusion in ("minmax", "pyserini")}
+    runtime = ServingRuntime(hybrids=hybrids)
+    try:
+        served = runtime.open("diffretriever_multi", compressed, alias="m")
+        assert served.kinds == ("multi-compressed",) and type(served.searcher).__name__ == "_Locked"
+        topics = tmp_path / "topics.tsv"
+        topics.write_text("".join(f"{qid}\t{text}\n" for qid, text in cranfield_demo.topics.items()))
+        for alias, index_args in {
+            "m": ["--index", str(compressed)],
+            **{f: ["--multi-index", str(compressed), "--impact-index", str(impact), "--fusion", f] for f in hybrids},
+        }.items():
+            searcher = served if alias == "m" else runtime.open("diffretriever_hybrid", impact, alias=alias)
+            run = tmp_path / f"{alias}.trec"
+            argv = [*index_args, "--depth", "20", "--topics", str(topics), "--output", str(run), "--hits", "10"]
+            assert search_cli.main(argv) == 0
+            expected: dict[str, list[str]] = {}
+            for line in run.read_text().splitlines():
+                expected.setdefault(line.split()[0], []).append(line.split()[2])
+            for qid, text in cranfield_demo.topics.items():
+                hits = sorted(searcher.search(text, 10), key=lambda h: (-round(h.score, 6), h.docid))
+                assert [h.docid for h in hits] == expected.get(qid, []), (alias, qid)
+    finally:
+        runtime.close()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pyserini_diffretriever.writers.atomic import OutputExistsError, atomic_output_dir
+from pyserini_diffretriever.writers.atomic import OutputExistsError, atomic_output_dir, atomic_write
 
 
 def test_success_renames_partial_into_place(tmp_path):
@@ -50,3 +52,19 @@ def test_a_stale_encode_lock_is_explained(tmp_path):
     (tmp_path / "out.partial.lock").write_text("123 host\n")
     with pytest.raises(OutputExistsError, match=r"stopped right after finishing it: out\.partial\.lock is left over"):
         check_output_free(tmp_path / "out")
+
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "file.bin"
+    target.write_text("old")
+
+    def fail(path):
+        with open(path, "w") as handle:
+            handle.write("partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, fail)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+    atomic_write(target, lambda path: Path(path).write_text("new"))
+    assert target.read_text() == "new"

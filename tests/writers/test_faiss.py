@@ -101,3 +101,25 @@ def test_streamed_index_file_is_byte_identical_to_faiss_write_index(tmp_path, n,
     l2 = faiss.IndexFlatL2(d)
     l2.add(vectors)
     assert faiss.serialize_index(l2).tobytes().startswith(flat_index_header(n, d, "l2"))
+
+
+def test_read_flat_header_reads_what_faiss_writes_and_refuses_the_rest(tmp_path):
+    """The one reader of the flat layout (the verifier and the ANN builder use it)."""
+    import faiss
+
+    from pyserini_diffretriever.writers.faiss import FLAT_HEADER_BYTES, read_flat_header
+
+    for metric, index in (("inner_product", faiss.IndexFlatIP(8)), ("l2", faiss.IndexFlatL2(8))):
+        index.add(np.arange(40, dtype="float32").reshape(5, 8))
+        path = tmp_path / metric
+        faiss.write_index(index, str(path))
+        header = read_flat_header(path)
+        assert (header.metric, header.dimension, header.num_vectors, header.elements) == (metric, 8, 5, 40)
+        assert header.expected_size == path.stat().st_size and header.row_offset(2) == FLAT_HEADER_BYTES + 64
+        assert np.fromfile(path, dtype="<f4", offset=header.row_offset(2), count=8).tolist() == list(range(16, 24))
+    hnsw = tmp_path / "hnsw"
+    faiss.write_index(faiss.IndexHNSWFlat(8, 4), str(hnsw))
+    assert read_flat_header(hnsw) is None  # not flat: open it with FAISS
+    (tmp_path / "cut").write_bytes((tmp_path / "l2").read_bytes()[:20])
+    with pytest.raises(WriterError, match="truncated"):
+        read_flat_header(tmp_path / "cut")
