@@ -12,11 +12,13 @@ from pyserini_diffretriever.cli.index import main as index_main
 from pyserini_diffretriever.indexing import compress_warp
 from pyserini_diffretriever.indexing.compress_warp import FolderSource, build_warp_index, compress_multivector_warp
 from pyserini_diffretriever.indexing.warp_codec import WarpCodec
+from pyserini_diffretriever.search.factory import open_searcher
 from pyserini_diffretriever.search.index_format import IndexMismatchError
+from pyserini_diffretriever.search.kinds import KindOptionError
 from pyserini_diffretriever.search.warp_index import WarpIndex, WarpSearcher
 from pyserini_diffretriever.writers import verify_output
 from pyserini_diffretriever.writers.checkpoint import partial_path
-from tests.search.index_builders import clustered_collection, write_multi_index
+from tests.search.index_builders import ENCODER_SETTINGS, FakeQueryEncoder, clustered_collection, write_multi_index
 
 DIM, DOCS, TOPICS = 48, 600, 30
 OPTIONS = {"reduced_dimension": 24, "train_docs": 400, "estimate_queries": 24, "nprobe": 4, "checkpoint_every": 100}
@@ -36,7 +38,8 @@ def _exact_top(docs: list[np.ndarray], query: np.ndarray, k: int) -> set[int]:
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("warp")
     docs = _collection(DOCS)
-    folder = write_multi_index(root / "multi", docs, [f"d{i:03d}" for i in range(DOCS)], dtype=np.float16)
+    encoder = {**ENCODER_SETTINGS, "hidden_size": DIM}
+    folder = write_multi_index(root / "multi", docs, [f"d{i:03d}" for i in range(DOCS)], encoder, dtype=np.float16)
     manifest = compress_multivector_warp(folder, root / "warp", **OPTIONS)
     floats = [d.astype(np.float16).astype(np.float32) for d in docs]
     return root, folder, floats, manifest
@@ -179,6 +182,17 @@ def test_searcher_api_and_errors(built):
         WarpSearcher(root / "warp").search("text")
     with pytest.raises(ValueError, match="nprobe"):
         WarpSearcher(root / "warp", nprobe=0)
+
+
+def test_open_searcher_takes_the_kind_and_its_options(built):
+    root = built[0]
+    queries = _queries(2)
+    encoder = FakeQueryEncoder({"a": queries[0], "b": queries[1]}, "multi", {"hidden_size": DIM})
+    searcher = open_searcher(root / "warp", encoder, nprobe=8, rerank=50)
+    assert isinstance(searcher, WarpSearcher) and (searcher.nprobe, searcher.rerank) == (8, 50)
+    assert searcher.search("a", k=3) == WarpSearcher(root / "warp", nprobe=8, rerank=50).search_vectors(queries[0], 3)
+    with pytest.raises(KindOptionError, match="option mode does not apply to multi-warp"):
+        open_searcher(root / "warp", encoder, mode="exact")
 
 
 def test_a_source_that_stops_early_is_an_error(built, tmp_path):
