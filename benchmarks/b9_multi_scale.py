@@ -280,18 +280,29 @@ def _best_rerank(point: dict) -> dict | None:
 
 
 def summarise(report: dict) -> dict:
-    """The issue-17 keys (LLM geometry unless ``_flat``)."""
+    """The issue-17 keys (LLM geometry unless ``_flat``).
+
+    The reference size is 100k passages; when only a smaller run exists (``--docs``), its size-free figures
+    (recall, estimate error, bytes, memory, build rate) are reported with ``multi_reference_docs`` saying which
+    size they come from, and its latency only under its own size (``multi_20k_p50_ms``), never under a 100k key.
+    """
     out: dict = {}
-    small = _point(report, "llm", 100_000)
+    sizes = sorted({p["docs"] for p in report["points"] if p["docs"] < 1_000_000})
+    reference = 100_000 if 100_000 in sizes else (sizes[-1] if sizes else None)
+    if reference is None:
+        return out
+    out["multi_reference_docs"] = reference
+    label = f"{reference // 1000}k"
+    small = _point(report, "llm", reference)
     large = _point(report, "llm", 1_000_000)
     for geometry, suffix in (("llm", ""), ("flat", "_flat")):
-        point = _point(report, geometry, 100_000)
+        point = _point(report, geometry, reference)
         if not point:
             continue
         default = _default_run(point)
         estimate = (point["build"].get("recall_estimate") or {}).get("default", {}).get("recall")
-        out[f"multi_100k_recall_at_100{suffix}"] = default["recall_at_100"]
-        out[f"multi_100k_p50_ms{suffix}"] = default["p50_ms"]
+        out[f"multi_{label}_recall_at_100{suffix}"] = default["recall_at_100"]
+        out[f"multi_{label}_p50_ms{suffix}"] = default["p50_ms"]
         if estimate is not None:
             out[f"multi_recall_estimate_abs_error{suffix}"] = abs(estimate - default["recall_at_100"])
         best = _best_rerank(point)
@@ -305,7 +316,7 @@ def summarise(report: dict) -> dict:
         out["multi_small_bytes_per_vector"] = build["small_bytes_per_vector"]
         out["multi_small_recall_at_100"] = default["recall_at_100"]
         out["multi_rerank_tier_bytes_per_vector"] = build["rerank_bytes_per_vector"]
-        out["multi_100k_search_anon_rss_gb"] = search["anon_rss_gb_after_search"]
+        out[f"multi_{label}_search_anon_rss_gb"] = search["anon_rss_gb_after_search"]
         out["compressed_multi_build_vectors_per_s"] = build["vectors_per_s"]
         nlist_msmarco = 2 ** round(np.log2(2 * np.sqrt(MSMARCO_PASSAGES * K_P)))
         extra_cells = (nlist_msmarco - search["nlist"]) * search["reduced_dimension"] * 4
@@ -317,7 +328,7 @@ def summarise(report: dict) -> dict:
         out["multi_1m_p50_ms"] = default["p50_ms"]
         out["multi_1m_recall_at_100"] = default["recall_at_100"]
         out["multi_1m_search_anon_rss_gb"] = large["search"]["anon_rss_gb_after_search"]
-        if small:
+        if small and reference == 100_000:
             out["multi_latency_1m_over_100k"] = default["p50_ms"] / _default_run(small)["p50_ms"]
     return out
 
