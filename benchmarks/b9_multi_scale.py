@@ -9,7 +9,7 @@ For each geometry of :data:`hidden_states.GEOMETRIES` (``llm``: B5's; ``flat``: 
             top-100 of the 100 benchmark queries (4 vectors each). Build vectors/s counts the index's own work
             (training, encoding, its recall estimate, the cell-major layout), not generating the data or the
             benchmark's ground truth;
-``search``  one query at a time (2 threads): p50 latency and recall@100 against the exact top-100 for the small
+``search``  one query at a time (one BLAS thread: two only wait on each other for matrices this small): p50 latency and recall@100 against the exact top-100 for the small
             tier alone (no float reads) at several ``nprobe``, and with the SQ8 re-rank tier at several depths;
             anonymous memory (``RssAnon`` of ``/proc/self/status``) apart from the page cache (``RssFile``);
             the build-time recall estimate against the measured recall.
@@ -204,7 +204,10 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
 
 
 def child(phase: str, work: Path, *extra: str) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", NUMBA_NUM_THREADS="2", PYTHONPATH=str(REPO))
+    threads = "1" if phase == "search" else "2"  # one query's matrices are tiny: a second BLAS thread only waits
+    env = dict(
+        os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, NUMBA_NUM_THREADS="2", PYTHONPATH=str(REPO)
+    )
     done = subprocess.run(
         [sys.executable, __file__, "--phase", phase, "--work", str(work), *extra],
         env=env,
