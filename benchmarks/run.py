@@ -11,6 +11,8 @@ Usage::
                                               # (+ b5_flat / b5_dense_flat: B5 again on the flat-tail geometry)
     python benchmarks/run.py --quick          # smaller sizes / fewer repeats -> results/quick/
     python benchmarks/run.py --only b3 b4     # some benchmarks (the report uses the others' last raw files)
+    python benchmarks/run.py --long           # also the long modes (B9: 100k passages x 2 geometries, streamed)
+    python benchmarks/run.py --only b9 --million   # B9 at 100k and 1M passages
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ BENCHMARKS = {
     "b6_ray": "b6_ray.py",
     "b7": "b7_train.py",
     "b8": "b8_server.py",
+    "b9": "b9_multi_scale.py",
     "b10": "b10_encode.py",
 }
+LONG = {"b9"}
+"""Long modes (hours on 2 cores): run only when named with --only or with --long; CI skips them."""
 FRESH_WORKDIRS = {"b3"}  # searchers would reuse token indexes from an earlier run and hide their build time
 
 
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller and fewer measurements (results/quick/)")
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these benchmarks")
+    parser.add_argument("--long", action="store_true", help=f"also the long modes ({', '.join(sorted(LONG))})")
+    parser.add_argument("--million", action="store_true", help="B9 also at 1M passages (about a day on 2 cores)")
     parser.add_argument("--results", type=Path, default=None, help="results folder (default benchmarks/results)")
     parser.add_argument(
         "--workdir",
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         TOKENIZERS_PARALLELISM="false",
     )
     timings = {}
-    for name in args.only or sorted(BENCHMARKS):
+    for name in args.only or sorted(name for name in BENCHMARKS if args.long or name not in LONG):
         workdir = args.workdir / ("models" if name in ("b1", "b2") else name)
         if name in FRESH_WORKDIRS and workdir.exists():
             shutil.rmtree(workdir)
@@ -83,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if args.quick:
             command.append("--quick")
+        if name == "b9" and args.million:
+            command.append("--million")
         print(f"== {name}: {' '.join(command[1:])}", flush=True)
         start = time.perf_counter()
         done = subprocess.run(command, env=env, cwd=REPO)

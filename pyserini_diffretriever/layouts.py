@@ -8,6 +8,9 @@ folder kind          files
                      :data:`DOCID_FILE`
 ``multi-compressed`` :data:`CODEC_FILE` (projection + IVF residual codec) + :data:`CODES_FILE`
                      ``uint8 [total_vectors, code_size]`` + :data:`OFFSETS_FILE` + :data:`DOCID_FILE`
+``multi-warp``       :data:`WARP_CODEC_FILE` + :data:`CODES_FILE` (cell-major small-tier codes) +
+                     :data:`WARP_DOC_NUMBERS_FILE` + :data:`WARP_CELL_OFFSETS_FILE` [+ :data:`WARP_RERANK_FILE`] +
+                     :data:`OFFSETS_FILE` + :data:`DOCID_FILE` (``search.warp_index``)
 ``impact-vectors``   :data:`IMPACT_VECTORS_DIR` ``/part-*.jsonl`` (JsonVectorCollection) [+ :data:`EMPTY_REPORT_NAME`]
 ``impact-index``     a Lucene index; the manifest is :data:`INDEX_MANIFEST_NAME` (Lucene owns the other names)
 ===================  ==========================================================================================
@@ -36,6 +39,10 @@ __all__ = [
     "SKIPPED_REPORT_NAME",
     "TEMPORARY_FILES",
     "VECTORS_FILE",
+    "WARP_CELL_OFFSETS_FILE",
+    "WARP_CODEC_FILE",
+    "WARP_DOC_NUMBERS_FILE",
+    "WARP_RERANK_FILE",
 ]
 
 # every folder
@@ -57,6 +64,12 @@ RAW_OFFSETS_FILE = "offsets.i64.tmp"  # int64 end offset of each document, while
 # compressed multi-vector folder (also OFFSETS_FILE and DOCID_FILE)
 CODES_FILE = "codes.npy"
 CODEC_FILE = "codec.faiss"
+
+# cell-major (WARP-style) multi-vector folder (also CODES_FILE, OFFSETS_FILE and DOCID_FILE)
+WARP_CODEC_FILE = "codec.npz"
+WARP_DOC_NUMBERS_FILE = "doc_numbers.npy"
+WARP_CELL_OFFSETS_FILE = "cell_offsets.npy"
+WARP_RERANK_FILE = "rerank.npy"
 
 # impact-vectors folder (JsonVectorCollection)
 IMPACT_VECTORS_DIR = "vectors"

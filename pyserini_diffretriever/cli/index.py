@@ -26,10 +26,14 @@ dense folder)::
 
 Both are searched with ``python -m pyserini_diffretriever.search --index ...`` (kind from the manifest).
 
-``compress`` turns a float ``multi`` folder into a compressed one (codec codes, ~450 bytes per 3584-d vector
-instead of 7,168 as float16), resumably; ``MultiVectorSearcher`` searches it without reading a float vector::
+``compress`` turns a float ``multi`` folder into a compressed one, resumably. The default engine ``codec`` writes a
+``multi-compressed`` folder (FAISS IVF residual codec, ~457 bytes per 3584-d vector); ``--engine warp`` writes a
+cell-major ``multi-warp`` index (116-byte codes, an optional 3,584-byte re-rank tier, memory-mapped, and a
+recall@100 estimate measured at build time). The warp engine is opt-in: its recall is still far below the codec's
+(benchmark B9, README "Multi-vector indexes at scale")::
 
     python -m pyserini_diffretriever.index compress --input OUT/multi --output OUT/multi-sq8
+    python -m pyserini_diffretriever.index compress --engine warp --input OUT/multi --output OUT/multi-warp
 
 ``merge`` joins the folders of ``encode ... --shard-id i --shard-num n`` runs (dense, multi or impact)::
 
@@ -97,21 +101,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+WARP_ONLY = ("bits", "rerank_tier", "train_docs", "nprobe", "estimate_queries", "min_recall")
+CODEC_ONLY = ("code", "train_size", "codec")
+
+
 def _add_compress_parser(commands: Any) -> None:
     compress = commands.add_parser(
         "compress",
-        help="compressed multi-vector index (codec codes) from a multi output folder",
-        description="Train a codec (uncentred projection + IVF + residual code) on a sample of OUT/multi and "
-        "write every vector as its code: 450 bytes per vector instead of 7,168 (float16, H=3584). Resumable: "
-        "rerun the same command after an interruption.",
+        help="compressed multi-vector index from a multi output folder (FAISS residual codec, or WARP-style cells)",
+        description="Engine 'warp' (kind multi-warp, opt-in): uncentred projection + k-means cells + 2/4-bit "
+        "residual codes stored cell-major (112 bytes per vector at 448 dims x 2 bits), an optional full-dimension "
+        "SQ8 re-rank tier, and recall@100 estimated at build time from pseudo-queries against exact MaxSim "
+        "(printed, recorded in the manifest, a warning below --min-recall). Engine 'codec' (kind "
+        "multi-compressed, the default): the FAISS IVF residual codec. Both are resumable: rerun the same command "
+        "after an interruption.",
     )
     compress.add_argument("--input", required=True, help="float multi-vector folder (vectors.npy, offsets.npy, ...)")
     compress.add_argument("--output", required=True, help="compressed folder to create")
+    compress.add_argument(
+        "--engine",
+        choices=("codec", "warp"),
+        default="codec",
+        help="codec (default, multi-compressed) or warp (multi-warp: smaller and sub-linear, lower recall today)",
+    )
     compress.add_argument("--dim", type=int, default=None, help="projected dimension (default min(448, H))")
-    compress.add_argument("--code", default=None, help="residual code: SQ8 (default), SQ4, SQ6, PQ<m>x<bits>")
-    compress.add_argument("--nlist", type=int, default=None, help="IVF lists (default ~4 sqrt(vectors))")
-    compress.add_argument("--train-size", type=int, default=None, help="training vectors (default 65536)")
-    compress.add_argument("--codec", default=None, help="use this trained codec.faiss instead of training one")
+    compress.add_argument("--nlist", type=int, default=None, help="cells / IVF lists (default ~2 sqrt(vectors))")
+    compress.add_argument("--bits", type=int, choices=(2, 4), default=None, help="warp: bits per dimension (2)")
+    compress.add_argument(
+        "--rerank-tier", choices=("sq8", "none"), default=None, help="warp: full-dimension SQ8 tier (sq8)"
+    )
+    compress.add_argument("--train-docs", type=int, default=None, help="warp: training documents (8192)")
+    compress.add_argument("--nprobe", type=int, default=None, help="warp: default cells per query vector (32)")
+    compress.add_argument(
+        "--estimate-queries", type=int, default=None, help="warp: pseudo-queries of the recall estimate (64; 0: none)"
+    )
+    compress.add_argument(
+        "--min-recall", type=float, default=None, help="warp: warn below this estimated recall@100 (0.95)"
+    )
+    compress.add_argument("--code", default=None, help="codec: residual code SQ8 (default), SQ4, SQ6, PQ<m>x<bits>")
+    compress.add_argument("--train-size", type=int, default=None, help="codec: training vectors (default 65536)")
+    compress.add_argument("--codec", default=None, help="codec: use this trained codec.faiss instead of training")
     compress.add_argument("--seed", type=int, default=0, help="sampling and k-means seed")
     compress.add_argument("--overwrite", action="store_true", help="replace an existing output once done")
     compress.add_argument("--restart", action="store_true", help="discard an unfinished output instead of resuming")
@@ -327,6 +356,13 @@ def _merge(args: argparse.Namespace) -> None:
 
 
 def _compress(args: argparse.Namespace) -> None:
+    foreign = WARP_ONLY if args.engine == "codec" else CODEC_ONLY
+    given = [f"--{name.replace('_', '-')}" for name in foreign if getattr(args, name) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} do(es) not apply to --engine {args.engine}")
+    if args.engine == "warp":
+        _compress_warp(args)
+        return
     from ..indexing.compress_multi import compress_multivector
 
     options = {
@@ -350,6 +386,41 @@ def _compress(args: argparse.Namespace) -> None:
         manifest["num_docs"],
         manifest["num_vectors"],
         manifest["code_size"],
+    )
+
+
+def _compress_warp(args: argparse.Namespace) -> None:
+    from ..indexing.compress_warp import compress_multivector_warp
+
+    options = {
+        "reduced_dimension": args.dim,
+        "nlist": args.nlist,
+        "bits": args.bits,
+        "rerank_tier": args.rerank_tier,
+        "train_docs": args.train_docs,
+        "nprobe": args.nprobe,
+        "estimate_queries": args.estimate_queries,
+        "min_recall": args.min_recall,
+    }
+    manifest = compress_multivector_warp(
+        args.input,
+        args.output,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        restart=args.restart,
+        **{key: value for key, value in options.items() if value is not None},
+    )
+    codec = manifest["codec"]
+    estimate = manifest.get("recall_estimate", {}).get("default")
+    logger.info(
+        "Multi-warp index %s: %d documents, %d vectors, %d cells, %d + 4 bytes per vector (re-rank tier: %s)%s",
+        args.output,
+        manifest["num_docs"],
+        manifest["num_vectors"],
+        codec["nlist"],
+        codec["code_bytes"],
+        codec["rerank_tier"],
+        f", estimated recall@100 {estimate['recall']:.3f}" if estimate else "",
     )
 
 

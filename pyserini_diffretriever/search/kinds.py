@@ -13,6 +13,7 @@ kind                    representation  fusion side  search options             
 ``dense-lucene-index``  dense           dense        ``ef_search``                                          no
 ``multi``               multi           dense        mode, candidates, nprobe, threads, sources, ...        no
 ``multi-compressed``    multi           dense        mode, candidates, nprobe, centroid_candidates, rerank  no
+``multi-warp``          multi           dense        ``nprobe``, ``rerank`` (SQ8 tier depth)                yes
 ``impact-index``        impact          sparse       ``min_idf``                                            yes
 ======================  ==============  ===========  =====================================================  ======
 
@@ -264,6 +265,14 @@ def open_multi(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, op
     return searcher
 
 
+def open_warp(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, options: Mapping[str, Any]) -> Any:
+    """:class:`~.warp_index.WarpSearcher` over a cell-major index (``nprobe``/``rerank`` default to the manifest's)."""
+    from .warp_index import WarpSearcher
+
+    check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
+    return WarpSearcher(folder, query_encoder, **options)
+
+
 def open_impact(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, options: Mapping[str, Any]) -> Any:
     """Pyserini's ``LuceneImpactSearcher`` (its ``min_idf`` defaults to 0 here)."""
     from pyserini.search.lucene import LuceneImpactSearcher
@@ -316,4 +325,5 @@ register_kind(
         MULTI_OPTIONS | {"centroid_candidates", "rerank", "rerank_index"},
     )
 )
+register_kind(IndexKind("multi-warp", "multi", "dense", open_warp, frozenset({"nprobe", "rerank"}), thread_safe=True))
 register_kind(IndexKind("impact-index", "impact", "sparse", open_impact, frozenset({"min_idf"}), thread_safe=True))

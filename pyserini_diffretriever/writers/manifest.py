@@ -7,7 +7,7 @@ Every folder this package writes carries a manifest, and readers check it before
 Layout (``format_version`` 1)::
 
     {"format": "pyserini-diffretriever", "format_version": 1,
-     "kind": "dense" | "multi" | "multi-compressed" | "impact-vectors" | "impact-index" | "dense-ann" | "dense-lucene-index",
+     "kind": "dense" | "multi" | "multi-compressed" | "multi-warp" | "impact-vectors" | "impact-index" | "dense-ann" | "dense-lucene-index",
      "encoder": {...encoder.settings(): backbone facts + the EncoderSettings that shape vectors...}, "num_docs": N,
      "dimension": H,            # dense and multi
      "quantization": 100,       # impact kinds: integer weight = w * quantization, truncated or rounded (encoder "rounding")
@@ -46,7 +46,16 @@ from .atomic import atomic_write
 
 FORMAT = "pyserini-diffretriever"
 FORMAT_VERSION = 1
-KINDS = ("dense", "multi", "multi-compressed", "impact-vectors", "impact-index", "dense-ann", "dense-lucene-index")
+KINDS = (
+    "dense",
+    "multi",
+    "multi-compressed",
+    "multi-warp",
+    "impact-vectors",
+    "impact-index",
+    "dense-ann",
+    "dense-lucene-index",
+)
 _VERSION_DISTRIBUTIONS = {
     "package": "pyserini-diffretriever",
     "pyserini": "pyserini",

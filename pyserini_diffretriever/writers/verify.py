@@ -43,6 +43,10 @@ from ..layouts import (
     SKIPPED_REPORT_NAME,
     TEMPORARY_FILES,
     VECTORS_FILE,
+    WARP_CELL_OFFSETS_FILE,
+    WARP_CODEC_FILE,
+    WARP_DOC_NUMBERS_FILE,
+    WARP_RERANK_FILE,
 )
 from .base import WriterError
 from .faiss import read_flat_header
@@ -161,6 +165,17 @@ def _check_multi_compressed(folder: Path, manifest: dict[str, Any], deep: bool) 
     _check_rows(folder, manifest, CODES_FILE, expected_shape, "uint8")
 
 
+def _check_multi_warp(folder: Path, manifest: dict[str, Any], deep: bool) -> None:
+    """Sizes and headers of the cell-major index (``search.warp_index`` checks how its files agree)."""
+    codec = manifest.get("codec", {})
+    _require_file(folder, WARP_CODEC_FILE)
+    _require_file(folder, WARP_DOC_NUMBERS_FILE)
+    _require_file(folder, WARP_CELL_OFFSETS_FILE)
+    _check_rows(folder, manifest, CODES_FILE, (manifest.get("num_vectors"), codec.get("code_bytes")), "uint8")
+    if codec.get("rerank_tier") == "sq8":
+        _require_file(folder, WARP_RERANK_FILE)
+
+
 def _check_rows(folder: Path, manifest: dict[str, Any], name: str, expected_shape: tuple, dtype_name: str) -> None:
     """A multi-vector folder: the ``.npy`` of rows (vectors or codes), then ``offsets.npy`` and the docids."""
     vectors = _require_file(folder, name)
@@ -248,6 +263,7 @@ _CHECKS = {
     "dense": _check_dense,
     "multi": _check_multi,
     "multi-compressed": _check_multi_compressed,
+    "multi-warp": _check_multi_warp,
     "impact-vectors": _check_impact_vectors,
     "impact-index": _check_impact_index,
     "dense-ann": _check_dense_ann,

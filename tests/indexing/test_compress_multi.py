@@ -111,9 +111,13 @@ def test_a_given_codec_is_used_as_is(source, tmp_path):
 def test_cli_builds_and_reports_bad_settings(source, tmp_path, caplog):
     folder, _ = source
     out = tmp_path / "cli"
-    assert index_main(["compress", "--input", str(folder), "--output", str(out), "--nlist", "8"]) == 0
+    assert (
+        index_main(["compress", "--input", str(folder), "--output", str(out), "--nlist", "8", "--engine", "codec"]) == 0
+    )
     assert verify_output(out, "multi-compressed")["code_size"] == 48 + 1  # default dimension: min(384, H)
-    status = index_main(["compress", "--input", str(folder), "--output", str(tmp_path / "bad"), "--code", "PQ5"])
+    status = index_main(
+        ["compress", "--input", str(folder), "--output", str(tmp_path / "bad"), "--engine", "codec", "--code", "PQ5"]
+    )
     assert status == 1
     assert "do not divide the projected dimension" in caplog.text
     assert not (tmp_path / "bad").exists()

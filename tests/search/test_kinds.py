@@ -31,7 +31,7 @@ def test_every_manifest_kind_has_a_row_or_says_why_it_is_not_searchable():
 
 
 def test_rows_answer_representation_fusion_side_and_thread_safety():
-    assert kinds.kinds_of("multi") == ("multi", "multi-compressed")
+    assert kinds.kinds_of("multi") == ("multi", "multi-compressed", "multi-warp")
     assert kinds.kinds_of("dense") == ("dense", "dense-ann", "dense-lucene-index")
     assert {name: row.fusion_side for name, row in INDEX_KINDS.items() if row.fusion_side == "sparse"} == {
         "impact-index": "sparse"
@@ -47,7 +47,11 @@ def test_rows_answer_representation_fusion_side_and_thread_safety():
             "nprobe",
             "option nprobe does not apply to impact-index indexes.*nprobe applies to: dense-ann",
         ),
-        ("multi", "rerank", "option rerank does not apply to multi indexes.*rerank applies to: multi-compressed"),
+        (
+            "multi",
+            "rerank",
+            "option rerank does not apply to multi indexes.*rerank applies to: multi-compressed, multi-warp",
+        ),
         ("multi-compressed", "token_index", "token_index does not apply to multi-compressed"),
         ("dense", "mode", "dense accepts: no search options"),
     ],

@@ -1,0 +1,342 @@
+"""B9: the cell-major (WARP-style) multi-vector index at scale, streamed, on two geometries.
+
+For each geometry of :data:`hidden_states.GEOMETRIES` (``llm``: B5's; ``flat``: a flat spectral tail, where a
+448-dim projection keeps at most ~0.70 of the energy), in its own processes:
+
+``build``   stream ``--docs`` passages x 16 vectors of dimension 3584 from the generator straight into
+            :func:`~pyserini_diffretriever.indexing.compress_warp.build_warp_index` -- the float vectors are never
+            stored (1M passages would be 115 GB as float16). The same pass computes the exact float32 MaxSim
+            top-100 of the 100 benchmark queries (4 vectors each). Build vectors/s counts the index's own work
+            (training, encoding, its recall estimate, the cell-major layout), not generating the data or the
+            benchmark's ground truth;
+``search``  one query at a time (one BLAS thread: two only wait on each other for matrices this small): p50 latency and recall@100 against the exact top-100 for the small
+            tier alone (no float reads) at several ``nprobe``, and with the SQ8 re-rank tier at several depths;
+            anonymous memory (``RssAnon`` of ``/proc/self/status``) apart from the page cache (``RssFile``);
+            the build-time recall estimate against the measured recall.
+
+Writes ``results/raw/b9.json``. Usage::
+
+    python benchmarks/b9_multi_scale.py                     # 100k passages, both geometries (long: hours under load)
+    python benchmarks/b9_multi_scale.py --million           # also 1M passages (small tier only: 57 GB SQ8 tier)
+    python benchmarks/b9_multi_scale.py --docs 20000 --geometries llm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(HERE), str(REPO)]
+
+K_P, K_Q, HITS = 16, 4, 100
+MSMARCO_PASSAGES = 8_841_823
+NPROBE_SWEEP = (8, 16, 32, 64)
+RERANK_SWEEP = (100, 200, 400)
+DOCID_BYTES = 72
+"""Anonymous bytes per passage id in the searcher: a short str (~56 B) + its list slot (8) + its offset (8)."""
+
+
+def geometries() -> dict:
+    """The benchmark geometries by name (``hidden_states.GEOMETRIES`` once it exists there)."""
+    import hidden_states
+
+    found = getattr(hidden_states, "GEOMETRIES", None)
+    if found:
+        return dict(found)
+    return {  # stand-in until the shared module names its flat-tail geometry
+        "llm": hidden_states.HiddenStateGeometry(),
+        "flat": hidden_states.HiddenStateGeometry(noise=1.2, spectrum_decay=0.5, rank=2048),
+    }
+
+
+def rss_kb(field: str) -> int:
+    """``RssAnon`` / ``RssFile`` of this process in kB (Linux)."""
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class GeneratorSource:
+    """The generator as a :class:`~pyserini_diffretriever.indexing.compress_warp.DocumentSource`.
+
+    Every block it yields also updates the exact top-100 of the benchmark queries, and the time spent generating
+    and on that ground truth is counted apart (``overhead_seconds``).
+    """
+
+    def __init__(self, geometry, num_docs: int, queries: np.ndarray) -> None:
+        from hidden_states import BLOCK_DOCS, HiddenStateGenerator
+
+        from pyserini_diffretriever.indexing.compress_warp import RunningTop
+
+        self.generator = HiddenStateGenerator(geometry)
+        self.block_docs = BLOCK_DOCS
+        self.num_docs = num_docs
+        self.dimension = geometry.dimension
+        self.encoder_settings = {"backbone": "synthetic/hidden-states", "hidden_size": geometry.dimension}
+        self.manifest_extra = {"query": {"k": K_Q}}
+        self.identity = {"generator": repr(geometry), "num_docs": num_docs}
+        self.queries = queries
+        self.truth = RunningTop(len(queries), HITS)
+        self.overhead_seconds = 0.0
+
+    def _block(self, block: int) -> np.ndarray:
+        rng, centres = self.generator._doc_centres(block)
+        count = min(self.block_docs, self.num_docs - block * self.block_docs)
+        return self.generator._vectors(rng, centres[:count], K_P, self.generator.geometry.slot_spread)
+
+    def sample(self, count: int, seed: int) -> list[np.ndarray]:
+        start = time.perf_counter()
+        blocks = -(-self.num_docs // self.block_docs)
+        chosen = np.random.default_rng(seed).choice(
+            blocks, size=min(blocks, -(-count // self.block_docs)), replace=False
+        )
+        docs = [doc for block in np.sort(chosen) for doc in self._block(int(block))][:count]
+        self.overhead_seconds += time.perf_counter() - start
+        return docs
+
+    def blocks(self, start: int):
+        from pyserini_diffretriever.indexing.compress_warp import DocumentBlock, exact_block_scores
+
+        for block in range(start // self.block_docs, -(-self.num_docs // self.block_docs)):
+            began = time.perf_counter()
+            docs = self._block(block)
+            first = block * self.block_docs
+            rows = docs.reshape(-1, docs.shape[-1])
+            lengths = np.full(len(docs), K_P)
+            self.truth.add(exact_block_scores(self.queries, rows, lengths), first)
+            self.overhead_seconds += time.perf_counter() - began
+            yield DocumentBlock([f"p{first + i}" for i in range(len(docs))], rows, lengths)
+
+
+def phase_build(work: Path, geometry_name: str, docs: int, queries: int, rerank_tier: str) -> dict:
+    from hidden_states import HiddenStateGenerator
+
+    from pyserini_diffretriever.indexing.compress_warp import build_warp_index
+
+    geometry = geometries()[geometry_name]
+    query_vectors, targets = HiddenStateGenerator(geometry).queries(queries, K_Q, docs)
+    source = GeneratorSource(geometry, docs, query_vectors)
+    folder = work / f"warp-{geometry_name}-{docs}"
+    start = time.perf_counter()
+    manifest = build_warp_index(source, folder, rerank_tier=rerank_tier, overwrite=True, restart=True)
+    seconds = time.perf_counter() - start
+    np.save(work / f"queries-{geometry_name}-{docs}.npy", query_vectors)
+    np.save(work / f"truth-{geometry_name}-{docs}.npy", source.truth.docs)
+    build_seconds = seconds - source.overhead_seconds
+    sizes = {path.name: path.stat().st_size for path in folder.iterdir() if path.is_file()}
+    vectors = manifest["num_vectors"]
+    return {
+        "folder": str(folder),
+        "geometry": geometry_name,
+        "seconds_total": seconds,
+        "seconds_generating_and_truth": source.overhead_seconds,
+        "build_seconds": build_seconds,
+        "vectors_per_s": vectors / build_seconds,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "num_vectors": vectors,
+        "files": sizes,
+        "small_bytes_per_vector": (sizes["codes.npy"] + sizes["doc_numbers.npy"]) / vectors,
+        "rerank_bytes_per_vector": sizes.get("rerank.npy", 0) / vectors,
+        "codec": manifest["codec"],
+        "recall_estimate": manifest.get("recall_estimate"),
+        "targets": targets.tolist(),
+    }
+
+
+def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict:
+    from pyserini_diffretriever.search.warp_index import WarpSearcher
+
+    queries = np.load(work / f"queries-{geometry_name}-{docs}.npy")
+    truth = np.load(work / f"truth-{geometry_name}-{docs}.npy")
+    anon_before = rss_kb("RssAnon")
+    searcher = WarpSearcher(folder, rerank=0)
+    anon_open = rss_kb("RssAnon")
+    position = {d: i for i, d in enumerate(searcher.docids)}
+
+    def run(nprobe: int, rerank: int) -> dict:
+        searcher.nprobe, searcher.rerank = nprobe, rerank
+        searcher.search_vectors(queries[0], HITS)  # warm-up (and numba compilation)
+        latencies, recalls, candidates = [], [], []
+        for query, exact in zip(queries, truth):
+            start = time.perf_counter()
+            hits = searcher.search_vectors(query, HITS)
+            latencies.append(time.perf_counter() - start)
+            recalls.append(len({position[h.docid] for h in hits} & set(exact.tolist())) / HITS)
+        for query in queries[:10]:
+            candidates.append(len(searcher.candidates(query, nprobe)[0]))
+        return {
+            "nprobe": nprobe,
+            "rerank": rerank,
+            "recall_at_100": float(np.mean(recalls)),
+            "min_recall_at_100": float(np.min(recalls)),
+            "p50_ms": 1000 * float(np.median(latencies)),
+            "p90_ms": 1000 * float(np.percentile(latencies, 90)),
+            "mean_candidates": float(np.mean(candidates)),
+        }
+
+    runs = [run(nprobe, 0) for nprobe in NPROBE_SWEEP]
+    if searcher.index.rerank_codes is not None:
+        default_nprobe = searcher.index.manifest["search"]["nprobe"]
+        runs += [run(default_nprobe, depth) for depth in RERANK_SWEEP]
+    return {
+        "runs": runs,
+        "anon_rss_gb_before_open": anon_before / 2**20,
+        "anon_rss_gb_open": anon_open / 2**20,
+        "anon_rss_gb_after_search": rss_kb("RssAnon") / 2**20,
+        "file_rss_gb_after_search": rss_kb("RssFile") / 2**20,
+        "nlist": searcher.index.codec.nlist,
+        "reduced_dimension": searcher.index.codec.reduced_dimension,
+        "default_nprobe": searcher.index.manifest["search"]["nprobe"],
+        "numba": __import__("pyserini_diffretriever.indexing.warp_kernel", fromlist=["x"]).HAVE_NUMBA,
+    }
+
+
+def child(phase: str, work: Path, *extra: str) -> dict:
+    threads = "1" if phase == "search" else "2"  # one query's matrices are tiny: a second BLAS thread only waits
+    env = dict(
+        os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, NUMBA_NUM_THREADS="2", PYTHONPATH=str(REPO)
+    )
+    done = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, "--work", str(work), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"phase {phase} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_point(work: Path, geometry: str, docs: int, queries: int, rerank_tier: str) -> dict:
+    common = ["--geometry", geometry, "--docs", str(docs)]
+    start = time.perf_counter()
+    build = child("build", work, *common, "--queries", str(queries), "--rerank-tier", rerank_tier)
+    print(f"build {geometry} {docs}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    search = child("search", work, *common, "--folder", build["folder"])
+    return {"geometry": geometry, "docs": docs, "build": build, "search": search, "uptime": os.getloadavg()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--million", action="store_true", help="also 1M passages (small tier only)")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--geometries", nargs="+", default=["llm", "flat"])
+    parser.add_argument("--work", "--workdir", type=Path, default=None, help="indexes (not reused)")
+    parser.add_argument("--output", "--out", type=Path, default=HERE / "results" / "raw" / "b9.json")
+    parser.add_argument("--quick", action="store_true", help="20k passages, 50 queries")
+    parser.add_argument("--phase", choices=("build", "search"))
+    parser.add_argument("--geometry", default="llm")
+    parser.add_argument("--folder", default=None)
+    parser.add_argument("--rerank-tier", default="sq8")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.docs, args.queries = 20_000, 50
+    work = args.work or REPO / "build" / "bench" / "b9"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.phase == "build":
+        print(json.dumps(phase_build(work, args.geometry, args.docs, args.queries, args.rerank_tier)))
+        return 0
+    if args.phase == "search":
+        print(json.dumps(phase_search(work, args.folder, args.geometry, args.docs)))
+        return 0
+    report = json.loads(args.output.read_text()) if args.output.is_file() else {}
+    points = report.get("points", [])
+    plan = [(geometry, args.docs, "sq8") for geometry in args.geometries]
+    if args.million:
+        plan += [(geometry, 1_000_000, "none") for geometry in args.geometries]
+    for geometry, docs, tier in plan:
+        point = run_point(work, geometry, docs, args.queries, tier)
+        points = [p for p in points if (p["geometry"], p["docs"]) != (geometry, docs)] + [point]
+        report = {"k_p": K_P, "k_q": K_Q, "dimension": 3584, "points": points}
+        report["summary"] = summarise(report)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+def _point(report: dict, geometry: str, docs: int) -> dict | None:
+    return next((p for p in report["points"] if p["geometry"] == geometry and p["docs"] == docs), None)
+
+
+def _default_run(point: dict) -> dict:
+    default = point["search"]["default_nprobe"]
+    return next(r for r in point["search"]["runs"] if r["nprobe"] == default and r["rerank"] == 0)
+
+
+def _best_rerank(point: dict) -> dict | None:
+    reranked = [r for r in point["search"]["runs"] if r["rerank"]]
+    return max(reranked, key=lambda r: (r["recall_at_100"], -r["rerank"])) if reranked else None
+
+
+def summarise(report: dict) -> dict:
+    """The issue-17 keys (LLM geometry unless ``_flat``).
+
+    The reference size is 100k passages; when only a smaller run exists (``--docs``), its size-free figures
+    (recall, estimate error, bytes, memory, build rate) are reported with ``multi_reference_docs`` saying which
+    size they come from, and its latency only under its own size (``multi_20k_p50_ms``), never under a 100k key.
+    """
+    out: dict = {}
+    sizes = sorted({p["docs"] for p in report["points"] if p["docs"] < 1_000_000})
+    reference = 100_000 if 100_000 in sizes else (sizes[-1] if sizes else None)
+    if reference is None:
+        return out
+    out["multi_reference_docs"] = reference
+    label = f"{reference // 1000}k"
+    small = _point(report, "llm", reference)
+    large = _point(report, "llm", 1_000_000)
+    for geometry, suffix in (("llm", ""), ("flat", "_flat")):
+        point = _point(report, geometry, reference)
+        if not point:
+            continue
+        default = _default_run(point)
+        estimate = (point["build"].get("recall_estimate") or {}).get("default", {}).get("recall")
+        out[f"multi_{label}_recall_at_100{suffix}"] = default["recall_at_100"]
+        out[f"multi_{label}_p50_ms{suffix}"] = default["p50_ms"]
+        if estimate is not None:
+            out[f"multi_recall_estimate_abs_error{suffix}"] = abs(estimate - default["recall_at_100"])
+        best = _best_rerank(point)
+        if best:
+            out[f"multi_rerank_tier_recall_at_100{suffix}"] = best["recall_at_100"]
+            out[f"multi_rerank_tier_depth{suffix}"] = best["rerank"]
+            out[f"multi_rerank_tier_p50_ms{suffix}"] = best["p50_ms"]
+    if small:
+        default = _default_run(small)
+        build, search = small["build"], small["search"]
+        codec = build["codec"]  # code sizes; the files add a 128-byte .npy header each
+        out["multi_small_bytes_per_vector"] = codec["code_bytes"] + 4  # + the int32 document number
+        out["multi_small_bytes_per_vector_on_disk"] = build["small_bytes_per_vector"]
+        out["multi_small_recall_at_100"] = default["recall_at_100"]
+        out["multi_rerank_tier_bytes_per_vector"] = codec["rerank_bytes"]
+        out[f"multi_{label}_search_anon_rss_gb"] = search["anon_rss_gb_after_search"]
+        out["compressed_multi_build_vectors_per_s"] = build["vectors_per_s"]
+        nlist_msmarco = 2 ** round(np.log2(2 * np.sqrt(MSMARCO_PASSAGES * K_P)))
+        extra_cells = (nlist_msmarco - search["nlist"]) * search["reduced_dimension"] * 4
+        out["msmarco_multi_projected_ram_gb"] = (
+            search["anon_rss_gb_after_search"] * 2**30 + (MSMARCO_PASSAGES - small["docs"]) * DOCID_BYTES + extra_cells
+        ) / 1e9
+    if large:
+        default = _default_run(large)
+        out["multi_1m_p50_ms"] = default["p50_ms"]
+        out["multi_1m_recall_at_100"] = default["recall_at_100"]
+        out["multi_1m_search_anon_rss_gb"] = large["search"]["anon_rss_gb_after_search"]
+        if small and reference == 100_000:
+            out["multi_latency_1m_over_100k"] = default["p50_ms"] / _default_run(small)["p50_ms"]
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

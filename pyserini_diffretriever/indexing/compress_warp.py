@@ -1,0 +1,469 @@
+"""Build a cell-major (``multi-warp``) multi-vector index in one streaming pass, with its recall measured on the way.
+
+``python -m pyserini_diffretriever.index compress --input ENC/multi --output ENC/multi-warp`` runs
+:func:`compress_multivector_warp`; :func:`build_warp_index` takes any :class:`DocumentSource` (the benchmark
+streams a synthetic collection that is never stored as floats).
+
+1. **train** on whole sample documents (:func:`.warp_codec.train_warp_codec`), and draw **pseudo-queries** from
+   them: ``query_vectors`` vectors of a random sample document, moved by one shared random step taken from the
+   collection itself (half the difference of two other sample vectors times ``perturbation``), norms kept --
+   queries resemble their target without being copies of it;
+2. **stream** every document once: small-tier code and cell of every vector, its SQ8 re-rank code (document
+   order), and the exact float32 MaxSim of every pseudo-query against the block (a running top-100): the ground
+   truth costs one product per vector and needs no second pass;
+3. **commit** every ``checkpoint_every`` documents (``OUT.partial`` + ``progress.json``, as the encoder does): a
+   killed build rerun with the same arguments truncates the files to the last commit and continues;
+4. **finish**: sort the codes by cell (cell-major ``codes.npy``, ``doc_numbers.npy``, ``cell_offsets.npy``), then
+   **estimate** recall@100 by searching the pseudo-queries with the new index (no float reads, and each re-rank
+   depth) against the exact top-100; the manifest records it, the log prints it, and a warning names the option
+   that reaches ``min_recall`` when the default falls short.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..layouts import PROGRESS_NAME
+from ..search import warp_index as layout
+from ..writers.checkpoint import ResumableOutput
+from ..writers.manifest import build_manifest, write_manifest
+from ..writers.multivector import MultiVectorFolder, _npy_header, read_rows
+from .warp_codec import DEFAULT_BITS, WarpCodec, default_cells, train_warp_codec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRAIN_DOCS = 8192
+"""Sample documents for training (x K vectors each; k-means keeps at most 256 per cell)."""
+
+DEFAULT_ESTIMATE_QUERIES = 64
+DEFAULT_QUERY_VECTORS = 4
+DEFAULT_PERTURBATION = 0.3
+DEFAULT_MIN_RECALL = 0.95
+DEFAULT_RERANK_DEPTHS = (100, 200, 400)
+RECALL_DEPTH = 100
+
+_CELLS_TMP = "cells.i32.tmp"
+_CODES_TMP = "codes.u8.tmp"
+_ENDS_TMP = "offsets.i64.tmp"
+
+
+@dataclass
+class DocumentBlock:
+    """Consecutive documents: ids, their vectors stacked ``[m, H]`` float32, and each one's vector count."""
+
+    ids: list[str]
+    rows: np.ndarray
+    lengths: np.ndarray
+
+
+class DocumentSource(Protocol):
+    """What the builder reads: random whole documents for training, then every document once, in order."""
+
+    num_docs: int
+    dimension: int
+    encoder_settings: dict[str, Any]
+    manifest_extra: dict[str, Any]
+    identity: dict[str, Any]
+
+    def sample(self, count: int, seed: int) -> list[np.ndarray]: ...
+
+    def blocks(self, start: int) -> Iterator[DocumentBlock]: ...
+
+
+class FolderSource:
+    """A float ``multi`` folder as a :class:`DocumentSource` (memory-mapped, read with plain file reads)."""
+
+    def __init__(self, directory: str | os.PathLike, docs_per_block: int = 1024) -> None:
+        self.folder = MultiVectorFolder(directory)
+        self.num_docs = len(self.folder)
+        self.dimension = int(self.folder.vectors.shape[1])
+        self.encoder_settings = self.folder.manifest.get("encoder", {})
+        self.manifest_extra = {key: self.folder.manifest[key] for key in ("query",) if key in self.folder.manifest}
+        self.identity = {
+            "input": str(self.folder.directory.resolve()),
+            "input_num_vectors": int(self.folder.manifest.get("num_vectors", len(self.folder.vectors))),
+            "input_created": self.folder.manifest.get("created"),
+        }
+        self.docs_per_block = docs_per_block
+
+    def sample(self, count: int, seed: int) -> list[np.ndarray]:
+        """``count`` random documents (ascending, each one read once), float32."""
+        numbers = np.random.default_rng(seed).choice(self.num_docs, size=min(count, self.num_docs), replace=False)
+        return [np.asarray(self.folder.document(int(i)), dtype=np.float32) for i in np.sort(numbers)]
+
+    def blocks(self, start: int) -> Iterator[DocumentBlock]:
+        offsets = self.folder.offsets
+        for begin in range(start, self.num_docs, self.docs_per_block):
+            stop = min(begin + self.docs_per_block, self.num_docs)
+            rows = read_rows(self.folder.vectors, int(offsets[begin]), int(offsets[stop])).astype(np.float32)
+            yield DocumentBlock(self.folder.docids[begin:stop], rows, np.diff(offsets[begin : stop + 1]))
+
+
+def pseudo_queries(
+    documents: list[np.ndarray], count: int, vectors: int, perturbation: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(queries [count, vectors, H], index of each one's source document)`` (module docstring, step 1)."""
+    rng = np.random.default_rng([seed, 17])
+    pool = np.concatenate(documents)
+    sources = rng.choice(len(documents), size=count, replace=count > len(documents))
+    out = np.empty((count, vectors, pool.shape[1]), dtype=np.float32)
+    for q, d in enumerate(sources):
+        doc = documents[d]
+        chosen = doc[rng.choice(len(doc), size=vectors, replace=vectors > len(doc))]
+        a, b = pool[rng.integers(0, len(pool), size=2)]
+        moved = chosen + perturbation * 0.5 * (a - b)
+        norms = np.linalg.norm(chosen, axis=1, keepdims=True)
+        out[q] = moved * norms / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
+    return out, sources
+
+
+def exact_block_scores(queries: np.ndarray, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Exact clamped MaxSim ``[Q, b]`` of queries ``[Q, K, H]`` against a block of documents (float32)."""
+    sims = queries.reshape(-1, queries.shape[-1]) @ rows.T  # [Q*K, m]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    best = np.maximum(np.maximum.reduceat(sims, starts, axis=1), 0)
+    return best.reshape(queries.shape[0], queries.shape[1], -1).sum(axis=1)
+
+
+class RunningTop:
+    """Top-``depth`` documents per query over streamed blocks (ties: lower document number first)."""
+
+    def __init__(self, num_queries: int, depth: int, state: Mapping[str, Any] | None = None) -> None:
+        self.depth = depth
+        if state:
+            self.scores = np.asarray(state["scores"], dtype=np.float32).reshape(num_queries, -1)
+            self.docs = np.asarray(state["docs"], dtype=np.int64).reshape(num_queries, -1)
+        else:
+            self.scores = np.empty((num_queries, 0), np.float32)
+            self.docs = np.empty((num_queries, 0), np.int64)
+
+    def add(self, scores: np.ndarray, first_doc: int) -> None:
+        docs = np.broadcast_to(np.arange(first_doc, first_doc + scores.shape[1]), scores.shape)
+        all_scores = np.concatenate([self.scores, scores], axis=1)
+        all_docs = np.concatenate([self.docs, docs], axis=1)
+        keep = np.lexsort((all_docs, -all_scores), axis=1)[:, : self.depth]
+        self.scores = np.take_along_axis(all_scores, keep, 1)
+        self.docs = np.take_along_axis(all_docs, keep, 1)
+
+    def state(self) -> dict[str, Any]:
+        return {"scores": self.scores.ravel().tolist(), "docs": self.docs.ravel().tolist()}
+
+
+class _AppendFiles:
+    """Append-only files of ``OUT.partial`` whose committed lengths go into the progress state."""
+
+    def __init__(self, folder: Path, names: tuple[str, ...], committed: Mapping[str, int] | None) -> None:
+        self.folder = folder
+        self.handles = {}
+        for name in names:
+            path = folder / name
+            if committed is not None:
+                with open(path, "r+b") as handle:
+                    handle.truncate(int(committed[name]))
+            self.handles[name] = open(path, "ab")  # noqa: SIM115 - closed by close(), kept open across blocks
+
+    def write(self, name: str, data: bytes) -> None:
+        self.handles[name].write(data)
+
+    def sync(self) -> dict[str, int]:
+        sizes = {}
+        for name, handle in self.handles.items():
+            handle.flush()
+            os.fsync(handle.fileno())
+            sizes[name] = handle.tell()
+        return sizes
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+
+def build_warp_index(
+    source: DocumentSource,
+    output_dir: str | os.PathLike,
+    *,
+    reduced_dimension: int | None = None,
+    bits: int = DEFAULT_BITS,
+    nlist: int | None = None,
+    rerank_tier: str = "sq8",
+    train_docs: int = DEFAULT_TRAIN_DOCS,
+    nprobe: int = layout.DEFAULT_NPROBE,
+    estimate_queries: int = DEFAULT_ESTIMATE_QUERIES,
+    query_vectors: int = DEFAULT_QUERY_VECTORS,
+    perturbation: float = DEFAULT_PERTURBATION,
+    min_recall: float = DEFAULT_MIN_RECALL,
+    seed: int = 0,
+    checkpoint_every: int = 65_536,
+    overwrite: bool = False,
+    restart: bool = False,
+) -> dict[str, Any]:
+    """Build a ``multi-warp`` folder from ``source`` (module docstring); return its manifest.
+
+    Parameters
+    ----------
+    reduced_dimension, bits, nlist, rerank_tier
+        The codec (:mod:`.warp_codec`): projected dimension (default 448), 2 or 4 bits per dimension, cells
+        (default :func:`.warp_codec.default_cells`), ``"sq8"`` or ``"none"``.
+    train_docs : int
+        Sample documents for training and pseudo-queries.
+    nprobe : int
+        The searcher's default cells per query vector, recorded in the manifest.
+    estimate_queries, query_vectors, perturbation
+        Pseudo-queries of the recall estimate (0 queries: no estimate).
+    min_recall : float
+        Warn when the estimated recall@100 of the default search is below this.
+    checkpoint_every, overwrite, restart
+        Resumability, as for the encoder.
+    """
+    options = {
+        "engine": "warp",
+        "reduced_dimension": reduced_dimension,
+        "bits": int(bits),
+        "nlist": nlist,
+        "rerank_tier": rerank_tier,
+        "train_docs": int(train_docs),
+        "estimate_queries": int(estimate_queries),
+        "query_vectors": int(query_vectors),
+        "perturbation": float(perturbation),
+        "seed": int(seed),
+        "checkpoint_every": int(checkpoint_every),
+    }
+    if source.num_docs < 1:
+        raise ValueError("the collection has no documents")
+    with ResumableOutput(output_dir, {**source.identity, **options}, overwrite=overwrite, restart=restart) as out:
+        partial = out.partial
+        progress = out.progress
+        if progress is None:
+            facts = _train(source, partial, options)
+        else:
+            facts = dict(progress["codec_facts"])
+        codec = WarpCodec.load(partial / layout.CODEC_NAME)
+        queries = np.load(partial / "pseudo_queries.npy") if estimate_queries else None
+        truth = RunningTop(estimate_queries, RECALL_DEPTH, progress and progress["truth"])
+        names = (_CELLS_TMP, _CODES_TMP, _ENDS_TMP, layout.DOCID_NAME)
+        names += (layout.RERANK_NAME,) if codec.has_rerank_tier else ()
+        files = _AppendFiles(partial, names, progress and progress["files"])
+        if progress is None and codec.has_rerank_tier:
+            files.write(layout.RERANK_NAME, b"\0" * 128)
+        done = int(progress["docs_done"]) if progress else 0
+        vectors = int(progress["vectors_done"]) if progress else 0
+        since_commit = 0
+        try:
+            for block in source.blocks(done):
+                _check_block(block, source.dimension, done)
+                cells, codes = codec.encode_small(block.rows)
+                files.write(_CELLS_TMP, cells.astype("<i4").tobytes())
+                files.write(_CODES_TMP, codes.tobytes())
+                if codec.has_rerank_tier:
+                    files.write(layout.RERANK_NAME, codec.encode_rerank(block.rows).tobytes())
+                ends = vectors + np.cumsum(block.lengths)
+                vectors += len(block.rows)
+                files.write(_ENDS_TMP, ends.astype("<i8").tobytes())
+                files.write(layout.DOCID_NAME, "".join(f"{docid}\n" for docid in block.ids).encode("utf-8"))
+                if queries is not None:
+                    truth.add(exact_block_scores(queries, block.rows, block.lengths), done)
+                done += len(block.ids)
+                since_commit += len(block.ids)
+                if since_commit >= checkpoint_every and done < source.num_docs:
+                    state = {"files": files.sync(), "docs_done": done, "vectors_done": vectors}
+                    out.commit({**state, "records_done": done, "truth": truth.state(), "codec_facts": facts})
+                    since_commit = 0
+                    logger.info("indexed %d of %d documents", done, source.num_docs)
+            files.sync()
+        finally:
+            files.close()
+        if done != source.num_docs:
+            raise ValueError(f"the source yielded {done} documents, expected {source.num_docs}")
+        _finish_layout(partial, codec, vectors, done)
+        manifest = _manifest(source, codec, facts, done, vectors, nprobe)
+        write_manifest(partial, manifest)
+        if queries is not None:
+            manifest = _estimate(partial, manifest, queries, truth, min_recall)
+            write_manifest(partial, manifest)
+        (partial / "pseudo_queries.npy").unlink(missing_ok=True)
+        (partial / PROGRESS_NAME).unlink(missing_ok=True)
+        out.finalize()
+    return manifest
+
+
+def _check_block(block: DocumentBlock, dimension: int, first: int) -> None:
+    if block.rows.ndim != 2 or block.rows.shape[1] != dimension:
+        raise ValueError(f"document {first}: vectors of shape {list(block.rows.shape)}, expected [n, {dimension}]")
+    if len(block.ids) != len(block.lengths) or int(block.lengths.sum()) != len(block.rows) or (block.lengths < 1).any():
+        raise ValueError(f"documents {first}..: ids, vector counts and rows disagree (every document needs a vector)")
+    if not np.isfinite(block.rows).all():
+        raise ValueError(f"documents {first}..{first + len(block.ids) - 1}: NaN or infinite values")
+
+
+def _train(source: DocumentSource, partial: Path, options: Mapping[str, Any]) -> dict[str, Any]:
+    documents = source.sample(options["train_docs"], options["seed"])
+    count = len(documents)
+    sample = np.concatenate(documents)
+    estimated_vectors = len(sample) / count * source.num_docs
+    codec, facts = train_warp_codec(
+        sample,
+        reduced_dimension=options["reduced_dimension"],
+        bits=options["bits"],
+        nlist=options["nlist"] or default_cells(int(estimated_vectors)),
+        rerank_tier=options["rerank_tier"],
+        seed=options["seed"],
+    )
+    codec.save(partial / layout.CODEC_NAME)
+    if options["estimate_queries"]:
+        queries, _ = pseudo_queries(
+            documents, options["estimate_queries"], options["query_vectors"], options["perturbation"], options["seed"]
+        )
+        np.save(partial / "pseudo_queries.npy", queries)
+    facts["train_docs"] = int(count)
+    logger.info(
+        "trained codec: %d -> %d dims keep %.1f%% of the energy, %d cells, %d bits",
+        codec.dimension,
+        codec.reduced_dimension,
+        100 * facts["energy_kept"],
+        codec.nlist,
+        codec.bits,
+    )
+    return facts
+
+
+def _finish_layout(partial: Path, codec: WarpCodec, num_vectors: int, num_docs: int) -> None:
+    """Cell-major codes, document numbers, cell and document offsets; the re-rank tier's header."""
+    cells = np.fromfile(partial / _CELLS_TMP, dtype="<i4")
+    ends = np.fromfile(partial / _ENDS_TMP, dtype="<i8")
+    if len(cells) != num_vectors or len(ends) != num_docs:
+        raise ValueError(
+            f"{partial}: {len(cells)} cells / {len(ends)} offsets for {num_vectors} vectors / {num_docs} documents"
+        )
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    np.save(partial / layout.OFFSETS_NAME, offsets)
+    order = np.argsort(cells, kind="stable")
+    np.save(
+        partial / layout.CELL_OFFSETS_NAME, np.concatenate([[0], np.cumsum(np.bincount(cells, minlength=codec.nlist))])
+    )
+    doc_of_row = np.repeat(np.arange(num_docs, dtype=np.int32), np.diff(offsets))
+    np.save(partial / layout.DOC_NUMBERS_NAME, doc_of_row[order])
+    del doc_of_row
+    staged = np.memmap(partial / _CODES_TMP, dtype=np.uint8, mode="r", shape=(num_vectors, codec.code_bytes))
+    final = np.lib.format.open_memmap(partial / layout.CODES_NAME, "w+", np.uint8, (num_vectors, codec.code_bytes))
+    for lo in range(0, num_vectors, 1 << 20):
+        final[lo : lo + (1 << 20)] = staged[order[lo : lo + (1 << 20)]]
+    final.flush()
+    del final, staged
+    if codec.has_rerank_tier:
+        with open(partial / layout.RERANK_NAME, "r+b") as handle:
+            handle.write(_npy_header(np.dtype(np.uint8), (num_vectors, codec.dimension)))
+    for name in (_CELLS_TMP, _CODES_TMP, _ENDS_TMP):
+        (partial / name).unlink()
+
+
+def _manifest(
+    source: DocumentSource, codec: WarpCodec, facts: Mapping[str, Any], num_docs: int, num_vectors: int, nprobe: int
+) -> dict[str, Any]:
+    return build_manifest(
+        layout.KIND,
+        source.encoder_settings,
+        num_docs,
+        dimension=codec.dimension,
+        num_vectors=num_vectors,
+        codec={**codec.describe(), **facts},
+        search={"nprobe": int(nprobe), "rerank": 0},
+        **source.manifest_extra,
+    )
+
+
+def recall_at(hits: list[np.ndarray], truth: np.ndarray) -> np.ndarray:
+    """Per-query share of the exact top-``depth`` found in ``hits`` (doc numbers)."""
+    return np.array([len(set(h.tolist()) & set(t.tolist())) / len(t) for h, t in zip(hits, truth)])
+
+
+def estimate_recall(
+    searcher: Any, queries: np.ndarray, truth: np.ndarray, nprobe: int, rerank: int
+) -> dict[str, float]:
+    """Recall@``depth`` of pseudo-queries with these search settings: mean and lowest."""
+    from ..search.warp_index import _top
+
+    depth = truth.shape[1]
+    hits = []
+    for query in queries:
+        docs, scores = searcher.candidates(query, nprobe)
+        if rerank:
+            docs = docs[_top(scores, max(rerank, depth))]
+            scores = searcher.rerank_scores(query, docs)
+        hits.append(docs[_top(scores, depth)])
+    per_query = recall_at(hits, truth)
+    return {
+        "nprobe": int(nprobe),
+        "rerank": int(rerank),
+        "recall": float(per_query.mean()),
+        "min": float(per_query.min()),
+    }
+
+
+def _estimate(
+    partial: Path, manifest: dict[str, Any], queries: np.ndarray, truth: RunningTop, min_recall: float
+) -> dict[str, Any]:
+    from ..search.warp_index import WarpSearcher
+
+    searcher = WarpSearcher(partial)
+    nprobe = searcher.nprobe
+    rows = [estimate_recall(searcher, queries, truth.docs, nprobe, 0)]
+    for more in (2 * nprobe, 4 * nprobe):
+        rows.append(estimate_recall(searcher, queries, truth.docs, more, 0))
+    if searcher.index.rerank_codes is not None:
+        for depth in DEFAULT_RERANK_DEPTHS:
+            rows.append(estimate_recall(searcher, queries, truth.docs, nprobe, depth))
+    default = rows[0]
+    manifest = {
+        **manifest,
+        "recall_estimate": {
+            "depth": RECALL_DEPTH,
+            "queries": int(len(queries)),
+            "query_vectors": int(queries.shape[1]),
+            "documents": int(manifest["num_docs"]),
+            "default": default,
+            "settings": rows,
+        },
+    }
+    logger.info(
+        "estimated recall@%d (%d pseudo-queries, exact MaxSim over all %d documents): %s",
+        RECALL_DEPTH,
+        len(queries),
+        manifest["num_docs"],
+        "; ".join(f"nprobe {r['nprobe']} rerank {r['rerank']}: {r['recall']:.3f}" for r in rows),
+    )
+    if default["recall"] < min_recall:
+        better = [r for r in rows[1:] if r["recall"] >= min_recall]
+        hint = (
+            "search with "
+            + " or ".join(
+                f"--nprobe {r['nprobe']}" + (f" --rerank {r['rerank']}" if r["rerank"] else "") for r in better[:2]
+            )
+            if better
+            else "build with --bits 4 or a larger --dim, or search with a larger --nprobe and --rerank"
+        )
+        logger.warning(
+            "estimated recall@%d of the default search is %.3f, below --min-recall %.2f: %s",
+            RECALL_DEPTH,
+            default["recall"],
+            min_recall,
+            hint,
+        )
+    return manifest
+
+
+def compress_multivector_warp(
+    input_dir: str | os.PathLike, output_dir: str | os.PathLike, **options: Any
+) -> dict[str, Any]:
+    """``index compress``: a ``multi-warp`` folder from a float ``multi`` folder (options of :func:`build_warp_index`)."""
+    source = FolderSource(input_dir)
+    manifest_extra = dict(source.manifest_extra)
+    manifest_extra["source"] = os.path.relpath(source.folder.directory.resolve(), Path(output_dir).resolve())
+    source.manifest_extra = manifest_extra
+    return build_warp_index(source, output_dir, **options)

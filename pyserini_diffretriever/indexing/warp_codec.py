@@ -1,0 +1,267 @@
+"""The codec of the cell-major (WARP-style) multi-vector index: projection, centroids, 2/4-bit residuals, SQ8 tier.
+
+Two codes per stored vector, for two jobs:
+
+1. **The small tier** (searched): the uncentred projection ``z = P x`` (:func:`.codec.uncentred_projection`,
+   448 of 3584 dimensions by default), the nearest of ``nlist`` k-means centroids ``c`` (FAISS ``Kmeans``), and the
+   residual ``z - c`` quantised per dimension into ``2 ** bits`` buckets. As in ColBERTv2, each dimension has its
+   own bucket cutoffs (quantiles of the training residuals) and bucket weights (the quantiles between them), so a
+   bucket index stands for a value; codes are packed ``8 / bits`` dimensions per byte (448 x 2 bits = 112 bytes).
+   A query vector scores a stored vector as ``q . c + sum_j table[j, byte_j]`` with ``table[j, b]`` the sum of
+   ``q_d * weight_d[bucket]`` over the dimensions packed into byte ``j`` -- no vector is rebuilt (WARP's implicit
+   decompression, :mod:`.warp_kernel`).
+2. **The re-rank tier** (read only for the top candidates of a query, from a memory map): every *full* dimension
+   as an 8-bit scalar with a per-dimension range (3,584 bytes at ``H = 3584``, half of float16). Why full
+   dimension and 8 bits: on a collection whose spectrum has a flat tail, no projection keeps enough of the inner
+   product (448 dimensions kept 0.68 of the energy, recall 0.91), and full-dimension 4-bit codes still lost 7% of
+   the true top-100 (``shared/spec/scale.md``); 8 bits over every dimension leaves a quantisation error far below
+   the gaps between neighbouring documents.
+
+Everything small lives in one ``codec.npz``; the searcher keeps it in memory (projection ``d x H`` floats,
+centroids ``nlist x d``, tables ``d x 2**bits``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .codec import uncentred_projection
+
+DEFAULT_WARP_DIMENSION = 448
+"""Projected dimension of the small tier (B5's projection; with 2 bits a 112-byte code)."""
+
+DEFAULT_BITS = 2
+"""Bits per projected dimension (WARP and ColBERTv2 use 2 or 4)."""
+
+TRAIN_POINTS_PER_CELL = 40
+"""k-means sample per cell (FAISS warns below 39)."""
+
+RERANK_TIERS = ("sq8", "none")
+
+
+def default_cells(num_vectors: int) -> int:
+    """Cells: the power of two nearest ``2 sqrt(n)`` within [16, 65536].
+
+    Why ``sqrt(n)``: with a fixed ``nprobe``, a query reads ``nprobe * n / nlist`` stored vectors, so the work
+    grows like ``sqrt(n)`` (x3.2 from 100k to 1M passages). The factor 2 (PLAID uses ~16 at dim 128) keeps the
+    centroid assignment of every vector during the build -- ``d x nlist`` products at ``d = 448`` -- near the cost
+    of the projection itself.
+    """
+    if num_vectors <= 0:
+        return 16
+    return int(min(max(2 ** round(math.log2(2 * math.sqrt(num_vectors))), 16), 65_536))
+
+
+def pack_codes(buckets: np.ndarray, bits: int) -> np.ndarray:
+    """Bucket indices ``[n, d]`` (values below ``2**bits``) -> packed bytes ``[n, d * bits / 8]``, low bits first."""
+    per_byte = 8 // bits
+    grouped = buckets.astype(np.uint8).reshape(len(buckets), -1, per_byte)
+    packed = np.zeros(grouped.shape[:2], dtype=np.uint8)
+    for t in range(per_byte):
+        packed |= grouped[:, :, t] << np.uint8(bits * t)
+    return packed
+
+
+def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
+    """Inverse of :func:`pack_codes`: ``[n, B]`` bytes -> ``[n, B * 8 / bits]`` bucket indices."""
+    per_byte = 8 // bits
+    mask = np.uint8((1 << bits) - 1)
+    parts = [(packed >> np.uint8(bits * t)) & mask for t in range(per_byte)]
+    return np.stack(parts, axis=2).reshape(len(packed), -1)
+
+
+@dataclass
+class WarpCodec:
+    """A trained codec (module docstring). Arrays are float32.
+
+    Attributes
+    ----------
+    projection : ``[d, H]`` rows of the uncentred projection.
+    centroids : ``[nlist, d]`` k-means centroids in the projected space.
+    cutoffs : ``[d, 2**bits - 1]`` per-dimension bucket boundaries of the residuals.
+    weights : ``[d, 2**bits]`` per-dimension value of each bucket.
+    bits : 2 or 4.
+    rerank_low, rerank_step : ``[H]`` the SQ8 re-rank tier's per-dimension origin and step (``None``: no tier).
+    """
+
+    projection: np.ndarray
+    centroids: np.ndarray
+    cutoffs: np.ndarray
+    weights: np.ndarray
+    bits: int
+    rerank_low: np.ndarray | None = None
+    rerank_step: np.ndarray | None = None
+
+    @property
+    def dimension(self) -> int:
+        return int(self.projection.shape[1])
+
+    @property
+    def reduced_dimension(self) -> int:
+        return int(self.projection.shape[0])
+
+    @property
+    def nlist(self) -> int:
+        return int(self.centroids.shape[0])
+
+    @property
+    def code_bytes(self) -> int:
+        """Bytes of one small-tier code (the cell number is implied by the cell-major order)."""
+        return self.reduced_dimension * self.bits // 8
+
+    @property
+    def has_rerank_tier(self) -> bool:
+        return self.rerank_low is not None
+
+    # -- encoding -----------------------------------------------------------------------------------------------
+    def project(self, vectors: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(vectors, dtype=np.float32) @ self.projection.T
+
+    def assign(self, projected: np.ndarray) -> np.ndarray:
+        """Nearest centroid (L2) of each projected vector, int32."""
+        half_norms = 0.5 * np.einsum("cd,cd->c", self.centroids, self.centroids)
+        return np.argmax(projected @ self.centroids.T - half_norms, axis=1).astype(np.int32)
+
+    def encode_small(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors ``[n, H]`` -> ``(cells int32 [n], packed residual codes uint8 [n, code_bytes])``."""
+        projected = self.project(vectors)
+        cells = self.assign(projected)
+        residual = projected - self.centroids[cells]
+        buckets = np.zeros(residual.shape, dtype=np.uint8)
+        for b in range(self.cutoffs.shape[1]):
+            buckets += residual > self.cutoffs[:, b]
+        return cells, pack_codes(buckets, self.bits)
+
+    def encode_rerank(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors ``[n, H]`` -> SQ8 codes ``[n, H]`` uint8 (clipped to the trained range)."""
+        scaled = (np.asarray(vectors, dtype=np.float32) - self.rerank_low) / self.rerank_step
+        return np.clip(np.floor(scaled), 0, 255).astype(np.uint8)
+
+    # -- scoring ------------------------------------------------------------------------------------------------
+    def byte_tables(self, projected_queries: np.ndarray) -> np.ndarray:
+        """``[K, code_bytes, 256]``: what each byte value at each position adds to a query vector's score."""
+        per_byte = 8 // self.bits
+        mask = (1 << self.bits) - 1
+        values = projected_queries[:, :, None] * self.weights[None]  # [K, d, 2**bits]
+        values = values.reshape(len(projected_queries), -1, per_byte, values.shape[-1])  # [K, B, per_byte, 2**b]
+        byte_values = np.arange(256)
+        tables = np.zeros((len(projected_queries), values.shape[1], 256), dtype=np.float32)
+        for t in range(per_byte):
+            tables += values[:, :, t, (byte_values >> (self.bits * t)) & mask]
+        return tables
+
+    def rerank_scores(self, query: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Inner products ``[n, K]`` of SQ8 codes (decoded at the bucket centres) with query vectors ``[K, H]``."""
+        scaled = query * self.rerank_step  # [K, H]
+        constant = query @ (self.rerank_low + 0.5 * self.rerank_step)  # [K]
+        return np.asarray(codes, dtype=np.float32) @ scaled.T + constant
+
+    # -- persistence --------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        arrays = {
+            "projection": self.projection,
+            "centroids": self.centroids,
+            "cutoffs": self.cutoffs,
+            "weights": self.weights,
+            "bits": np.array(self.bits),
+        }
+        if self.has_rerank_tier:
+            arrays.update(rerank_low=self.rerank_low, rerank_step=self.rerank_step)
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> WarpCodec:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: np.asarray(data[name]) for name in data.files}
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: not a readable codec file ({error})") from error
+        missing = {"projection", "centroids", "cutoffs", "weights", "bits"} - arrays.keys()
+        if missing:
+            raise ValueError(f"{path}: codec arrays missing: {sorted(missing)}")
+        return cls(
+            projection=arrays["projection"].astype(np.float32),
+            centroids=arrays["centroids"].astype(np.float32),
+            cutoffs=arrays["cutoffs"].astype(np.float32),
+            weights=arrays["weights"].astype(np.float32),
+            bits=int(arrays["bits"]),
+            rerank_low=arrays.get("rerank_low"),
+            rerank_step=arrays.get("rerank_step"),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "dimension": self.dimension,
+            "reduced_dimension": self.reduced_dimension,
+            "nlist": self.nlist,
+            "bits": self.bits,
+            "code_bytes": self.code_bytes,
+            "rerank_tier": "sq8" if self.has_rerank_tier else "none",
+            "rerank_bytes": self.dimension if self.has_rerank_tier else 0,
+        }
+
+
+def train_warp_codec(
+    sample: np.ndarray,
+    *,
+    reduced_dimension: int | None = None,
+    bits: int = DEFAULT_BITS,
+    nlist: int,
+    rerank_tier: str = "sq8",
+    projection_sample: int = 16_384,
+    kmeans_iterations: int = 12,
+    seed: int = 0,
+) -> tuple[WarpCodec, dict[str, Any]]:
+    """Train projection, centroids, residual buckets and the SQ8 ranges on ``sample`` ``[n, H]``.
+
+    ``nlist`` is capped so that every cell has ~``TRAIN_POINTS_PER_CELL`` training vectors. Returns the codec and
+    the training facts for the manifest (``energy_kept``, sample sizes).
+    """
+    import faiss
+
+    if bits not in (2, 4):
+        raise ValueError(f"bits must be 2 or 4, got {bits}")
+    if rerank_tier not in RERANK_TIERS:
+        raise ValueError(f"rerank tier must be one of {RERANK_TIERS}, got {rerank_tier!r}")
+    sample = np.asarray(sample, dtype=np.float32)
+    if sample.ndim != 2 or len(sample) < 2:
+        raise ValueError(f"codec training needs a [n>=2, H] sample, got shape {sample.shape}")
+    dimension = sample.shape[1]
+    reduced = int(reduced_dimension or min(DEFAULT_WARP_DIMENSION, dimension))
+    if not 1 <= reduced <= dimension or (reduced * bits) % 8:
+        raise ValueError(
+            f"projected dimension {reduced} must be between 1 and {dimension} and give whole bytes at {bits} bits "
+            f"(a multiple of {8 // bits})"
+        )
+    rng = np.random.default_rng(seed)
+    subset = sample if len(sample) <= projection_sample else sample[rng.choice(len(sample), projection_sample, False)]
+    projection, energy = uncentred_projection(subset, reduced, seed=seed)
+    projected = np.ascontiguousarray(sample @ projection.T)
+    cells = max(1, min(int(nlist), len(sample) // TRAIN_POINTS_PER_CELL or 1))
+    kmeans = faiss.Kmeans(reduced, cells, niter=kmeans_iterations, seed=seed, max_points_per_centroid=256)
+    kmeans.train(projected)
+    codec = WarpCodec(projection, np.ascontiguousarray(kmeans.centroids, dtype=np.float32), None, None, bits)
+    residual = projected - codec.centroids[codec.assign(projected)]
+    levels = 2**bits
+    codec.cutoffs = np.ascontiguousarray(np.quantile(residual, np.arange(1, levels) / levels, axis=0).T, np.float32)
+    codec.weights = np.ascontiguousarray(
+        np.quantile(residual, (np.arange(levels) + 0.5) / levels, axis=0).T, np.float32
+    )
+    if rerank_tier == "sq8":
+        low, high = sample.min(axis=0), sample.max(axis=0)
+        margin = 0.05 * (high - low) + 1e-6  # unseen values slightly outside the sample stay representable
+        codec.rerank_low = (low - margin).astype(np.float32)
+        codec.rerank_step = ((high - low + 2 * margin) / 256).astype(np.float32)
+    facts = {
+        "train_vectors": int(len(sample)),
+        "projection_vectors": int(len(subset)),
+        "energy_kept": round(float(energy), 6),
+        "kmeans_iterations": int(kmeans_iterations),
+    }
+    return codec, facts

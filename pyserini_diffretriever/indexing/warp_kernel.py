@@ -1,0 +1,152 @@
+"""WARP_SELECT scoring kernels: score packed residual codes through lookup tables, reduce per document.
+
+Why a kernel of our own: WARP's step (Scheerer et al., SIGIR 2025) scores *every* stored vector of the probed
+cells as ``centroid score + sum of table lookups over its packed codes`` and keeps, per document and query vector,
+the maximum. FAISS's IVF scanners (``search_preassigned``) return a top-k per query vector instead, through a
+heap, and decode SQ codes rather than reading byte tables, so they do not offer this reduction (measured in the
+README, "Multi-vector search at scale"). The loop is a few lines; numba compiles it. Without numba the same
+functions run in numpy (several times slower; the tests check both agree).
+
+Shapes (``K`` query vectors, ``P`` probed cells per query vector, ``B`` code bytes per stored vector)::
+
+    codes        uint8  [num_vectors, B]   cell-major (a memory map)
+    doc_numbers  int32  [num_vectors]      document of each stored vector (a memory map)
+    cell_offsets int64  [nlist + 1]        rows of cell c are cell_offsets[c]:cell_offsets[c + 1]
+    cells        int64  [K, P]             probed cells per query vector
+    cell_scores  f32    [K, P]             query vector . centroid of each probed cell
+    tables       f32    [K, B, 256]        per query vector: score contribution of each byte value at each position
+    impute       f32    [K]                score of a document with no vector in a query vector's probed cells
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # numba is a dependency; the numpy path keeps the package importable where its wheel is missing
+    import numba
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only without numba
+    numba = None
+    HAVE_NUMBA = False
+
+
+def _probed_count(cell_offsets: np.ndarray, cells: np.ndarray) -> int:
+    return int((cell_offsets[cells + 1] - cell_offsets[cells]).sum())
+
+
+def score_probed_numpy(codes, doc_numbers, cell_offsets, cells, cell_scores, tables):
+    """``(docs int32 [m], query_vector int32 [m], scores f32 [m])`` for every stored vector of the probed cells."""
+    k, probes = cells.shape
+    pieces_docs, pieces_query, pieces_scores = [], [], []
+    positions = np.arange(codes.shape[1])
+    for i in range(k):
+        for p in range(probes):
+            lo, hi = int(cell_offsets[cells[i, p]]), int(cell_offsets[cells[i, p] + 1])
+            if hi == lo:
+                continue
+            block = np.asarray(codes[lo:hi])
+            scores = cell_scores[i, p] + tables[i][positions, block].sum(axis=1, dtype=np.float32)
+            pieces_docs.append(np.asarray(doc_numbers[lo:hi], dtype=np.int32))
+            pieces_query.append(np.full(hi - lo, i, dtype=np.int32))
+            pieces_scores.append(scores.astype(np.float32))
+    if not pieces_docs:
+        return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32)
+    return np.concatenate(pieces_docs), np.concatenate(pieces_query), np.concatenate(pieces_scores)
+
+
+def reduce_documents_numpy(docs, query_vector, scores, impute, k):
+    """MaxSim per candidate: max per (document, query vector), imputed where missing, clamped at 0, summed.
+
+    Returns ``(documents int64 [c], totals f32 [c])`` for the ``c`` distinct documents seen.
+    """
+    if len(docs) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    order = np.lexsort((-scores, query_vector, docs))  # best score first inside each (doc, query vector) run
+    docs, query_vector, scores = docs[order], query_vector[order], scores[order]
+    first = np.ones(len(docs), dtype=bool)
+    first[1:] = (docs[1:] != docs[:-1]) | (query_vector[1:] != query_vector[:-1])
+    docs, query_vector, scores = docs[first], query_vector[first], scores[first]
+    unique, start = np.unique(docs, return_index=True)
+    best = np.repeat(np.maximum(impute, 0)[None, :].astype(np.float32), len(unique), axis=0)
+    row = np.repeat(np.arange(len(unique)), np.diff(np.append(start, len(docs))))
+    best[row, query_vector] = np.maximum(scores, 0)
+    return unique.astype(np.int64), best.sum(axis=1, dtype=np.float32)
+
+
+if HAVE_NUMBA:
+
+    @numba.njit(cache=True, nogil=True)
+    def _score_probed_numba(codes, doc_numbers, cell_offsets, cells, cell_scores, tables, total):  # pragma: no cover
+        docs = np.empty(total, np.int32)
+        query_vector = np.empty(total, np.int32)
+        scores = np.empty(total, np.float32)
+        width = codes.shape[1]
+        position = 0
+        for i in range(cells.shape[0]):
+            table = tables[i]
+            for p in range(cells.shape[1]):
+                cell = cells[i, p]
+                base = cell_scores[i, p]
+                for r in range(cell_offsets[cell], cell_offsets[cell + 1]):
+                    value = base
+                    for j in range(width):
+                        value += table[j, codes[r, j]]
+                    docs[position] = doc_numbers[r]
+                    query_vector[position] = i
+                    scores[position] = value
+                    position += 1
+        return docs, query_vector, scores
+
+    @numba.njit(cache=True, nogil=True)
+    def _reduce_documents_numba(docs, query_vector, scores, impute, k):  # pragma: no cover
+        order = np.argsort(docs)
+        unique = np.empty(len(docs), np.int64)
+        totals = np.empty(len(docs), np.float32)
+        best = np.empty(k, np.float32)
+        seen = np.zeros(k, np.bool_)
+        count = 0
+        position = 0
+        while position < len(order):
+            doc = docs[order[position]]
+            seen[:] = False
+            while position < len(order) and docs[order[position]] == doc:
+                entry = order[position]
+                i = query_vector[entry]
+                if not seen[i] or scores[entry] > best[i]:
+                    best[i] = scores[entry]
+                    seen[i] = True
+                position += 1
+            total = np.float32(0.0)
+            for i in range(k):
+                value = best[i] if seen[i] else impute[i]
+                if value > 0:
+                    total += value
+            unique[count] = doc
+            totals[count] = total
+            count += 1
+        return unique[:count], totals[:count]
+
+
+def score_probed(codes, doc_numbers, cell_offsets, cells, cell_scores, tables, use_numba: bool = True):
+    """Score every stored vector of the probed cells (module docstring); numba when available."""
+    if use_numba and HAVE_NUMBA:
+        total = _probed_count(cell_offsets, cells)
+        return _score_probed_numba(
+            codes,
+            doc_numbers,
+            cell_offsets,
+            np.ascontiguousarray(cells, dtype=np.int64),
+            np.ascontiguousarray(cell_scores, dtype=np.float32),
+            np.ascontiguousarray(tables, dtype=np.float32),
+            total,
+        )
+    return score_probed_numpy(codes, doc_numbers, cell_offsets, cells, cell_scores, tables)
+
+
+def reduce_documents(docs, query_vector, scores, impute, use_numba: bool = True):
+    """Per-document MaxSim of the scored vectors with imputation: ``(documents int64, totals f32)``."""
+    impute = np.ascontiguousarray(impute, dtype=np.float32)
+    if use_numba and HAVE_NUMBA:
+        return _reduce_documents_numba(docs, query_vector, scores, impute, len(impute))
+    return reduce_documents_numpy(docs, query_vector, scores, impute, len(impute))

@@ -1,0 +1,281 @@
+"""Search a cell-major (``multi-warp``) multi-vector index: WARP_SELECT over memory-mapped codes.
+
+Layout (written by :mod:`pyserini_diffretriever.indexing.compress_warp`)::
+
+    DIR/codec.npz         projection, centroids, bucket cutoffs/weights, SQ8 ranges (small; kept in memory)
+    DIR/codes.npy         uint8 [num_vectors, code_bytes]  small-tier codes, CELL-MAJOR (memory-mapped)
+    DIR/doc_numbers.npy   int32 [num_vectors]              document of each code (memory-mapped)
+    DIR/cell_offsets.npy  int64 [nlist + 1]                rows of cell c
+    DIR/rerank.npy        uint8 [num_vectors, H]           SQ8 re-rank tier, DOCUMENT order (memory-mapped; optional)
+    DIR/offsets.npy       int64 [N + 1]                    rows of document i in rerank.npy
+    DIR/docid             one id per line
+    DIR/manifest.json     kind "multi-warp", codec facts, the build-time recall estimate, search defaults
+
+Search of one query (``K`` vectors ``[K, H]``), after WARP (Scheerer et al., SIGIR 2025):
+
+1. project the query vectors and score all centroids (``K x nlist``);
+2. per query vector, the ``nprobe`` best cells; the score of the first unprobed cell is the *imputed* score of a
+   document that has no vector in the probed cells (WARP's missing-similarity estimate: a document absent from
+   the best cells scores at most about that much);
+3. score every code of the probed cells through per-query-vector byte tables (:mod:`..indexing.warp_kernel`),
+   keep the best per (document, query vector), impute the missing ones, clamp at 0, sum: the candidates' MaxSim;
+4. optionally re-score the best ``rerank`` candidates exactly from the SQ8 tier (full dimension, read from the
+   memory map for those documents only).
+
+The work per query is ``nprobe x (cell size)`` codes per query vector, and the cell size grows like
+``sqrt(n)`` (:func:`..indexing.warp_codec.default_cells`), so it does not scan the collection. Memory: the codes,
+document numbers and re-rank tier stay memory-mapped (page cache, shared, evictable); anonymous memory holds
+the codec, the offsets and the docids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..indexing import warp_kernel
+from ..indexing.warp_codec import WarpCodec
+from ..layouts import (
+    CODES_FILE,
+    DOCID_FILE,
+    OFFSETS_FILE,
+    WARP_CELL_OFFSETS_FILE,
+    WARP_CODEC_FILE,
+    WARP_DOC_NUMBERS_FILE,
+    WARP_RERANK_FILE,
+)
+from .index_format import IndexFormatError, IndexMismatchError, read_docids, read_manifest
+from .results import SearchResult, sort_results
+
+logger = logging.getLogger(__name__)
+
+KIND = "multi-warp"
+CODEC_NAME = WARP_CODEC_FILE
+CODES_NAME = CODES_FILE
+DOC_NUMBERS_NAME = WARP_DOC_NUMBERS_FILE
+CELL_OFFSETS_NAME = WARP_CELL_OFFSETS_FILE
+RERANK_NAME = WARP_RERANK_FILE
+OFFSETS_NAME = OFFSETS_FILE
+DOCID_NAME = DOCID_FILE
+
+DEFAULT_NPROBE = 32
+"""Cells probed per query vector (WARP's default)."""
+
+
+class WarpIndex:
+    """The files of a ``multi-warp`` folder, validated and memory-mapped (module docstring).
+
+    Raises
+    ------
+    IndexFormatError
+        A missing file, another kind, or files that disagree with each other or with the manifest.
+    """
+
+    def __init__(self, index_dir: str | Path) -> None:
+        self.index_dir = Path(index_dir)
+        self.manifest: dict[str, Any] = read_manifest(self.index_dir)
+        if self.manifest["kind"] != KIND:
+            raise IndexFormatError(f"{self.index_dir}: manifest kind is {self.manifest['kind']!r}, expected {KIND!r}")
+        try:
+            self.codec = WarpCodec.load(self.index_dir / CODEC_NAME)
+            self.codes = np.load(self.index_dir / CODES_NAME, mmap_mode="r", allow_pickle=False)
+            self.doc_numbers = np.load(self.index_dir / DOC_NUMBERS_NAME, mmap_mode="r", allow_pickle=False)
+            self.cell_offsets = np.load(self.index_dir / CELL_OFFSETS_NAME, allow_pickle=False).astype(np.int64)
+            self.offsets = np.load(self.index_dir / OFFSETS_NAME, allow_pickle=False).astype(np.int64)
+            rerank_path = self.index_dir / RERANK_NAME
+            self.rerank_codes = np.load(rerank_path, mmap_mode="r") if rerank_path.is_file() else None
+        except (OSError, ValueError) as error:
+            raise IndexFormatError(f"{self.index_dir}: unreadable multi-warp index ({error})") from error
+        self.docids: list[str] = read_docids(self.index_dir / DOCID_NAME)
+        self._check()
+
+    def _check(self) -> None:
+        n, codec = len(self.codes), self.codec
+        problems = []
+        if self.codes.ndim != 2 or self.codes.dtype != np.uint8 or self.codes.shape[1] != codec.code_bytes:
+            problems.append(
+                f"{CODES_NAME} is {self.codes.dtype} {list(self.codes.shape)}, not uint8 [n, {codec.code_bytes}]"
+            )
+        if self.doc_numbers.shape != (n,):
+            problems.append(f"{DOC_NUMBERS_NAME} has {self.doc_numbers.shape} entries for {n} codes")
+        if self.cell_offsets.shape != (codec.nlist + 1,) or self.cell_offsets[-1] != n:
+            problems.append(f"{CELL_OFFSETS_NAME} does not describe {codec.nlist} cells of {n} codes")
+        if len(self.offsets) != len(self.docids) + 1 or self.offsets[-1] != n:
+            problems.append(f"{OFFSETS_NAME}, {DOCID_NAME} and the {n} codes disagree")
+        if self.rerank_codes is not None and self.rerank_codes.shape != (n, codec.dimension):
+            problems.append(f"{RERANK_NAME} is {list(self.rerank_codes.shape)}, expected [{n}, {codec.dimension}]")
+        if self.manifest.get("num_docs") != len(self.docids):
+            problems.append(f"manifest num_docs {self.manifest.get('num_docs')} != {len(self.docids)} docids")
+        if problems:
+            raise IndexFormatError(f"{self.index_dir}: inconsistent multi-warp index: {'; '.join(problems)}")
+
+    @property
+    def num_docs(self) -> int:
+        return len(self.docids)
+
+    @property
+    def num_vectors(self) -> int:
+        return int(len(self.codes))
+
+    @property
+    def dimension(self) -> int:
+        return self.codec.dimension
+
+    @property
+    def encoder_settings(self) -> dict[str, Any]:
+        return self.manifest.get("encoder", {})
+
+
+class WarpSearcher:
+    """Pyserini-shaped searcher of a ``multi-warp`` folder (module docstring).
+
+    Parameters
+    ----------
+    index_dir : str or Path or WarpIndex
+        The folder (or an opened :class:`WarpIndex`).
+    query_encoder : optional
+        Anything with ``encode(text) -> [K, H]`` array, for text queries.
+    nprobe : int, optional
+        Cells per query vector (default: the manifest's ``search.nprobe``, else :data:`DEFAULT_NPROBE`).
+    rerank : int, optional
+        Candidates re-scored from the SQ8 tier (0: none; default: the manifest's ``search.rerank``).
+    use_numba : bool
+        Use the compiled kernel (the numpy one otherwise; same results).
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path | WarpIndex,
+        query_encoder: Any = None,
+        *,
+        nprobe: int | None = None,
+        rerank: int | None = None,
+        use_numba: bool = True,
+    ) -> None:
+        self.index = index_dir if isinstance(index_dir, WarpIndex) else WarpIndex(index_dir)
+        self.query_encoder = query_encoder
+        defaults = self.index.manifest.get("search", {})
+        self.nprobe = int(nprobe if nprobe is not None else defaults.get("nprobe", DEFAULT_NPROBE))
+        self.rerank = int(rerank if rerank is not None else defaults.get("rerank", 0))
+        if self.nprobe < 1:
+            raise ValueError(f"nprobe must be >= 1, got {self.nprobe}")
+        if self.rerank < 0:
+            raise ValueError(f"rerank must be >= 0, got {self.rerank}")
+        if self.rerank and self.index.rerank_codes is None:
+            raise ValueError(
+                f"{self.index.index_dir} has no re-rank tier (built with --rerank-tier none); use rerank=0"
+            )
+        self.use_numba = use_numba
+
+    @property
+    def docids(self) -> list[str]:
+        return self.index.docids
+
+    @property
+    def num_docs(self) -> int:
+        return self.index.num_docs
+
+    @property
+    def dimension(self) -> int:
+        return self.index.dimension
+
+    # -- query handling -----------------------------------------------------------------------------------------
+    def _query_vectors(self, query: Any) -> np.ndarray:
+        if isinstance(query, str):
+            if self.query_encoder is None:
+                raise ValueError("a text query needs a query_encoder; pass one or search with a [K, H] array")
+            query = self.query_encoder.encode(query)
+        array = np.asarray(query, dtype=np.float32)
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        if array.ndim != 2 or array.shape[0] < 1:
+            raise ValueError(f"query vectors must be [K>=1, H] (or [H]); got shape {array.shape}")
+        if array.shape[1] != self.dimension:
+            raise IndexMismatchError(
+                f"{self.index.index_dir}: query vectors have dimension {array.shape[1]}, the index {self.dimension} "
+                "(query encoder and index come from different backbones)"
+            )
+        return array
+
+    # -- the WARP steps -----------------------------------------------------------------------------------------
+    def probe(self, projected: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(cells [K, P], cell scores [K, P], imputed scores [K])`` for projected query vectors ``[K, d]``."""
+        scores = projected @ self.index.codec.centroids.T  # [K, nlist]
+        nlist = scores.shape[1]
+        if nprobe >= nlist:
+            order = np.argsort(-scores, axis=1)
+            return order, np.take_along_axis(scores, order, 1), np.zeros(len(scores), np.float32)
+        top = np.argpartition(-scores, nprobe, axis=1)[:, : nprobe + 1]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1), 1)
+        top_scores = np.take_along_axis(scores, top, 1)
+        return top[:, :nprobe], top_scores[:, :nprobe], top_scores[:, nprobe]
+
+    def candidates(self, query_vectors: Any, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every document with a code in a probed cell and its approximate MaxSim: ``(doc numbers, scores)``."""
+        query = self._query_vectors(query_vectors)
+        codec, index = self.index.codec, self.index
+        projected = codec.project(query)
+        cells, cell_scores, impute = self.probe(projected, int(nprobe or self.nprobe))
+        tables = codec.byte_tables(projected)
+        docs, query_vector, scores = warp_kernel.score_probed(
+            index.codes, index.doc_numbers, index.cell_offsets, cells, cell_scores, tables, self.use_numba
+        )
+        return warp_kernel.reduce_documents(docs, query_vector, scores, impute, self.use_numba)
+
+    def rerank_scores(self, query_vectors: Any, docs: np.ndarray) -> np.ndarray:
+        """MaxSim of ``docs`` (doc numbers) from the SQ8 tier: full dimension, read for these documents only."""
+        query = self._query_vectors(query_vectors)
+        if self.index.rerank_codes is None:
+            raise ValueError(f"{self.index.index_dir} has no re-rank tier")
+        docs = np.asarray(docs, dtype=np.int64)
+        if len(docs) == 0:
+            return np.empty(0, np.float32)
+        order = np.argsort(docs)  # ascending rows: the memory map is read forward
+        starts, ends = self.index.offsets[docs[order]], self.index.offsets[docs[order] + 1]
+        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist())])
+        sims = self.index.codec.rerank_scores(query, self.index.rerank_codes[rows])  # [rows, K]
+        local = np.concatenate([[0], np.cumsum(ends - starts)[:-1]])
+        best = np.maximum(np.maximum.reduceat(sims, local, axis=0), 0).sum(axis=1)
+        out = np.empty(len(docs), dtype=np.float32)
+        out[order] = best
+        return out
+
+    def search_vectors(self, query_vectors: Any, k: int = 10) -> list[SearchResult]:
+        """Top ``k`` documents for one query given as vectors ``[K, H]``."""
+        docs, scores = self.candidates(query_vectors)
+        if self.rerank:
+            keep = _top(scores, max(self.rerank, k))
+            docs = docs[keep]
+            scores = self.rerank_scores(query_vectors, docs)
+        keep = _top(scores, k)
+        return sort_results(SearchResult(self.docids[d], float(s)) for d, s in zip(docs[keep], scores[keep]))
+
+    # -- Pyserini API -------------------------------------------------------------------------------------------
+    def search(self, q: str | np.ndarray, k: int = 10) -> list[SearchResult]:
+        """Top ``k`` for a text query (through the query encoder) or a ``[K, H]`` array."""
+        return self.search_vectors(self._query_vectors(q), k)
+
+    def batch_search(
+        self, queries: Sequence[Any], q_ids: Sequence[str], k: int = 10, threads: int = 1
+    ) -> dict[str, list[SearchResult]]:
+        """``{qid: hits}``; queries run in ``threads`` threads (the kernel releases the GIL)."""
+        if len(queries) != len(q_ids):
+            raise ValueError(f"batch_search got {len(queries)} queries for {len(q_ids)} ids")
+        vectors = [self._query_vectors(q) for q in queries]
+        if threads <= 1:
+            return {qid: self.search_vectors(v, k) for qid, v in zip(q_ids, vectors)}
+        with ThreadPoolExecutor(max_workers=int(threads)) as pool:
+            hits = list(pool.map(lambda v: self.search_vectors(v, k), vectors))
+        return dict(zip(q_ids, hits))
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores (any order)."""
+    if k >= len(scores):
+        return np.arange(len(scores))
+    return np.argpartition(-scores, k)[:k]

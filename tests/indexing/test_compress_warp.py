@@ -1,0 +1,223 @@
+"""Building and searching the cell-major (multi-warp) index: layout, recall vs exact, the build-time estimate,
+memory-mapped opening, sub-linear work, resume, and the ``index compress`` CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pyserini_diffretriever.cli.index import main as index_main
+from pyserini_diffretriever.indexing import compress_warp
+from pyserini_diffretriever.indexing.compress_warp import FolderSource, build_warp_index, compress_multivector_warp
+from pyserini_diffretriever.indexing.warp_codec import WarpCodec
+from pyserini_diffretriever.search.factory import open_searcher
+from pyserini_diffretriever.search.index_format import IndexMismatchError
+from pyserini_diffretriever.search.kinds import KindOptionError
+from pyserini_diffretriever.search.warp_index import WarpIndex, WarpSearcher
+from pyserini_diffretriever.writers import verify_output
+from pyserini_diffretriever.writers.checkpoint import partial_path
+from tests.search.index_builders import ENCODER_SETTINGS, FakeQueryEncoder, clustered_collection, write_multi_index
+
+DIM, DOCS, TOPICS = 48, 600, 30
+OPTIONS = {"reduced_dimension": 24, "train_docs": 400, "estimate_queries": 24, "nprobe": 4, "checkpoint_every": 100}
+
+
+def _collection(n_docs: int, seed: int = 7) -> list[np.ndarray]:
+    docs = clustered_collection(n_docs, 6, DIM, n_topics=TOPICS, seed=seed)
+    return [d[: 3 + i % 4] for i, d in enumerate(docs)]  # 3 to 6 vectors: offsets must follow
+
+
+def _exact_top(docs: list[np.ndarray], query: np.ndarray, k: int) -> set[int]:
+    scores = [np.maximum((query @ d.T).max(axis=1), 0).sum() for d in docs]
+    return set(np.argsort(-np.asarray(scores), kind="stable")[:k].tolist())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("warp")
+    docs = _collection(DOCS)
+    encoder = {**ENCODER_SETTINGS, "hidden_size": DIM}
+    folder = write_multi_index(root / "multi", docs, [f"d{i:03d}" for i in range(DOCS)], encoder, dtype=np.float16)
+    manifest = compress_multivector_warp(folder, root / "warp", **OPTIONS)
+    floats = [d.astype(np.float16).astype(np.float32) for d in docs]
+    return root, folder, floats, manifest
+
+
+def _queries(count: int) -> np.ndarray:
+    vectors = clustered_collection(count, 4, DIM, n_topics=TOPICS, seed=7)
+    return np.stack(vectors)
+
+
+def test_layout_is_cell_major_and_matches_the_codec(built):
+    root, folder, floats, manifest = built
+    assert verify_output(root / "warp", "multi-warp") == json.loads((root / "warp/manifest.json").read_text())
+    assert manifest["num_docs"] == DOCS and manifest["num_vectors"] == sum(len(d) for d in floats)
+    assert (root / "warp" / manifest["source"]).resolve() == folder.resolve()
+    index = WarpIndex(root / "warp")
+    codec = WarpCodec.load(root / "warp/codec.npz")
+    rows = np.concatenate(floats)
+    cells, codes = codec.encode_small(rows)
+    order = np.argsort(cells, kind="stable")
+    np.testing.assert_array_equal(np.asarray(index.codes), codes[order])
+    doc_of_row = np.repeat(np.arange(DOCS), [len(d) for d in floats])
+    np.testing.assert_array_equal(np.asarray(index.doc_numbers), doc_of_row[order])
+    np.testing.assert_array_equal(np.diff(index.cell_offsets), np.bincount(cells, minlength=codec.nlist))
+    np.testing.assert_array_equal(np.asarray(index.rerank_codes), codec.encode_rerank(rows))
+    assert index.docids[:2] == ["d000", "d001"] and not partial_path(root / "warp").exists()
+
+
+def test_opening_maps_the_codes_without_reading_them(built):
+    root = built[0]
+    index = WarpIndex(root / "warp")
+    for array in (index.codes, index.doc_numbers, index.rerank_codes):
+        assert isinstance(array, np.memmap) and array.mode == "r"
+
+
+def test_recall_against_exact_maxsim(built):
+    root, _, floats, _ = built
+    queries = _queries(30)
+    exhaustive = WarpSearcher(root / "warp", nprobe=10_000, rerank=DOCS)  # every cell, every document re-scored
+    probed = WarpSearcher(root / "warp", rerank=0)
+    found_all, found_probed = [], []
+    for query in queries:
+        exact = _exact_top(floats, query, 10)
+        found_all.append(len({int(h.docid[1:]) for h in exhaustive.search_vectors(query, 10)} & exact) / 10)
+        found_probed.append(len({int(h.docid[1:]) for h in probed.search_vectors(query, 10)} & exact) / 10)
+    assert np.mean(found_all) >= 0.95  # the SQ8 tier is nearly exact
+    assert np.mean(found_probed) >= 0.6  # 2-bit codes of 4 probed cells: approximate, not random
+
+
+def test_estimate_tracks_the_recall_measured_on_other_queries(built):
+    root, _, floats, manifest = built
+    estimate = manifest["recall_estimate"]
+    assert estimate["queries"] == OPTIONS["estimate_queries"] and estimate["documents"] == DOCS
+    default = estimate["default"]
+    assert default["nprobe"] == OPTIONS["nprobe"] and default["rerank"] == 0
+    assert {(row["nprobe"], row["rerank"]) for row in estimate["settings"]} >= {(4, 0), (8, 0), (4, 100)}
+    searcher = WarpSearcher(root / "warp")
+    recalls = []
+    for query in _queries(40):
+        exact = _exact_top(floats, query, compress_warp.RECALL_DEPTH)
+        hits = searcher.search_vectors(query, compress_warp.RECALL_DEPTH)
+        recalls.append(len({int(h.docid[1:]) for h in hits} & exact) / compress_warp.RECALL_DEPTH)
+    assert abs(default["recall"] - np.mean(recalls)) <= 0.1
+
+
+def test_work_per_query_grows_sublinearly(tmp_path):
+    def probed_rows(n_docs: int) -> float:
+        docs = _collection(n_docs, seed=3)
+        folder = write_multi_index(tmp_path / f"m{n_docs}", docs, [f"d{i}" for i in range(n_docs)])
+        options = {**OPTIONS, "estimate_queries": 0, "rerank_tier": "none", "train_docs": n_docs}
+        compress_multivector_warp(folder, tmp_path / f"w{n_docs}", **options)
+        searcher = WarpSearcher(tmp_path / f"w{n_docs}")
+        index = searcher.index
+        counts = []
+        for query in _queries(10):
+            cells, _, _ = searcher.probe(index.codec.project(query), searcher.nprobe)
+            counts.append(int((index.cell_offsets[cells + 1] - index.cell_offsets[cells]).sum()))
+        return float(np.mean(counts)), index.codec.nlist
+
+    small, small_cells = probed_rows(400)
+    large, large_cells = probed_rows(3200)
+    assert large_cells > small_cells
+    assert large / small < 8 * 0.6  # 8x the collection, well under 8x the codes scored
+
+
+def test_an_interrupted_build_resumes_to_the_same_bytes(built, tmp_path, monkeypatch):
+    root, folder, _, _ = built
+    options = {**OPTIONS, "estimate_queries": 8}
+    monkeypatch.setattr(FolderSource, "__init__", _small_blocks(FolderSource.__init__))  # same blocks both times
+    compress_multivector_warp(folder, tmp_path / "whole", **options)
+    blocks = FolderSource.blocks
+
+    def failing(self, start):
+        for number, block in enumerate(blocks(self, start)):
+            if number == 3:
+                raise KeyboardInterrupt
+            yield block
+
+    monkeypatch.setattr(FolderSource, "blocks", failing)
+    with pytest.raises(KeyboardInterrupt):
+        compress_multivector_warp(folder, tmp_path / "resumed", **options)
+    assert (partial_path(tmp_path / "resumed") / "progress.json").is_file()
+    monkeypatch.setattr(FolderSource, "blocks", blocks)
+    monkeypatch.setattr(compress_warp, "train_warp_codec", _must_not_train)
+    manifest = compress_multivector_warp(folder, tmp_path / "resumed", **options)
+    whole = json.loads((tmp_path / "whole/manifest.json").read_text())
+    for name in ("codes.npy", "doc_numbers.npy", "cell_offsets.npy", "rerank.npy", "offsets.npy", "docid"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert manifest["recall_estimate"] == whole["recall_estimate"]
+
+
+def _small_blocks(init):
+    def wrapped(self, directory, docs_per_block=1024):
+        init(self, directory, docs_per_block=50)
+
+    return wrapped
+
+
+def _must_not_train(*args, **kwargs):
+    raise AssertionError("a resumed build keeps its trained codec")
+
+
+def test_searcher_api_and_errors(built):
+    root = built[0]
+    queries = _queries(3)
+
+    class Encoder:
+        def encode(self, text):
+            return queries[int(text)]
+
+    searcher = WarpSearcher(root / "warp", Encoder())
+    hits = searcher.search("1", k=5)
+    assert len(hits) == 5 and hits == searcher.search_vectors(queries[1], 5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    batch = searcher.batch_search(["0", "2"], ["q0", "q2"], k=5, threads=2)
+    assert batch["q2"] == searcher.search("2", k=5)
+    with pytest.raises(IndexMismatchError, match="dimension"):
+        searcher.search_vectors(np.ones((4, DIM + 1), np.float32))
+    with pytest.raises(ValueError, match="query_encoder"):
+        WarpSearcher(root / "warp").search("text")
+    with pytest.raises(ValueError, match="nprobe"):
+        WarpSearcher(root / "warp", nprobe=0)
+
+
+def test_open_searcher_takes_the_kind_and_its_options(built):
+    root = built[0]
+    queries = _queries(2)
+    encoder = FakeQueryEncoder({"a": queries[0], "b": queries[1]}, "multi", {"hidden_size": DIM})
+    searcher = open_searcher(root / "warp", encoder, nprobe=8, rerank=50)
+    assert isinstance(searcher, WarpSearcher) and (searcher.nprobe, searcher.rerank) == (8, 50)
+    assert searcher.search("a", k=3) == WarpSearcher(root / "warp", nprobe=8, rerank=50).search_vectors(queries[0], 3)
+    with pytest.raises(KindOptionError, match="option mode does not apply to multi-warp"):
+        open_searcher(root / "warp", encoder, mode="exact")
+
+
+def test_a_source_that_stops_early_is_an_error(built, tmp_path):
+    _, folder, _, _ = built
+
+    class Short(FolderSource):
+        def blocks(self, start):
+            yield next(super().blocks(start))
+
+    with pytest.raises(ValueError, match=f"expected {DOCS}"):
+        build_warp_index(Short(folder, docs_per_block=100), tmp_path / "short", **{**OPTIONS, "estimate_queries": 0})
+
+
+def test_cli_builds_warp_and_refuses_foreign_options(built, tmp_path, caplog):
+    _, folder, _, _ = built
+    out = tmp_path / "cli"
+    arguments = ["compress", "--engine", "warp", "--input", str(folder), "--output", str(out), "--dim", "24"]
+    arguments += ["--nlist", "8"]
+    assert index_main([*arguments, "--rerank-tier", "none", "--estimate-queries", "8", "--min-recall", "1.0"]) == 0
+    manifest = verify_output(out, "multi-warp")
+    assert manifest["codec"]["nlist"] == 8 and manifest["codec"]["rerank_tier"] == "none"
+    assert "below --min-recall 1.00" in caplog.text  # the warning names what would reach it
+    assert not (out / "rerank.npy").exists()
+    with pytest.raises(ValueError, match="no re-rank tier"):
+        WarpSearcher(out, rerank=10)
+    foreign = ["compress", "--engine", "warp", "--input", str(folder), "--output", str(tmp_path / "x"), "--code", "SQ4"]
+    assert index_main(foreign) == 1
+    assert "--code do(es) not apply to --engine warp" in caplog.text

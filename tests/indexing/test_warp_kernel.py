@@ -1,0 +1,42 @@
+"""The WARP_SELECT kernels: the numba and numpy versions agree; max per document, imputation, clamping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyserini_diffretriever.indexing import warp_kernel
+
+
+def test_reduction_takes_the_best_per_query_vector_and_imputes_the_rest():
+    docs = np.array([0, 0, 1, 0], dtype=np.int32)
+    query_vector = np.array([0, 0, 1, 0], dtype=np.int32)
+    scores = np.array([0.2, 0.5, -1.0, 0.1], dtype=np.float32)
+    impute = np.array([0.1, 0.3], dtype=np.float32)
+    for use_numba in (False, True):
+        unique, totals = warp_kernel.reduce_documents(docs, query_vector, scores, impute, use_numba)
+        assert unique.tolist() == [0, 1]
+        np.testing.assert_allclose(totals, [0.5 + 0.3, 0.1 + 0.0])  # negative best clamped to 0
+
+
+@pytest.mark.skipif(not warp_kernel.HAVE_NUMBA, reason="numba not installed")
+def test_numba_and_numpy_kernels_agree():
+    rng = np.random.default_rng(0)
+    nlist, rows, width, k = 10, 400, 6, 3
+    cells_of_rows = np.sort(rng.integers(0, nlist, rows))
+    cell_offsets = np.concatenate([[0], np.cumsum(np.bincount(cells_of_rows, minlength=nlist))]).astype(np.int64)
+    codes = rng.integers(0, 256, (rows, width)).astype(np.uint8)
+    doc_numbers = rng.integers(0, 50, rows).astype(np.int32)
+    cells = np.stack([rng.choice(nlist, 4, replace=False) for _ in range(k)]).astype(np.int64)
+    cell_scores = rng.standard_normal(cells.shape).astype(np.float32)
+    tables = rng.standard_normal((k, width, 256)).astype(np.float32)
+    impute = rng.standard_normal(k).astype(np.float32)
+    fast = warp_kernel.score_probed(codes, doc_numbers, cell_offsets, cells, cell_scores, tables, True)
+    slow = warp_kernel.score_probed(codes, doc_numbers, cell_offsets, cells, cell_scores, tables, False)
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert len(fast[0]) == int((cell_offsets[cells + 1] - cell_offsets[cells]).sum())
+    docs_fast, totals_fast = warp_kernel.reduce_documents(*fast, impute, True)
+    docs_slow, totals_slow = warp_kernel.reduce_documents(*slow, impute, False)
+    np.testing.assert_array_equal(docs_fast, docs_slow)
+    np.testing.assert_allclose(totals_fast, totals_slow, rtol=1e-5, atol=1e-5)
