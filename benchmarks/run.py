@@ -1,4 +1,4 @@
-"""``make bench``: run the benchmark suite (B1-B6) and regenerate ``benchmarks/results``.
+"""``make bench``: run the benchmark suite (B1-B10; B9 only with --long) and regenerate ``benchmarks/results``.
 
 Each benchmark runs in its own Python process (clean thread pools and a fresh peak-memory high-water mark) and
 writes ``results/raw/<name>.json``; :mod:`report` then writes ``results/summary.json``, ``results/REPORT.md``
