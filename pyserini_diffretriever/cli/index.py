@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-WARP_ONLY = ("bits", "rerank_tier", "train_docs", "nprobe", "estimate_queries", "min_recall")
+WARP_ONLY = ("bits", "rerank_tier", "train_docs", "nprobe")
 CODEC_ONLY = ("code", "train_size", "codec")
 
 
@@ -133,11 +133,12 @@ def _add_compress_parser(commands: Any) -> None:
     compress.add_argument("--train-docs", type=int, default=None, help="warp: training documents (8192)")
     compress.add_argument("--nprobe", type=int, default=None, help="warp: default cells per query vector (32)")
     compress.add_argument(
-        "--estimate-queries", type=int, default=None, help="warp: pseudo-queries of the recall estimate (64; 0: none)"
+        "--estimate-queries",
+        type=int,
+        default=None,
+        help="pseudo-queries of the build-time recall@100 estimate (64; 0: none)",
     )
-    compress.add_argument(
-        "--min-recall", type=float, default=None, help="warp: warn below this estimated recall@100 (0.95)"
-    )
+    compress.add_argument("--min-recall", type=float, default=None, help="warn below this estimated recall@100 (0.95)")
     compress.add_argument("--code", default=None, help="codec: residual code SQ8 (default), SQ4, SQ6, PQ<m>x<bits>")
     compress.add_argument("--train-size", type=int, default=None, help="codec: training vectors (default 65536)")
     compress.add_argument("--codec", default=None, help="codec: use this trained codec.faiss instead of training")
@@ -370,6 +371,8 @@ def _compress(args: argparse.Namespace) -> None:
         "residual_code": args.code,
         "nlist": args.nlist,
         "train_size": args.train_size,
+        "estimate_queries": args.estimate_queries,
+        "min_recall": args.min_recall,
     }
     manifest = compress_multivector(
         args.input,

@@ -125,11 +125,20 @@ def pseudo_queries(
 
 
 def exact_block_scores(queries: np.ndarray, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Exact clamped MaxSim ``[Q, b]`` of queries ``[Q, K, H]`` against a block of documents (float32)."""
-    sims = queries.reshape(-1, queries.shape[-1]) @ rows.T  # [Q*K, m]
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    best = np.maximum(np.maximum.reduceat(sims, starts, axis=1), 0)
-    return best.reshape(queries.shape[0], queries.shape[1], -1).sum(axis=1)
+    """Exact clamped MaxSim ``[Q, b]`` of queries ``[Q, K, H]`` against a block of documents (float32).
+
+    A document without vectors (every slot stop-truncated) scores 0; it is left out of ``reduceat``, which would
+    otherwise give it its neighbour's first column (or fail when it ends the block).
+    """
+    lengths = np.asarray(lengths)
+    scores = np.zeros((queries.shape[0], len(lengths)), dtype=np.float32)
+    filled = lengths > 0
+    if filled.any():
+        sims = queries.reshape(-1, queries.shape[-1]) @ rows.T  # [Q*K, m]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[filled]
+        best = np.maximum(np.maximum.reduceat(sims, starts, axis=1), 0)
+        scores[:, filled] = best.reshape(queries.shape[0], queries.shape[1], -1).sum(axis=1)
+    return scores
 
 
 class RunningTop:

@@ -13,7 +13,7 @@ from pyserini_diffretriever.indexing.codec import MultiVectorCodec
 from pyserini_diffretriever.indexing.compress_multi import compress_multivector
 from pyserini_diffretriever.writers import verify_output
 from pyserini_diffretriever.writers.checkpoint import partial_path
-from pyserini_diffretriever.writers.multivector import read_rows, sample_rows
+from pyserini_diffretriever.writers.multivector import MultiVectorFolder, read_rows, sample_rows
 from tests.search.index_builders import clustered_collection, write_multi_index
 
 OPTIONS = {"reduced_dimension": 16, "nlist": 8, "docs_per_step": 50, "checkpoint_every": 100}
@@ -54,11 +54,12 @@ def test_codes_offsets_docids_and_manifest(source, tmp_path):
 
 def test_an_interrupted_build_resumes_to_the_same_bytes(source, tmp_path, monkeypatch):
     folder, _ = source
+    names = ("whole", "resumed")
     compress_multivector(folder, tmp_path / "whole", **OPTIONS)
     real_step, calls = compress_multi._write_step, []
 
     def failing_step(*args):
-        calls.append(args[2])
+        calls.append(1)
         if len(calls) == 5:
             raise OSError("disk full (simulated)")
         real_step(*args)
@@ -74,6 +75,8 @@ def test_an_interrupted_build_resumes_to_the_same_bytes(source, tmp_path, monkey
     assert trainings == []  # the committed codec was reused, not retrained
     for name in ("codes.npy", "offsets.npy", "docid", "codec.faiss"):
         assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    estimates = [json.loads((tmp_path / name / "manifest.json").read_text())["recall_estimate"] for name in names]
+    assert estimates[0] == estimates[1]  # the running exact top-100 was committed with the codes
 
 
 def test_other_settings_on_an_unfinished_build_are_refused(source, tmp_path, monkeypatch):
@@ -131,3 +134,26 @@ def test_sampled_and_streamed_rows_equal_the_memory_map(source):
     rows = np.sort(np.random.default_rng(3).choice(len(vectors), size=100, replace=False))
     np.testing.assert_array_equal(sample, np.asarray(vectors[rows], dtype=np.float32))
     np.testing.assert_array_equal(read_rows(vectors, 17, 250), vectors[17:250])
+
+
+def test_recall_is_measured_at_build_time_against_exact_maxsim(source, tmp_path, caplog):
+    from pyserini_diffretriever.search.multivector import MultiVectorSearcher
+
+    folder, docs = source
+    manifest = compress_multivector(folder, tmp_path / "c", **OPTIONS, estimate_queries=12, min_recall=1.0)
+    estimate = manifest["recall_estimate"]
+    assert estimate["depth"] == 100 and estimate["queries"] == 12 and estimate["documents"] == len(docs)
+    assert [row["rerank"] for row in estimate["settings"]] == [0, compress_multi.ESTIMATE_RERANK]
+    # independently: the same pseudo-queries, brute-force MaxSim over the float16 documents, the default search
+    queries = compress_multi._pseudo_queries(MultiVectorFolder(folder), 12, 0)
+    floats = [d.astype(np.float16).astype(np.float32) for d in docs]
+    searcher = MultiVectorSearcher(tmp_path / "c")
+    recalls = []
+    for query in queries:
+        exact = np.array([np.maximum(query @ d.T, 0).max(axis=1).sum() for d in floats])
+        truth = set(np.argsort(-exact, kind="stable")[:100].tolist())
+        found = {int(hit.docid[1:]) for hit in searcher.search(query, k=100)}
+        recalls.append(len(truth & found) / 100)
+    assert estimate["default"]["recall"] == pytest.approx(np.mean(recalls), abs=0.02)
+    assert estimate["default"]["recall"] < 1.0 and "below --min-recall 1.00" in caplog.text
+    assert compress_multivector(folder, tmp_path / "none", **OPTIONS, estimate_queries=0).get("recall_estimate") is None

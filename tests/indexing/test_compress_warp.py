@@ -221,3 +221,14 @@ def test_cli_builds_warp_and_refuses_foreign_options(built, tmp_path, caplog):
     foreign = ["compress", "--engine", "warp", "--input", str(folder), "--output", str(tmp_path / "x"), "--code", "SQ4"]
     assert index_main(foreign) == 1
     assert "--code do(es) not apply to --engine warp" in caplog.text
+
+
+def test_exact_block_scores_give_documents_without_vectors_zero():
+    from pyserini_diffretriever.indexing.compress_warp import exact_block_scores
+
+    rng = np.random.default_rng(3)
+    queries = rng.standard_normal((2, 3, 8)).astype(np.float32)
+    documents = [rng.standard_normal((n, 8)).astype(np.float32) for n in (0, 2, 0, 3, 0)]  # empty first and last
+    scores = exact_block_scores(queries, np.concatenate(documents), np.array([len(d) for d in documents]))
+    expected = [[np.maximum(q @ d.T, 0).max(axis=1).sum() if len(d) else 0.0 for d in documents] for q in queries]
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
