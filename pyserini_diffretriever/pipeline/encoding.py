@@ -648,6 +648,7 @@ class EncodeLoop:
             self._consume_corpus()
             self._finish()
         except BaseException:
+            self._drain_writes()
             self._stop_threads()  # nothing may write while the writers are aborted
             for writer in opened:
                 writer.abort()
@@ -655,6 +656,20 @@ class EncodeLoop:
         finally:
             self._stop_threads()
             self.bar.close()
+
+    def _drain_writes(self) -> None:
+        """Let the window already encoded reach its writers and its commit before an abort.
+
+        Why: a one-thread run wrote and committed every batch encoded before a failure; cancelling the queued write
+        would lose a finished window and make a rerun encode it again.
+        """
+        if self._writing is None:
+            return
+        try:
+            self._writing.result()
+        except BaseException:  # the write itself failed: the failure being raised already reports the run
+            logger.debug("the last queued window could not be written before the abort", exc_info=True)
+        self._writing = None
 
     def _stop_threads(self) -> None:
         for pool in (self._tokenizer, self._writer):
