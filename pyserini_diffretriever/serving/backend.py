@@ -17,6 +17,7 @@ check. What is added:
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from pyserini.server.backend import SharedSearchBackend
@@ -28,6 +29,12 @@ from .searchers import ServedSearcher
 logger = logging.getLogger(__name__)
 
 __all__ = ["DiffRetrieverSearchBackend"]
+
+
+_DOCUMENT_FETCH_LOCK = threading.Lock()
+"""Pyserini's bulk document fetch (Anserini ``batch_doc`` through pyjnius) raised a Java NullPointerException when
+16 request threads called it at once (tests/serving/test_app.py, one 500 in a clean-clone run): fetches go one at
+a time. Searches are not behind it."""
 
 
 class DiffRetrieverSearchBackend(SharedSearchBackend):
@@ -95,9 +102,10 @@ class DiffRetrieverSearchBackend(SharedSearchBackend):
     ) -> dict[str, Any]:
         if docids and self._served(start_index_name) is not None:
             return dict.fromkeys(docids)  # search hits of an alias without a document store: doc null
-        return super()._bulk_fetch_and_format_documents(
-            docids, start_index_name, parse=parse, allow_local_index=allow_local_index
-        )
+        with _DOCUMENT_FETCH_LOCK:
+            return super()._bulk_fetch_and_format_documents(
+                docids, start_index_name, parse=parse, allow_local_index=allow_local_index
+            )
 
     def _get_document_impl(self, docid: str, index_name: str, parse: bool = True, allow_local_index: bool = True):
         if self._served(index_name) is not None:
