@@ -28,6 +28,8 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -421,3 +423,18 @@ def bench_main(run: Callable[[bool, Path], dict], doc: str, prefix: str, argv: l
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         write_json(args.out, run(args.quick, args.workdir or Path(tmp)))
     return 0
+
+
+def run_phase(script: str, phase: str, work: Path, extra: tuple[str, ...], env: dict[str, str]) -> dict:
+    """Run ``script --phase PHASE --work WORK ...`` in a fresh process (clean peak RSS and thread pools) with
+    ``env`` added to the environment; return the JSON object its last output line prints."""
+    environment = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), **env)
+    done = subprocess.run(
+        [sys.executable, script, "--phase", phase, "--work", str(work), *extra],
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"phase {phase} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -186,16 +184,9 @@ def phase_search(work: Path, folder: str, sweep: bool) -> dict:
 
 
 def child(phase: str, work: Path, *extra: str) -> dict:
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="2", PYTHONPATH=str(REPO))
-    done = subprocess.run(
-        [sys.executable, __file__, "--phase", phase, "--work", str(work), *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"phase {phase} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    from _common import run_phase
+
+    return run_phase(__file__, phase, work, extra, {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "2"})
 
 
 def main(argv: list[str] | None = None) -> int:

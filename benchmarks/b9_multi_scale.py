@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -204,19 +203,11 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
 
 
 def child(phase: str, work: Path, *extra: str) -> dict:
+    from _common import run_phase
+
     threads = "1" if phase == "search" else "2"  # one query's matrices are tiny: a second BLAS thread only waits
-    env = dict(
-        os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, NUMBA_NUM_THREADS="2", PYTHONPATH=str(REPO)
-    )
-    done = subprocess.run(
-        [sys.executable, __file__, "--phase", phase, "--work", str(work), *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"phase {phase} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    env = {"OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": "2"}
+    return run_phase(__file__, phase, work, extra, env)
 
 
 def run_point(work: Path, geometry: str, docs: int, queries: int, rerank_tier: str) -> dict:
