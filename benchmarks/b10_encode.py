@@ -14,7 +14,8 @@ with a head proportioned like Dream-7B's (``_common.head_proportioned``), so the
 the 64-wide test fixture's cost is its K-slot vocabulary head, which does not depend on length.
 
 Reported per case: computed / real tokens (from the manifests' ``tokens`` record), documents per second (wall
-clock of the whole encode, median of the repeats), peak RSS of the process during the encode. The timed subsets
+clock of the whole encode, median of the repeats; the 1-minute load average before and after each run is recorded, since
+other work on the machine distorts the ratio), peak RSS of the process during the encode. The timed subsets
 are small (a CPU encodes ~1 document/s of this network), smaller than one 32-batch window; the computed / real
 token ratios of whole collections (all 1,400 Cranfield records, 8,192 MS MARCO-like passages) come from the
 pipeline's own batch plan (``plan_batches`` over the same windows), which the timed runs check against their
@@ -26,6 +27,7 @@ Usage: ``python benchmarks/b10_encode.py --out results.json [--quick] [--workdir
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import sys
@@ -103,15 +105,18 @@ def encode_case(encoder, corpus: Path, out: Path, mode: str, budget: int) -> dic
     }[mode]
     shutil.rmtree(out, ignore_errors=True)
     reader = JsonlCorpusReader(corpus, ["title", "text"])
+    load_before = os.getloadavg()[0]
     with C.PeakRSS() as rss:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         encode_corpus(encoder, reader, out, ("dense", "multi"), progress=False, **options)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     tokens = read_manifest(out / "dense")["tokens"]
     return {
         "mode": mode,
         "options": options,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "load_average_1min": [load_before, os.getloadavg()[0]],
         "documents_per_s": reader.count() / seconds,
         "tokens": tokens,
         "computed_over_real": tokens["computed"] / tokens["real"],
@@ -164,6 +169,7 @@ def run(quick: bool, workdir: Path) -> dict:
             best = dict(samples[0])
             best["documents_per_s"] = C.median([s["documents_per_s"] for s in samples])
             best["documents_per_s_samples"] = [s["documents_per_s"] for s in samples]
+            best["load_average_1min_samples"] = [s["load_average_1min"] for s in samples]
             best["peak_rss_bytes"] = max(s["peak_rss_bytes"] for s in samples)
             cases[mode] = best
         for mode, case in cases.items():  # the timed runs computed exactly what the plan says
