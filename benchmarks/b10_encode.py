@@ -160,8 +160,8 @@ def run(quick: bool, workdir: Path) -> dict:
         lengths = encoder.tokenize([t["text"] for t in texts], [t["title"] for t in texts]).lengths
         budget = BATCH * round(sum(lengths) / len(lengths))
         runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
-        for _ in range(repeats):  # round robin: contention spreads over the modes alike
-            for mode in MODES:
+        for repeat in range(repeats):  # round robin, order reversed every other repeat: a load that rises or
+            for mode in MODES if repeat % 2 == 0 else MODES[::-1]:  # falls during the run favours no mode
                 runs[mode].append(encode_case(encoder, corpus, workdir / f"{name}-{mode}", mode, budget))
                 print(f"  {name} {mode}: {runs[mode][-1]['documents_per_s']:.1f} docs/s", flush=True)
         cases = {}
