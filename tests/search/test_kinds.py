@@ -37,6 +37,7 @@ def test_rows_answer_representation_fusion_side_and_thread_safety():
         "impact-index": "sparse"
     }
     assert INDEX_KINDS["dense"].thread_safe and not INDEX_KINDS["multi-compressed"].thread_safe
+    assert not INDEX_KINDS["impact-index"].thread_safe  # Pyserini's LuceneImpactSearcher (see the table's comment)
 
 
 @pytest.mark.parametrize(

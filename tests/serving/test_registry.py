@@ -72,6 +72,24 @@ def test_an_alias_of_the_wrong_kind_stops_the_start_naming_alias_and_cause(cranf
         runtime.open("diffretriever_hybrid", enc / "dense", alias="h")
 
 
+def test_impact_aliases_and_hybrid_sides_search_behind_a_lock(cranfield_demo):
+    """Pyserini's LuceneImpactSearcher dropped query terms when one searcher ran concurrent searches (the
+    concurrent REST test's hybrid rankings differed from the CLI's): the server runs them one at a time."""
+    from pyserini_diffretriever.serving.searchers import HybridSpec
+
+    work = cranfield_demo.work
+    runtime = ServingRuntime(hybrids={"h": HybridSpec((work / "enc" / "dense", work / "impact"), depth=20)})
+    try:
+        served = runtime.open("diffretriever_impact", work / "impact", alias="i")
+        assert served.kinds == ("impact-index",) and type(served.searcher).__name__ == "_Locked"
+        hybrid = runtime.open("diffretriever_hybrid", work / "enc" / "dense", alias="h")
+        assert hybrid.kinds == ("dense", "impact-index")
+        assert type(hybrid.searcher.sparse_searcher).__name__ == "_Locked"
+        assert type(hybrid.searcher.dense_searcher).__name__ != "_Locked"  # FAISS flat: concurrent searches
+    finally:
+        runtime.close()
+
+
 def test_a_compressed_multi_folder_serves_alone_and_in_both_fusions(cranfield_demo, tmp_path):
     """Every kind works wherever its representation fits: multi-compressed as a multi alias and in hybrids,
     with the search CLI's results, searched behind a lock (its kind is not thread safe)."""
