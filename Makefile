@@ -18,8 +18,10 @@ format: env
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
+# `bench`-marked tests (heavy Ray cluster runs) are left out here and run by `make bench`; pytest prints them as
+# "deselected". Plain `pytest` runs everything.
 test: env lint
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not bench"
 
 test-fast: env
 	$(PY) -m pytest -m "not slow and not jvm"
@@ -28,6 +30,7 @@ demo: env
 	$(PY) examples/demo.py $(if $(MODEL),--model $(MODEL),) $(DEMO_ARGS)
 
 bench: env
+	$(PY) -m pytest -m bench
 	$(PY) benchmarks/run.py
 
 fixtures: env

@@ -6,11 +6,11 @@ transformers, faiss and the JVM are imported lazily when a public name is first 
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import _java
+from ._lazy import lazy_getattr
 from ._version import __version__
 
 logger = logging.getLogger(__name__)
@@ -20,18 +20,18 @@ try:
 except _java.JavaSetupError as error:  # dense-only work needs no JVM: fail when Java is actually used
     logger.warning("%s", error)
 
-# public name -> module that defines it
+# public name -> the submodule that defines it
 _LAZY = {
-    "DiffRetrieverDocumentEncoder": "pyserini_diffretriever.encoders",
-    "DiffRetrieverQueryEncoder": "pyserini_diffretriever.encoders",
-    "DiffRetrieverModel": "pyserini_diffretriever.encoders",
-    "EncoderSettings": "pyserini_diffretriever.settings",
-    "encode_corpus": "pyserini_diffretriever.pipeline",
-    "load_backbone": "pyserini_diffretriever.backbones",
-    "MultiVectorSearcher": "pyserini_diffretriever.search",
-    "fuse_min_max": "pyserini_diffretriever.search",
-    "MinMaxHybridSearcher": "pyserini_diffretriever.search",
-    "open_searcher": "pyserini_diffretriever.search",
+    "DiffRetrieverDocumentEncoder": "encoders",
+    "DiffRetrieverQueryEncoder": "encoders",
+    "DiffRetrieverModel": "encoders",
+    "EncoderSettings": "settings",
+    "encode_corpus": "pipeline",
+    "load_backbone": "backbones",
+    "MultiVectorSearcher": "search",
+    "fuse_min_max": "search",
+    "MinMaxHybridSearcher": "search",
+    "open_searcher": "search",
 }
 
 __all__ = [
@@ -56,10 +56,7 @@ def require_jvm() -> None:
     _java.prepare_jvm()
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pyserini_diffretriever' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -17,24 +17,17 @@ check. What is added:
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from pyserini.server.backend import SharedSearchBackend
 from pyserini.server.errors import BadSearchRequestError, IndexNotAvailableError
 
 from .limits import DEFAULT_MAX_HITS, DEFAULT_MAX_QUERY_CHARS, check_hits, check_query_text
-from .searchers import ServedSearcher
+from .searchers import JVM_LOCK, ServedSearcher
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DiffRetrieverSearchBackend"]
-
-
-_DOCUMENT_FETCH_LOCK = threading.Lock()
-"""Pyserini's bulk document fetch (Anserini ``batch_doc`` through pyjnius) raised a Java NullPointerException when
-16 request threads called it at once (tests/serving/test_app.py, one 500 in a clean-clone run): fetches go one at
-a time. Searches are not behind it."""
 
 
 class DiffRetrieverSearchBackend(SharedSearchBackend):
@@ -102,7 +95,9 @@ class DiffRetrieverSearchBackend(SharedSearchBackend):
     ) -> dict[str, Any]:
         if docids and self._served(start_index_name) is not None:
             return dict.fromkeys(docids)  # search hits of an alias without a document store: doc null
-        with _DOCUMENT_FETCH_LOCK:
+        # Pyserini's bulk fetch (Anserini batch_doc through pyjnius) raised a Java NullPointerException under 16
+        # concurrent requests: fetches hold the lock of the served Lucene searches (pyjnius, kivy/pyjnius#287).
+        with JVM_LOCK:
             return super()._bulk_fetch_and_format_documents(
                 docids, start_index_name, parse=parse, allow_local_index=allow_local_index
             )

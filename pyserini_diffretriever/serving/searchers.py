@@ -8,7 +8,9 @@ model's :class:`~.batching.MicroBatcher`, and wraps the result in a :class:`Serv
 
 Thread safety comes from the kinds table (:mod:`pyserini_diffretriever.search.kinds`): a searcher whose kind is
 not thread safe runs one search at a time behind a lock -- after the query was encoded, so the lock never keeps
-queries out of a shared forward pass.
+queries out of a shared forward pass. Kinds searched through pyjnius (``jvm``: Pyserini's Lucene searchers) share
+one process-wide lock, :data:`JVM_LOCK`, with the server's document fetches: pyjnius can send one thread's Java
+call to another thread's object of the same class (kivy/pyjnius#287), so a lock per searcher is not enough.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ REPRESENTATION_OF_TYPE = {f"{TYPE_PREFIX}{representation}": representation for r
 
 HYBRID_TYPE = "diffretriever_hybrid"
 
+JVM_LOCK = threading.Lock()
+"""Held by every served search of a ``jvm`` kind and by the backend's document fetches (module docstring). Java
+work per search is small next to query encoding, which runs outside it."""
+
 
 @dataclass(frozen=True)
 class ServingOptions:
@@ -58,11 +64,11 @@ class HybridSpec:
 
 
 class _Locked:
-    """One search at a time for a searcher that is not known to be thread-safe."""
+    """One search at a time for a searcher that is not known to be thread-safe (``lock``: shared with others)."""
 
-    def __init__(self, searcher: Any) -> None:
+    def __init__(self, searcher: Any, lock: threading.Lock | None = None) -> None:
         self.searcher = searcher
-        self._lock = threading.Lock()
+        self._lock = lock if lock is not None else threading.Lock()
 
     def search(self, query: str, k: int = 10) -> list[Any]:
         with self._lock:
@@ -143,7 +149,9 @@ class ServingRuntime:
                 encoders.append(self._batched(searcher))
                 kinds.append(kind.name)
                 logger.info("alias %s: %s index %s (%s)", alias, kind.name, folder, type(searcher).__name__)
-                return searcher if kind.thread_safe else _Locked(searcher)
+                if kind.thread_safe:
+                    return searcher
+                return _Locked(searcher, JVM_LOCK if kind.jvm else None)
 
             try:
                 searcher = open_searchers(

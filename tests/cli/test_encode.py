@@ -407,6 +407,20 @@ def test_sigkill_mid_run_leaves_no_finished_output(tmp_path):
     assert not list((tmp_path / "out.partial").rglob("manifest.json"))
 
 
+def test_the_driver_loads_no_model_library_until_an_encoder_needs_one():
+    """Importing the encode CLI (corpus reader, writers, checkpoints, Ray driver) loads neither torch, transformers,
+    NLTK nor FAISS: a run with another encoder, and every child process of the kill-and-resume trials, starts in
+    about a second instead of paying 3-10 s of torch imports."""
+    code = (
+        "import sys, pyserini_diffretriever.cli.encode\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'nltk', 'faiss') if m in sys.modules))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 # --- the real tiny Dream encoder --------------------------------------------------------------------------
 @pytest.mark.jvm
 @pytest.mark.slow

@@ -35,6 +35,10 @@ from pyserini_diffretriever.pipeline.distributed import (
 )
 
 ALL = ("dense", "multi", "impact")
+IN_MAKE_BENCH = [pytest.mark.slow, pytest.mark.bench]
+"""Ray runs beyond the two that ``make test`` keeps (Dream byte-identical, strict-mode error): each starts fresh
+workers that import torch and load a model, minutes on a loaded 2-core machine, so ``make bench`` runs them
+(README, "The two commands")."""
 
 
 def _encoder(path: str) -> partial:
@@ -130,7 +134,8 @@ def dream_reference(corpus, tiny_dream_dir, tmp_path_factory) -> Path:
         return _single(tiny_dream_dir, corpus, tmp_path_factory.mktemp("reference") / "single")
 
 
-@pytest.mark.parametrize("backbone", ["dream", "llada"])
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["dream", pytest.param("llada", marks=IN_MAKE_BENCH)])
 def test_ray_output_is_byte_identical_to_one_process(
     backbone, ray_cluster, corpus, dream_reference, tiny_dream_dir, tiny_llada_dir, tmp_path, monkeypatch
 ):
@@ -153,6 +158,8 @@ def _ray_worker_pids() -> list[int]:
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.bench
 def test_a_worker_killed_mid_run_is_retried_and_the_output_is_unchanged(
     ray_cluster, corpus, dream_reference, tiny_dream_dir, tmp_path, monkeypatch
 ):
@@ -184,6 +191,8 @@ def _records_done(progress: Path) -> int:
     return json.loads(progress.read_text())["state"].get("records_done", 0)
 
 
+@pytest.mark.slow
+@pytest.mark.bench
 def test_driver_killed_then_the_same_command_resumes(ray_cluster, corpus, dream_reference, tiny_dream_dir, tmp_path):
     single_env = child_env(OMP_NUM_THREADS="1")
     out = tmp_path / "ray"
@@ -217,6 +226,8 @@ def bad_corpus(tmp_path_factory) -> Path:
     return write_corpus(tmp_path_factory.mktemp("ray-bad") / "bad.jsonl", lines)
 
 
+@pytest.mark.slow
+@pytest.mark.bench
 def test_bad_records_skip_mode_lists_them_exactly_as_one_process(
     ray_cluster, bad_corpus, tiny_dream_dir, tmp_path, monkeypatch
 ):
@@ -228,6 +239,7 @@ def test_bad_records_skip_mode_lists_them_exactly_as_one_process(
     assert [json.loads(line)["line"] for line in report] == [6, 18, 31]
 
 
+@pytest.mark.slow
 def test_bad_records_strict_mode_stops_with_file_and_line(ray_cluster, bad_corpus, tiny_dream_dir, tmp_path):
     with pytest.raises(CorpusError) as single:
         encoder = _encoder(str(tiny_dream_dir))()

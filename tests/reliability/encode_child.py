@@ -36,7 +36,9 @@ def main() -> int:
     options = parser.parse_args(argv[:split])
     if options.fake:
         encode_cli.load_encoder = lambda args: FakeEncoder()
-    faults = IOFaults(kill_at=options.kill_at, label_file=options.label_file, trace_file=options.trace_file).install()
+    faults = IOFaults(
+        kill_at=options.kill_at, label_file=options.label_file, trace_file=options.trace_file, sync=False
+    ).install()  # killed, never powered off: fsync stays a kill point but is not performed
     status = encode_cli.main(argv[split + 1 :])
     if options.count_file:
         Path(options.count_file).write_text(str(faults.events))

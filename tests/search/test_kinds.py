@@ -37,6 +37,9 @@ def test_rows_answer_representation_fusion_side_and_thread_safety():
         "impact-index": "sparse"
     }
     assert INDEX_KINDS["dense"].thread_safe and not INDEX_KINDS["multi-compressed"].thread_safe
+    lucene = {name for name, row in INDEX_KINDS.items() if row.jvm}  # searched through pyjnius: one lock for all
+    assert lucene == {"impact-index", "dense-lucene-index"}
+    assert not any(INDEX_KINDS[name].thread_safe for name in lucene)
 
 
 @pytest.mark.parametrize(

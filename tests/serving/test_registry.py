@@ -72,6 +72,26 @@ def test_an_alias_of_the_wrong_kind_stops_the_start_naming_alias_and_cause(cranf
         runtime.open("diffretriever_hybrid", enc / "dense", alias="h")
 
 
+def test_lucene_searches_of_all_aliases_share_one_lock(cranfield_demo):
+    """Concurrent Lucene impact searches through pyjnius got each other's query terms (the concurrent REST test's
+    rankings differed from the CLI's), even on different searchers: every served search of a ``jvm`` kind, in any
+    alias, holds the one JVM lock; FAISS searches run concurrently."""
+    from pyserini_diffretriever.serving.searchers import JVM_LOCK, HybridSpec
+
+    work = cranfield_demo.work
+    runtime = ServingRuntime(hybrids={"h": HybridSpec((work / "enc" / "dense", work / "impact"), depth=20)})
+    try:
+        served = runtime.open("diffretriever_impact", work / "impact", alias="i")
+        assert served.kinds == ("impact-index",) and served.searcher._lock is JVM_LOCK
+        hybrid = runtime.open("diffretriever_hybrid", work / "enc" / "dense", alias="h")
+        assert hybrid.kinds == ("dense", "impact-index") and hybrid.searcher.sparse_searcher._lock is JVM_LOCK
+        assert type(hybrid.searcher.dense_searcher).__name__ != "_Locked"
+        multi = runtime.open("diffretriever_multi", work / "enc" / "multi", alias="m")
+        assert multi.searcher._lock is not JVM_LOCK  # not thread safe, but no pyjnius: a lock of its own
+    finally:
+        runtime.close()
+
+
 def test_a_compressed_multi_folder_serves_alone_and_in_both_fusions(cranfield_demo, tmp_path):
     """Every kind works wherever its representation fits: multi-compressed as a multi alias and in hybrids,
     with the search CLI's results, searched behind a lock (its kind is not thread safe)."""
