@@ -13,7 +13,7 @@ kind                    representation  fusion side  search options             
 ``dense-lucene-index``  dense           dense        ``ef_search``                                          no
 ``multi``               multi           dense        mode, candidates, nprobe, threads, sources, ...        no
 ``multi-compressed``    multi           dense        mode, candidates, nprobe, centroid_candidates, rerank  no
-``multi-warp``          multi           dense        ``nprobe``, ``rerank`` (SQ8 tier depth)                yes
+``multi-warp``          multi           dense        ``nprobe``, ``candidates``, ``rerank`` (SQ8 depth)     yes
 ``impact-index``        impact          sparse       ``min_idf``                                            yes
 ======================  ==============  ===========  =====================================================  ======
 
@@ -266,7 +266,7 @@ def open_multi(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, op
 
 
 def open_warp(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, options: Mapping[str, Any]) -> Any:
-    """:class:`~.warp_index.WarpSearcher` over a cell-major index (``nprobe``/``rerank`` default to the manifest's)."""
+    """:class:`~.warp_index.WarpSearcher` over a cell-major index (its search options default to the manifest's)."""
     from .warp_index import WarpSearcher
 
     check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
@@ -325,5 +325,9 @@ register_kind(
         MULTI_OPTIONS | {"centroid_candidates", "rerank", "rerank_index"},
     )
 )
-register_kind(IndexKind("multi-warp", "multi", "dense", open_warp, frozenset({"nprobe", "rerank"}), thread_safe=True))
+register_kind(
+    IndexKind(
+        "multi-warp", "multi", "dense", open_warp, frozenset({"nprobe", "candidates", "rerank"}), thread_safe=True
+    )
+)
 register_kind(IndexKind("impact-index", "impact", "sparse", open_impact, frozenset({"min_idf"}), thread_safe=True))
