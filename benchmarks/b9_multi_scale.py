@@ -40,7 +40,9 @@ sys.path[:0] = [str(HERE), str(REPO)]
 K_P, K_Q, HITS = 16, 4, 100
 MSMARCO_PASSAGES = 8_841_823
 NPROBE_SWEEP = (8, 16, 32, 64)
-RERANK_SWEEP = (100, 200, 400)
+RERANK_SWEEP = (100, 200, 400, 1000)
+SMALL_TIER_FILES = ("codes.npy", "doc_numbers.npy", "doc_rows.npy")
+"""Per-vector files of the small tier: codes, each code's document, each vector's code row (document order)."""
 DOCID_BYTES = 72
 """Anonymous bytes per passage id in the searcher: a short str (~56 B) + its list slot (8) + its offset (8)."""
 
@@ -146,7 +148,7 @@ def phase_build(work: Path, geometry_name: str, docs: int, queries: int, rerank_
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "num_vectors": vectors,
         "files": sizes,
-        "small_bytes_per_vector": (sizes["codes.npy"] + sizes["doc_numbers.npy"]) / vectors,
+        "small_bytes_per_vector": sum(sizes.get(name, 0) for name in SMALL_TIER_FILES) / vectors,
         "rerank_bytes_per_vector": sizes.get("rerank.npy", 0) / vectors,
         "codec": manifest["codec"],
         "recall_estimate": manifest.get("recall_estimate"),
@@ -308,7 +310,8 @@ def summarise(report: dict) -> dict:
         default = _default_run(small)
         build, search = small["build"], small["search"]
         codec = build["codec"]  # code sizes; the files add a 128-byte .npy header each
-        out["multi_small_bytes_per_vector"] = codec["code_bytes"] + 4  # + the int32 document number
+        per_vector_ids = 4 * sum(name in build["files"] for name in SMALL_TIER_FILES[1:])  # int32 doc number, row
+        out["multi_small_bytes_per_vector"] = codec["code_bytes"] + per_vector_ids
         out["multi_small_bytes_per_vector_on_disk"] = build["small_bytes_per_vector"]
         out["multi_small_recall_at_100"] = default["recall_at_100"]
         out["multi_rerank_tier_bytes_per_vector"] = codec["rerank_bytes"]

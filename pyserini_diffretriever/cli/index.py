@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-WARP_ONLY = ("bits", "rerank_tier", "train_docs", "nprobe")
+WARP_ONLY = ("residual", "bits", "subvector_dims", "rerank_tier", "train_docs", "nprobe", "candidates")
 CODEC_ONLY = ("code", "train_size", "codec")
 
 
@@ -126,12 +126,28 @@ def _add_compress_parser(commands: Any) -> None:
     )
     compress.add_argument("--dim", type=int, default=None, help="projected dimension (default min(448, H))")
     compress.add_argument("--nlist", type=int, default=None, help="cells / IVF lists (default ~2 sqrt(vectors))")
-    compress.add_argument("--bits", type=int, choices=(2, 4), default=None, help="warp: bits per dimension (2)")
+    compress.add_argument(
+        "--residual",
+        choices=("pq", "sq"),
+        default=None,
+        help="warp: residual code, pq (product quantiser, one byte per --subvector-dims dims; default) or sq "
+        "(per-dimension --bits buckets)",
+    )
+    compress.add_argument("--bits", type=int, choices=(2, 4), default=None, help="warp, sq: bits per dimension (2)")
+    compress.add_argument(
+        "--subvector-dims", type=int, default=None, help="warp, pq: projected dimensions per code byte (4)"
+    )
     compress.add_argument(
         "--rerank-tier", choices=("sq8", "none"), default=None, help="warp: full-dimension SQ8 tier (sq8)"
     )
     compress.add_argument("--train-docs", type=int, default=None, help="warp: training documents (8192)")
-    compress.add_argument("--nprobe", type=int, default=None, help="warp: default cells per query vector (32)")
+    compress.add_argument("--nprobe", type=int, default=None, help="warp: default cells per query vector")
+    compress.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="warp: default number of WARP candidates re-scored by their whole small-tier MaxSim",
+    )
     compress.add_argument(
         "--estimate-queries",
         type=int,
@@ -398,10 +414,13 @@ def _compress_warp(args: argparse.Namespace) -> None:
     options = {
         "reduced_dimension": args.dim,
         "nlist": args.nlist,
+        "residual": args.residual,
         "bits": args.bits,
+        "subvector_dims": args.subvector_dims,
         "rerank_tier": args.rerank_tier,
         "train_docs": args.train_docs,
         "nprobe": args.nprobe,
+        "candidates": args.candidates,
         "estimate_queries": args.estimate_queries,
         "min_recall": args.min_recall,
     }
@@ -416,7 +435,7 @@ def _compress_warp(args: argparse.Namespace) -> None:
     codec = manifest["codec"]
     estimate = manifest.get("recall_estimate", {}).get("default")
     logger.info(
-        "Multi-warp index %s: %d documents, %d vectors, %d cells, %d + 4 bytes per vector (re-rank tier: %s)%s",
+        "Multi-warp index %s: %d documents, %d vectors, %d cells, %d + 8 bytes per vector (re-rank tier: %s)%s",
         args.output,
         manifest["num_docs"],
         manifest["num_vectors"],
