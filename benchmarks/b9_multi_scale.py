@@ -39,7 +39,7 @@ sys.path[:0] = [str(HERE), str(REPO)]
 
 K_P, K_Q, HITS = 16, 4, 100
 MSMARCO_PASSAGES = 8_841_823
-NPROBE_SWEEP = (8, 16, 32, 64)
+NPROBE_SWEEP = (8, 16, 32, 64, 128)
 RERANK_SWEEP = (100, 200, 400, 1000)
 SMALL_TIER_FILES = ("codes.npy", "doc_numbers.npy", "doc_rows.npy")
 """Per-vector files of the small tier: codes, each code's document, each vector's code row (document order)."""
@@ -191,6 +191,7 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
     if searcher.index.rerank_codes is not None:
         default_nprobe = searcher.index.manifest["search"]["nprobe"]
         runs += [run(default_nprobe, depth) for depth in RERANK_SWEEP]
+        runs += [run(2 * default_nprobe, depth) for depth in RERANK_SWEEP[-2:]]  # where probing limits recall
     return {
         "runs": runs,
         "anon_rss_gb_before_open": anon_before / 2**20,

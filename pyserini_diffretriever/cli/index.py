@@ -28,7 +28,7 @@ Both are searched with ``python -m pyserini_diffretriever.search --index ...`` (
 
 ``compress`` turns a float ``multi`` folder into a compressed one, resumably. The default engine ``codec`` writes a
 ``multi-compressed`` folder (FAISS IVF residual codec, ~457 bytes per 3584-d vector); ``--engine warp`` writes a
-cell-major ``multi-warp`` index (116-byte codes, an optional 3,584-byte re-rank tier, memory-mapped, and a
+cell-major ``multi-warp`` index (120 bytes per vector, an optional 3,584-byte re-rank tier, memory-mapped, and a
 recall@100 estimate measured at build time). The warp engine is opt-in: its recall is still far below the codec's
 (benchmark B9, README "Multi-vector indexes at scale")::
 
@@ -109,8 +109,8 @@ def _add_compress_parser(commands: Any) -> None:
     compress = commands.add_parser(
         "compress",
         help="compressed multi-vector index from a multi output folder (FAISS residual codec, or WARP-style cells)",
-        description="Engine 'warp' (kind multi-warp, opt-in): uncentred projection + k-means cells + 2/4-bit "
-        "residual codes stored cell-major (112 bytes per vector at 448 dims x 2 bits), an optional full-dimension "
+        description="Engine 'warp' (kind multi-warp, opt-in): uncentred projection + k-means cells + PQ (or 2/4-bit) "
+        "residual codes stored cell-major (112 bytes per vector at 448 dims, 4 per byte), an optional full-dimension "
         "SQ8 re-rank tier, and recall@100 estimated at build time from pseudo-queries against exact MaxSim "
         "(printed, recorded in the manifest, a warning below --min-recall). Engine 'codec' (kind "
         "multi-compressed, the default): the FAISS IVF residual codec. Both are resumable: rerun the same command "
