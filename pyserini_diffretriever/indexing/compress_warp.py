@@ -448,6 +448,8 @@ def _estimate(
     if searcher.index.rerank_codes is not None:
         for depth in DEFAULT_RERANK_DEPTHS:
             rows.append(estimate_recall(searcher, queries, truth.docs, nprobe, depth))
+        for more in (2 * nprobe, 4 * nprobe):  # where probing, not the small codes, limits the re-rank tier
+            rows.append(estimate_recall(searcher, queries, truth.docs, more, DEFAULT_RERANK_DEPTHS[-1]))
     default = rows[0]
     manifest = {
         **manifest,
@@ -475,7 +477,7 @@ def _estimate(
                 f"--nprobe {r['nprobe']}" + (f" --rerank {r['rerank']}" if r["rerank"] else "") for r in better[:2]
             )
             if better
-            else "build with --bits 4 or a larger --dim, or search with a larger --nprobe and --rerank"
+            else "build with a larger --dim or a smaller --subvector-dims, or search with a larger --nprobe and --rerank"
         )
         logger.warning(
             "estimated recall@%d of the default search is %.3f, below --min-recall %.2f: %s",
