@@ -18,6 +18,7 @@ from pyserini_diffretriever.search.kinds import KindOptionError
 from pyserini_diffretriever.search.warp_index import WarpIndex, WarpSearcher
 from pyserini_diffretriever.writers import verify_output
 from pyserini_diffretriever.writers.checkpoint import partial_path
+from pyserini_diffretriever.writers.verify import CorruptOutputError
 from tests.search.index_builders import ENCODER_SETTINGS, FakeQueryEncoder, clustered_collection, write_multi_index
 
 DIM, DOCS, TOPICS = 48, 600, 30
@@ -136,9 +137,12 @@ def test_a_folder_without_doc_rows_searches_warp_only(built, tmp_path):
     root = built[0]
     shutil.copytree(root / "warp", tmp_path / "old")
     (tmp_path / "old/doc_rows.npy").unlink()  # as written before the exact small-tier stage
+    with pytest.raises(CorruptOutputError, match="doc_rows.npy"):  # the manifest still promises the exact stage
+        verify_output(tmp_path / "old", "multi-warp")
     manifest = json.loads((tmp_path / "old/manifest.json").read_text())
     del manifest["search"]["candidates"]
     (tmp_path / "old/manifest.json").write_text(json.dumps(manifest))
+    verify_output(tmp_path / "old", "multi-warp")
     query = _queries(1)[0]
     old = WarpSearcher(tmp_path / "old")
     assert old.exact_candidates == 0
