@@ -39,8 +39,10 @@ sys.path[:0] = [str(HERE), str(REPO)]
 
 K_P, K_Q, HITS = 16, 4, 100
 MSMARCO_PASSAGES = 8_841_823
-NPROBE_SWEEP = (8, 16, 32, 64)
-RERANK_SWEEP = (100, 200, 400)
+NPROBE_SWEEP = (8, 16, 32, 64, 128)
+RERANK_SWEEP = (100, 200, 400, 1000)
+SMALL_TIER_FILES = ("codes.npy", "doc_numbers.npy", "doc_rows.npy")
+"""Per-vector files of the small tier: codes, each code's document, each vector's code row (document order)."""
 DOCID_BYTES = 72
 """Anonymous bytes per passage id in the searcher: a short str (~56 B) + its list slot (8) + its offset (8)."""
 
@@ -146,7 +148,7 @@ def phase_build(work: Path, geometry_name: str, docs: int, queries: int, rerank_
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "num_vectors": vectors,
         "files": sizes,
-        "small_bytes_per_vector": (sizes["codes.npy"] + sizes["doc_numbers.npy"]) / vectors,
+        "small_bytes_per_vector": sum(sizes.get(name, 0) for name in SMALL_TIER_FILES) / vectors,
         "rerank_bytes_per_vector": sizes.get("rerank.npy", 0) / vectors,
         "codec": manifest["codec"],
         "recall_estimate": manifest.get("recall_estimate"),
@@ -162,10 +164,12 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
     anon_before = rss_kb("RssAnon")
     searcher = WarpSearcher(folder, rerank=0)
     anon_open = rss_kb("RssAnon")
+    default_candidates = searcher.exact_candidates
     position = {d: i for i, d in enumerate(searcher.docids)}
 
-    def run(nprobe: int, rerank: int) -> dict:
+    def run(nprobe: int, rerank: int, candidates: int | None = None) -> dict:
         searcher.nprobe, searcher.rerank = nprobe, rerank
+        searcher.exact_candidates = default_candidates if candidates is None else candidates
         searcher.search_vectors(queries[0], HITS)  # warm-up (and numba compilation)
         latencies, recalls, candidates = [], [], []
         for query, exact in zip(queries, truth):
@@ -178,6 +182,7 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
         return {
             "nprobe": nprobe,
             "rerank": rerank,
+            "candidates": searcher.exact_candidates,
             "recall_at_100": float(np.mean(recalls)),
             "min_recall_at_100": float(np.min(recalls)),
             "p50_ms": 1000 * float(np.median(latencies)),
@@ -189,6 +194,9 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
     if searcher.index.rerank_codes is not None:
         default_nprobe = searcher.index.manifest["search"]["nprobe"]
         runs += [run(default_nprobe, depth) for depth in RERANK_SWEEP]
+        runs += [run(2 * default_nprobe, depth) for depth in RERANK_SWEEP[-2:]]  # where probing limits recall
+        # the re-rank tier's ceiling: 4x the cells, every candidate re-scored by its small codes, the deepest re-rank
+        runs.append(run(4 * default_nprobe, RERANK_SWEEP[-1], candidates=docs))
     return {
         "runs": runs,
         "anon_rss_gb_before_open": anon_before / 2**20,
@@ -308,7 +316,8 @@ def summarise(report: dict) -> dict:
         default = _default_run(small)
         build, search = small["build"], small["search"]
         codec = build["codec"]  # code sizes; the files add a 128-byte .npy header each
-        out["multi_small_bytes_per_vector"] = codec["code_bytes"] + 4  # + the int32 document number
+        per_vector_ids = 4 * sum(name in build["files"] for name in SMALL_TIER_FILES[1:])  # int32 doc number, row
+        out["multi_small_bytes_per_vector"] = codec["code_bytes"] + per_vector_ids
         out["multi_small_bytes_per_vector_on_disk"] = build["small_bytes_per_vector"]
         out["multi_small_recall_at_100"] = default["recall_at_100"]
         out["multi_rerank_tier_bytes_per_vector"] = codec["rerank_bytes"]

@@ -9,8 +9,8 @@ folder kind          files
 ``multi-compressed`` :data:`CODEC_FILE` (projection + IVF residual codec) + :data:`CODES_FILE`
                      ``uint8 [total_vectors, code_size]`` + :data:`OFFSETS_FILE` + :data:`DOCID_FILE`
 ``multi-warp``       :data:`WARP_CODEC_FILE` + :data:`CODES_FILE` (cell-major small-tier codes) +
-                     :data:`WARP_DOC_NUMBERS_FILE` + :data:`WARP_CELL_OFFSETS_FILE` [+ :data:`WARP_RERANK_FILE`] +
-                     :data:`OFFSETS_FILE` + :data:`DOCID_FILE` (``search.warp_index``)
+                     :data:`WARP_DOC_NUMBERS_FILE` + :data:`WARP_DOC_ROWS_FILE` + :data:`WARP_CELL_OFFSETS_FILE` +
+                     [:data:`WARP_RERANK_FILE`] + :data:`OFFSETS_FILE` + :data:`DOCID_FILE` (``search.warp_index``)
 ``impact-vectors``   :data:`IMPACT_VECTORS_DIR` ``/part-*.jsonl`` (JsonVectorCollection) [+ :data:`EMPTY_REPORT_NAME`]
 ``impact-index``     a Lucene index; the manifest is :data:`INDEX_MANIFEST_NAME` (Lucene owns the other names)
 ===================  ==========================================================================================
@@ -42,6 +42,7 @@ __all__ = [
     "WARP_CELL_OFFSETS_FILE",
     "WARP_CODEC_FILE",
     "WARP_DOC_NUMBERS_FILE",
+    "WARP_DOC_ROWS_FILE",
     "WARP_RERANK_FILE",
 ]
 
@@ -70,6 +71,7 @@ WARP_CODEC_FILE = "codec.npz"
 WARP_DOC_NUMBERS_FILE = "doc_numbers.npy"
 WARP_CELL_OFFSETS_FILE = "cell_offsets.npy"
 WARP_RERANK_FILE = "rerank.npy"
+WARP_DOC_ROWS_FILE = "doc_rows.npy"
 
 # impact-vectors folder (JsonVectorCollection)
 IMPACT_VECTORS_DIR = "vectors"

@@ -28,7 +28,7 @@ Both are searched with ``python -m pyserini_diffretriever.search --index ...`` (
 
 ``compress`` turns a float ``multi`` folder into a compressed one, resumably. The default engine ``codec`` writes a
 ``multi-compressed`` folder (FAISS IVF residual codec, ~457 bytes per 3584-d vector); ``--engine warp`` writes a
-cell-major ``multi-warp`` index (116-byte codes, an optional 3,584-byte re-rank tier, memory-mapped, and a
+cell-major ``multi-warp`` index (120 bytes per vector, an optional 3,584-byte re-rank tier, memory-mapped, and a
 recall@100 estimate measured at build time). The warp engine is opt-in: its recall is still far below the codec's
 (benchmark B9, README "Multi-vector indexes at scale")::
 
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-WARP_ONLY = ("bits", "rerank_tier", "train_docs", "nprobe")
+WARP_ONLY = ("residual", "bits", "subvector_dims", "rerank_tier", "train_docs", "nprobe", "candidates")
 CODEC_ONLY = ("code", "train_size", "codec")
 
 
@@ -109,8 +109,8 @@ def _add_compress_parser(commands: Any) -> None:
     compress = commands.add_parser(
         "compress",
         help="compressed multi-vector index from a multi output folder (FAISS residual codec, or WARP-style cells)",
-        description="Engine 'warp' (kind multi-warp, opt-in): uncentred projection + k-means cells + 2/4-bit "
-        "residual codes stored cell-major (112 bytes per vector at 448 dims x 2 bits), an optional full-dimension "
+        description="Engine 'warp' (kind multi-warp, opt-in): uncentred projection + k-means cells + PQ (or 2/4-bit) "
+        "residual codes stored cell-major (112 bytes per vector at 448 dims, 4 per byte), an optional full-dimension "
         "SQ8 re-rank tier, and recall@100 estimated at build time from pseudo-queries against exact MaxSim "
         "(printed, recorded in the manifest, a warning below --min-recall). Engine 'codec' (kind "
         "multi-compressed, the default): the FAISS IVF residual codec. Both are resumable: rerun the same command "
@@ -126,12 +126,28 @@ def _add_compress_parser(commands: Any) -> None:
     )
     compress.add_argument("--dim", type=int, default=None, help="projected dimension (default min(448, H))")
     compress.add_argument("--nlist", type=int, default=None, help="cells / IVF lists (default ~2 sqrt(vectors))")
-    compress.add_argument("--bits", type=int, choices=(2, 4), default=None, help="warp: bits per dimension (2)")
+    compress.add_argument(
+        "--residual",
+        choices=("pq", "sq"),
+        default=None,
+        help="warp: residual code, pq (product quantiser, one byte per --subvector-dims dims; default) or sq "
+        "(per-dimension --bits buckets)",
+    )
+    compress.add_argument("--bits", type=int, choices=(2, 4), default=None, help="warp, sq: bits per dimension (2)")
+    compress.add_argument(
+        "--subvector-dims", type=int, default=None, help="warp, pq: projected dimensions per code byte (4)"
+    )
     compress.add_argument(
         "--rerank-tier", choices=("sq8", "none"), default=None, help="warp: full-dimension SQ8 tier (sq8)"
     )
     compress.add_argument("--train-docs", type=int, default=None, help="warp: training documents (8192)")
-    compress.add_argument("--nprobe", type=int, default=None, help="warp: default cells per query vector (32)")
+    compress.add_argument("--nprobe", type=int, default=None, help="warp: default cells per query vector")
+    compress.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="warp: default number of WARP candidates re-scored by their whole small-tier MaxSim",
+    )
     compress.add_argument(
         "--estimate-queries",
         type=int,
@@ -398,10 +414,13 @@ def _compress_warp(args: argparse.Namespace) -> None:
     options = {
         "reduced_dimension": args.dim,
         "nlist": args.nlist,
+        "residual": args.residual,
         "bits": args.bits,
+        "subvector_dims": args.subvector_dims,
         "rerank_tier": args.rerank_tier,
         "train_docs": args.train_docs,
         "nprobe": args.nprobe,
+        "candidates": args.candidates,
         "estimate_queries": args.estimate_queries,
         "min_recall": args.min_recall,
     }
@@ -416,7 +435,7 @@ def _compress_warp(args: argparse.Namespace) -> None:
     codec = manifest["codec"]
     estimate = manifest.get("recall_estimate", {}).get("default")
     logger.info(
-        "Multi-warp index %s: %d documents, %d vectors, %d cells, %d + 4 bytes per vector (re-rank tier: %s)%s",
+        "Multi-warp index %s: %d documents, %d vectors, %d cells, %d + 8 bytes per vector (re-rank tier: %s)%s",
         args.output,
         manifest["num_docs"],
         manifest["num_vectors"],

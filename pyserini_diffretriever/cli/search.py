@@ -173,7 +173,11 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
         help="multi, multi-compressed: candidates + exact MaxSim (default) or exhaustive MaxSim",
     )
     multi.add_argument(
-        "--candidates", type=int, default=None, help="multi, multi-compressed: documents per candidate source"
+        "--candidates",
+        type=int,
+        default=None,
+        help="multi, multi-compressed: documents per candidate source; multi-warp: WARP candidates re-scored by "
+        "their whole small-tier MaxSim (default: the manifest's, 2000)",
     )
     multi.add_argument(
         "--centroid-candidates",
@@ -185,8 +189,8 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
         "--nprobe",
         type=int,
         default=None,
-        help="IVF lists probed per query vector (multi token index; multi-compressed; dense-ann IVF index, "
-        "default: its manifest's)",
+        help="IVF lists / cells probed per query vector (multi token index; multi-compressed; multi-warp; dense-ann "
+        "IVF index, default: its manifest's)",
     )
     multi.add_argument(
         "--ef-search",

@@ -35,7 +35,14 @@ from ..search import warp_index as layout
 from ..writers.checkpoint import ResumableOutput
 from ..writers.manifest import build_manifest, write_manifest
 from ..writers.multivector import MultiVectorFolder, _npy_header, read_rows
-from .warp_codec import DEFAULT_BITS, WarpCodec, default_cells, train_warp_codec
+from .warp_codec import (
+    DEFAULT_BITS,
+    DEFAULT_RESIDUAL,
+    DEFAULT_SUBVECTOR_DIMS,
+    WarpCodec,
+    default_cells,
+    train_warp_codec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +53,7 @@ DEFAULT_ESTIMATE_QUERIES = 64
 DEFAULT_QUERY_VECTORS = 4
 DEFAULT_PERTURBATION = 0.3
 DEFAULT_MIN_RECALL = 0.95
-DEFAULT_RERANK_DEPTHS = (100, 200, 400)
+DEFAULT_RERANK_DEPTHS = (100, 400, 1000)
 RECALL_DEPTH = 100
 
 _CELLS_TMP = "cells.i32.tmp"
@@ -199,11 +206,14 @@ def build_warp_index(
     output_dir: str | os.PathLike,
     *,
     reduced_dimension: int | None = None,
+    residual: str = DEFAULT_RESIDUAL,
     bits: int = DEFAULT_BITS,
+    subvector_dims: int = DEFAULT_SUBVECTOR_DIMS,
     nlist: int | None = None,
     rerank_tier: str = "sq8",
     train_docs: int = DEFAULT_TRAIN_DOCS,
     nprobe: int = layout.DEFAULT_NPROBE,
+    candidates: int = layout.DEFAULT_CANDIDATES,
     estimate_queries: int = DEFAULT_ESTIMATE_QUERIES,
     query_vectors: int = DEFAULT_QUERY_VECTORS,
     perturbation: float = DEFAULT_PERTURBATION,
@@ -217,13 +227,15 @@ def build_warp_index(
 
     Parameters
     ----------
-    reduced_dimension, bits, nlist, rerank_tier
-        The codec (:mod:`.warp_codec`): projected dimension (default 448), 2 or 4 bits per dimension, cells
-        (default :func:`.warp_codec.default_cells`), ``"sq8"`` or ``"none"``.
+    reduced_dimension, residual, bits, subvector_dims, nlist, rerank_tier
+        The codec (:mod:`.warp_codec`): projected dimension, residual code ``"pq"`` (``subvector_dims``
+        dimensions per byte) or ``"sq"`` (2 or 4 ``bits`` per dimension), cells (default
+        :func:`.warp_codec.default_cells`), re-rank tier ``"sq8"`` or ``"none"``.
     train_docs : int
         Sample documents for training and pseudo-queries.
-    nprobe : int
-        The searcher's default cells per query vector, recorded in the manifest.
+    nprobe, candidates : int
+        The searcher's defaults recorded in the manifest: cells per query vector, and WARP candidates re-scored by
+        their whole small-tier MaxSim.
     estimate_queries, query_vectors, perturbation
         Pseudo-queries of the recall estimate (0 queries: no estimate).
     min_recall : float
@@ -234,7 +246,9 @@ def build_warp_index(
     options = {
         "engine": "warp",
         "reduced_dimension": reduced_dimension,
+        "residual": residual,
         "bits": int(bits),
+        "subvector_dims": int(subvector_dims),
         "nlist": nlist,
         "rerank_tier": rerank_tier,
         "train_docs": int(train_docs),
@@ -291,7 +305,7 @@ def build_warp_index(
         if done != source.num_docs:
             raise ValueError(f"the source yielded {done} documents, expected {source.num_docs}")
         _finish_layout(partial, codec, vectors, done)
-        manifest = _manifest(source, codec, facts, done, vectors, nprobe)
+        manifest = _manifest(source, codec, facts, done, vectors, nprobe, candidates)
         write_manifest(partial, manifest)
         if queries is not None:
             manifest = _estimate(partial, manifest, queries, truth, min_recall)
@@ -319,7 +333,9 @@ def _train(source: DocumentSource, partial: Path, options: Mapping[str, Any]) ->
     codec, facts = train_warp_codec(
         sample,
         reduced_dimension=options["reduced_dimension"],
+        residual=options["residual"],
         bits=options["bits"],
+        subvector_dims=options["subvector_dims"],
         nlist=options["nlist"] or default_cells(int(estimated_vectors)),
         rerank_tier=options["rerank_tier"],
         seed=options["seed"],
@@ -332,18 +348,20 @@ def _train(source: DocumentSource, partial: Path, options: Mapping[str, Any]) ->
         np.save(partial / "pseudo_queries.npy", queries)
     facts["train_docs"] = int(count)
     logger.info(
-        "trained codec: %d -> %d dims keep %.1f%% of the energy, %d cells, %d bits",
+        "trained codec: %d -> %d dims keep %.1f%% of the energy, %d cells, %s residual codes of %d bytes",
         codec.dimension,
         codec.reduced_dimension,
         100 * facts["energy_kept"],
         codec.nlist,
-        codec.bits,
+        codec.residual.upper(),
+        codec.code_bytes,
     )
     return facts
 
 
 def _finish_layout(partial: Path, codec: WarpCodec, num_vectors: int, num_docs: int) -> None:
-    """Cell-major codes, document numbers, cell and document offsets; the re-rank tier's header."""
+    """Cell-major codes, document numbers, each vector's cell-major row, cell and document offsets; the re-rank
+    tier's header."""
     cells = np.fromfile(partial / _CELLS_TMP, dtype="<i4")
     ends = np.fromfile(partial / _ENDS_TMP, dtype="<i8")
     if len(cells) != num_vectors or len(ends) != num_docs:
@@ -359,6 +377,10 @@ def _finish_layout(partial: Path, codec: WarpCodec, num_vectors: int, num_docs: 
     doc_of_row = np.repeat(np.arange(num_docs, dtype=np.int32), np.diff(offsets))
     np.save(partial / layout.DOC_NUMBERS_NAME, doc_of_row[order])
     del doc_of_row
+    doc_rows = np.empty(num_vectors, dtype=np.int32)
+    doc_rows[order] = np.arange(num_vectors, dtype=np.int32)  # vector i (document order) is row doc_rows[i]
+    np.save(partial / layout.DOC_ROWS_NAME, doc_rows)
+    del doc_rows
     staged = np.memmap(partial / _CODES_TMP, dtype=np.uint8, mode="r", shape=(num_vectors, codec.code_bytes))
     final = np.lib.format.open_memmap(partial / layout.CODES_NAME, "w+", np.uint8, (num_vectors, codec.code_bytes))
     for lo in range(0, num_vectors, 1 << 20):
@@ -373,7 +395,13 @@ def _finish_layout(partial: Path, codec: WarpCodec, num_vectors: int, num_docs: 
 
 
 def _manifest(
-    source: DocumentSource, codec: WarpCodec, facts: Mapping[str, Any], num_docs: int, num_vectors: int, nprobe: int
+    source: DocumentSource,
+    codec: WarpCodec,
+    facts: Mapping[str, Any],
+    num_docs: int,
+    num_vectors: int,
+    nprobe: int,
+    candidates: int,
 ) -> dict[str, Any]:
     return build_manifest(
         layout.KIND,
@@ -382,7 +410,7 @@ def _manifest(
         dimension=codec.dimension,
         num_vectors=num_vectors,
         codec={**codec.describe(), **facts},
-        search={"nprobe": int(nprobe), "rerank": 0},
+        search={"nprobe": int(nprobe), "candidates": int(candidates), "rerank": 0},
         **source.manifest_extra,
     )
 
@@ -396,16 +424,8 @@ def estimate_recall(
     searcher: Any, queries: np.ndarray, truth: np.ndarray, nprobe: int, rerank: int
 ) -> dict[str, float]:
     """Recall@``depth`` of pseudo-queries with these search settings: mean and lowest."""
-    from ..search.warp_index import _top
-
     depth = truth.shape[1]
-    hits = []
-    for query in queries:
-        docs, scores = searcher.candidates(query, nprobe)
-        if rerank:
-            docs = docs[_top(scores, max(rerank, depth))]
-            scores = searcher.rerank_scores(query, docs)
-        hits.append(docs[_top(scores, depth)])
+    hits = [searcher.rank(query, depth, nprobe=nprobe, rerank=rerank)[0] for query in queries]
     per_query = recall_at(hits, truth)
     return {
         "nprobe": int(nprobe),
@@ -428,6 +448,8 @@ def _estimate(
     if searcher.index.rerank_codes is not None:
         for depth in DEFAULT_RERANK_DEPTHS:
             rows.append(estimate_recall(searcher, queries, truth.docs, nprobe, depth))
+        for more in (2 * nprobe, 4 * nprobe):  # where probing, not the small codes, limits the re-rank tier
+            rows.append(estimate_recall(searcher, queries, truth.docs, more, DEFAULT_RERANK_DEPTHS[-1]))
     default = rows[0]
     manifest = {
         **manifest,
@@ -455,7 +477,7 @@ def _estimate(
                 f"--nprobe {r['nprobe']}" + (f" --rerank {r['rerank']}" if r["rerank"] else "") for r in better[:2]
             )
             if better
-            else "build with --bits 4 or a larger --dim, or search with a larger --nprobe and --rerank"
+            else "build with a larger --dim or a smaller --subvector-dims, or search with a larger --nprobe and --rerank"
         )
         logger.warning(
             "estimated recall@%d of the default search is %.3f, below --min-recall %.2f: %s",

@@ -150,3 +150,44 @@ def reduce_documents(docs, query_vector, scores, impute, use_numba: bool = True)
     if use_numba and HAVE_NUMBA:
         return _reduce_documents_numba(docs, query_vector, scores, impute, len(impute))
     return reduce_documents_numpy(docs, query_vector, scores, impute, len(impute))
+
+
+def score_rows_numpy(codes, rows, row_base, tables):
+    """Scores ``[K, len(rows)]`` of the given code rows: ``row_base[k, r] + sum_j tables[k, j, codes[rows[r], j]]``."""
+    block = np.asarray(codes[np.asarray(rows)])
+    positions = np.arange(block.shape[1])
+    looked_up = np.stack([table[positions, block].sum(axis=1, dtype=np.float32) for table in tables])
+    return (row_base + looked_up).astype(np.float32)
+
+
+if HAVE_NUMBA:
+
+    @numba.njit(cache=True, nogil=True)
+    def _score_rows_numba(codes, rows, row_base, tables):  # pragma: no cover
+        k = tables.shape[0]
+        width = codes.shape[1]
+        out = np.empty((k, len(rows)), np.float32)
+        for r in range(len(rows)):
+            row = rows[r]
+            for i in range(k):
+                value = row_base[i, r]
+                table = tables[i]
+                for j in range(width):
+                    value += table[j, codes[row, j]]
+                out[i, r] = value
+        return out
+
+
+def score_rows(codes, rows, row_base, tables, use_numba: bool = True):
+    """Score chosen stored vectors (``rows`` of the cell-major codes) for every query vector: ``[K, len(rows)]``.
+
+    Why: exact small-tier MaxSim of a candidate document needs *all* its vectors, also those outside the probed
+    cells (PLAID's decompression stage, here without decompressing: the same byte tables). ``row_base[k, r]`` is
+    query vector ``k``'s score of row ``r``'s centroid.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    row_base = np.ascontiguousarray(row_base, dtype=np.float32)
+    tables = np.ascontiguousarray(tables, dtype=np.float32)
+    if use_numba and HAVE_NUMBA:
+        return _score_rows_numba(codes, rows, row_base, tables)
+    return score_rows_numpy(codes, rows, row_base, tables)

@@ -13,7 +13,7 @@ kind                    representation  fusion side  search options             
 ``dense-lucene-index``  dense           dense        ``ef_search``                                          no
 ``multi``               multi           dense        mode, candidates, nprobe, threads, sources, ...        no
 ``multi-compressed``    multi           dense        mode, candidates, nprobe, centroid_candidates, rerank  no
-``multi-warp``          multi           dense        ``nprobe``, ``rerank`` (SQ8 tier depth)                yes
+``multi-warp``          multi           dense        ``nprobe``, ``candidates``, ``rerank`` (SQ8 depth)     yes
 ``impact-index``        impact          sparse       ``min_idf``                                            yes
 ======================  ==============  ===========  =====================================================  ======
 
@@ -272,7 +272,7 @@ def open_multi(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, op
 
 
 def open_warp(folder: Path, manifest: Mapping[str, Any], query_encoder: Any, options: Mapping[str, Any]) -> Any:
-    """:class:`~.warp_index.WarpSearcher` over a cell-major index (``nprobe``/``rerank`` default to the manifest's)."""
+    """:class:`~.warp_index.WarpSearcher` over a cell-major index (its search options default to the manifest's)."""
     from .warp_index import WarpSearcher
 
     check_dimension(folder, manifest.get("dimension"), query_encoder, "index manifest")
@@ -332,7 +332,11 @@ register_kind(
         MULTI_OPTIONS | {"centroid_candidates", "rerank", "rerank_index"},
     )
 )
-register_kind(IndexKind("multi-warp", "multi", "dense", open_warp, frozenset({"nprobe", "rerank"}), thread_safe=True))
+register_kind(
+    IndexKind(
+        "multi-warp", "multi", "dense", open_warp, frozenset({"nprobe", "candidates", "rerank"}), thread_safe=True
+    )
+)
 # Not thread safe (jvm): LuceneImpactSearcher fills a java.util.HashMap term by term through pyjnius; searched from
 # 16 threads at once, ~0.7% of the searches got another query's terms or lost some of their own (wrong hits),
 # tests/serving/test_app.py's concurrent test saw it as a ranking that differed from the search CLI's.

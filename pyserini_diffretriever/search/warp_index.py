@@ -5,6 +5,7 @@ Layout (written by :mod:`pyserini_diffretriever.indexing.compress_warp`)::
     DIR/codec.npz         projection, centroids, bucket cutoffs/weights, SQ8 ranges (small; kept in memory)
     DIR/codes.npy         uint8 [num_vectors, code_bytes]  small-tier codes, CELL-MAJOR (memory-mapped)
     DIR/doc_numbers.npy   int32 [num_vectors]              document of each code (memory-mapped)
+    DIR/doc_rows.npy      int32 [num_vectors]              row in codes.npy of each vector, DOCUMENT order (memory-mapped)
     DIR/cell_offsets.npy  int64 [nlist + 1]                rows of cell c
     DIR/rerank.npy        uint8 [num_vectors, H]           SQ8 re-rank tier, DOCUMENT order (memory-mapped; optional)
     DIR/offsets.npy       int64 [N + 1]                    rows of document i in rerank.npy
@@ -18,12 +19,19 @@ Search of one query (``K`` vectors ``[K, H]``), after WARP (Scheerer et al., SIG
    document that has no vector in the probed cells (WARP's missing-similarity estimate: a document absent from
    the best cells scores at most about that much);
 3. score every code of the probed cells through per-query-vector byte tables (:mod:`..indexing.warp_kernel`),
-   keep the best per (document, query vector), impute the missing ones, clamp at 0, sum: the candidates' MaxSim;
-4. optionally re-score the best ``rerank`` candidates exactly from the SQ8 tier (full dimension, read from the
-   memory map for those documents only).
+   keep the best per (document, query vector), impute the missing ones, clamp at 0, sum: the candidates'
+   approximate MaxSim;
+4. re-score the best ``candidates`` of them by their *whole* small-tier MaxSim: every vector of the document,
+   found through ``doc_rows.npy``, scored through the same byte tables plus its own centroid's score (PLAID's
+   last stage, without decompressing). Why: WARP's imputation stands in for every vector outside the probed
+   cells, and on LLM-like states it ranks far worse than the codes themselves (issue 17's diagnosis: 0.56 vs
+   0.65 recall@100 on the same candidates with 2-bit codes);
+5. optionally re-score the best ``rerank`` exactly from the SQ8 tier (full dimension, read from the memory map
+   for those documents only).
 
-The work per query is ``nprobe x (cell size)`` codes per query vector, and the cell size grows like
-``sqrt(n)`` (:func:`..indexing.warp_codec.default_cells`), so it does not scan the collection. Memory: the codes,
+The work per query is ``nprobe x (cell size)`` codes per query vector plus ``candidates x K_p`` codes, and the
+cell size grows like ``sqrt(n)`` (:func:`..indexing.warp_codec.default_cells`), so it does not scan the
+collection. Memory: the codes,
 document numbers and re-rank tier stay memory-mapped (page cache, shared, evictable); anonymous memory holds
 the codec, the offsets and the docids.
 """
@@ -47,6 +55,7 @@ from ..layouts import (
     WARP_CELL_OFFSETS_FILE,
     WARP_CODEC_FILE,
     WARP_DOC_NUMBERS_FILE,
+    WARP_DOC_ROWS_FILE,
     WARP_RERANK_FILE,
 )
 from .index_format import IndexFormatError, IndexMismatchError, read_docids, read_manifest
@@ -58,13 +67,19 @@ KIND = "multi-warp"
 CODEC_NAME = WARP_CODEC_FILE
 CODES_NAME = CODES_FILE
 DOC_NUMBERS_NAME = WARP_DOC_NUMBERS_FILE
+DOC_ROWS_NAME = WARP_DOC_ROWS_FILE
 CELL_OFFSETS_NAME = WARP_CELL_OFFSETS_FILE
 RERANK_NAME = WARP_RERANK_FILE
 OFFSETS_NAME = OFFSETS_FILE
 DOCID_NAME = DOCID_FILE
 
-DEFAULT_NPROBE = 32
-"""Cells probed per query vector (WARP's default)."""
+DEFAULT_NPROBE = 64
+"""Cells probed per query vector. WARP uses 32; on B9's LLM-like states the exact top-100 documents have a vector
+in the probed cells only 0.89 of the time at 32 and 0.96 at 64 (1,024 cells; issue 17's diagnosis)."""
+
+DEFAULT_CANDIDATES = 2000
+"""WARP candidates re-scored by their whole small-tier MaxSim (issue 17's diagnosis: 1,000-2,000 keep all but a
+fraction of a percent of what re-scoring every candidate finds)."""
 
 
 class WarpIndex:
@@ -85,6 +100,8 @@ class WarpIndex:
             self.codec = WarpCodec.load(self.index_dir / CODEC_NAME)
             self.codes = np.load(self.index_dir / CODES_NAME, mmap_mode="r", allow_pickle=False)
             self.doc_numbers = np.load(self.index_dir / DOC_NUMBERS_NAME, mmap_mode="r", allow_pickle=False)
+            rows_path = self.index_dir / DOC_ROWS_NAME  # absent in folders built before the exact small stage
+            self.doc_rows = np.load(rows_path, mmap_mode="r", allow_pickle=False) if rows_path.is_file() else None
             self.cell_offsets = np.load(self.index_dir / CELL_OFFSETS_NAME, allow_pickle=False).astype(np.int64)
             self.offsets = np.load(self.index_dir / OFFSETS_NAME, allow_pickle=False).astype(np.int64)
             rerank_path = self.index_dir / RERANK_NAME
@@ -103,6 +120,8 @@ class WarpIndex:
             )
         if self.doc_numbers.shape != (n,):
             problems.append(f"{DOC_NUMBERS_NAME} has {self.doc_numbers.shape} entries for {n} codes")
+        if self.doc_rows is not None and self.doc_rows.shape != (n,):
+            problems.append(f"{DOC_ROWS_NAME} has {self.doc_rows.shape} entries for {n} codes")
         if self.cell_offsets.shape != (codec.nlist + 1,) or self.cell_offsets[-1] != n:
             problems.append(f"{CELL_OFFSETS_NAME} does not describe {codec.nlist} cells of {n} codes")
         if len(self.offsets) != len(self.docids) + 1 or self.offsets[-1] != n:
@@ -142,6 +161,10 @@ class WarpSearcher:
         Anything with ``encode(text) -> [K, H]`` array, for text queries.
     nprobe : int, optional
         Cells per query vector (default: the manifest's ``search.nprobe``, else :data:`DEFAULT_NPROBE`).
+    candidates : int, optional
+        Best WARP candidates re-scored by their whole small-tier MaxSim (0: WARP's imputed scores are final;
+        default: the manifest's ``search.candidates``, else :data:`DEFAULT_CANDIDATES` where the folder has
+        ``doc_rows.npy``).
     rerank : int, optional
         Candidates re-scored from the SQ8 tier (0: none; default: the manifest's ``search.rerank``).
     use_numba : bool
@@ -154,6 +177,7 @@ class WarpSearcher:
         query_encoder: Any = None,
         *,
         nprobe: int | None = None,
+        candidates: int | None = None,
         rerank: int | None = None,
         use_numba: bool = True,
     ) -> None:
@@ -162,8 +186,19 @@ class WarpSearcher:
         defaults = self.index.manifest.get("search", {})
         self.nprobe = int(nprobe if nprobe is not None else defaults.get("nprobe", DEFAULT_NPROBE))
         self.rerank = int(rerank if rerank is not None else defaults.get("rerank", 0))
+        has_rows = self.index.doc_rows is not None
+        self.exact_candidates = int(
+            candidates if candidates is not None else defaults.get("candidates", DEFAULT_CANDIDATES if has_rows else 0)
+        )
         if self.nprobe < 1:
             raise ValueError(f"nprobe must be >= 1, got {self.nprobe}")
+        if self.exact_candidates < 0:
+            raise ValueError(f"candidates must be >= 0, got {self.exact_candidates}")
+        if self.exact_candidates and not has_rows:
+            raise ValueError(
+                f"{self.index.index_dir} has no {DOC_ROWS_NAME} (built before the exact small-tier stage); "
+                "use candidates=0 or rebuild it"
+            )
         if self.rerank < 0:
             raise ValueError(f"rerank must be >= 0, got {self.rerank}")
         if self.rerank and self.index.rerank_codes is None:
@@ -205,27 +240,75 @@ class WarpSearcher:
     # -- the WARP steps -----------------------------------------------------------------------------------------
     def probe(self, projected: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(cells [K, P], cell scores [K, P], imputed scores [K])`` for projected query vectors ``[K, d]``."""
-        scores = projected @ self.index.codec.centroids.T  # [K, nlist]
-        nlist = scores.shape[1]
-        if nprobe >= nlist:
-            order = np.argsort(-scores, axis=1)
-            return order, np.take_along_axis(scores, order, 1), np.zeros(len(scores), np.float32)
-        top = np.argpartition(-scores, nprobe, axis=1)[:, : nprobe + 1]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1), 1)
-        top_scores = np.take_along_axis(scores, top, 1)
-        return top[:, :nprobe], top_scores[:, :nprobe], top_scores[:, nprobe]
+        return _probe(projected @ self.index.codec.centroids.T, nprobe)
 
-    def candidates(self, query_vectors: Any, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Every document with a code in a probed cell and its approximate MaxSim: ``(doc numbers, scores)``."""
-        query = self._query_vectors(query_vectors)
-        codec, index = self.index.codec, self.index
-        projected = codec.project(query)
-        cells, cell_scores, impute = self.probe(projected, int(nprobe or self.nprobe))
-        tables = codec.byte_tables(projected)
+    def _warp(self, projected: np.ndarray, centroid_scores: np.ndarray, tables: np.ndarray, nprobe: int):
+        cells, cell_scores, impute = _probe(centroid_scores, nprobe)
+        index = self.index
         docs, query_vector, scores = warp_kernel.score_probed(
             index.codes, index.doc_numbers, index.cell_offsets, cells, cell_scores, tables, self.use_numba
         )
         return warp_kernel.reduce_documents(docs, query_vector, scores, impute, self.use_numba)
+
+    def candidates(self, query_vectors: Any, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every document with a code in a probed cell and its WARP MaxSim (imputed): ``(doc numbers, scores)``."""
+        projected = self.index.codec.project(self._query_vectors(query_vectors))
+        centroid_scores = projected @ self.index.codec.centroids.T
+        return self._warp(
+            projected, centroid_scores, self.index.codec.byte_tables(projected), int(nprobe or self.nprobe)
+        )
+
+    def small_scores(self, query_vectors: Any, docs: np.ndarray) -> np.ndarray:
+        """MaxSim of ``docs`` over *all* their small-tier codes (step 4 of the module docstring)."""
+        projected = self.index.codec.project(self._query_vectors(query_vectors))
+        return self._small_scores(
+            projected @ self.index.codec.centroids.T, self.index.codec.byte_tables(projected), docs
+        )
+
+    def _small_scores(self, centroid_scores: np.ndarray, tables: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        index = self.index
+        if index.doc_rows is None:
+            raise ValueError(f"{index.index_dir} has no {DOC_ROWS_NAME}")
+        docs = np.asarray(docs, dtype=np.int64)
+        if len(docs) == 0:
+            return np.empty(0, np.float32)
+        order = np.argsort(docs)  # ascending: doc_rows is read forward
+        positions, local = _document_rows(index.offsets, docs[order])
+        rows = np.asarray(index.doc_rows[positions], dtype=np.int64)
+        cells = np.searchsorted(index.cell_offsets, rows, side="right") - 1
+        sims = warp_kernel.score_rows(index.codes, rows, centroid_scores[:, cells], tables, self.use_numba)
+        best = np.maximum(np.maximum.reduceat(sims, local, axis=1), 0).sum(axis=0)
+        out = np.empty(len(docs), dtype=np.float32)
+        out[order] = best
+        return out
+
+    def rank(
+        self,
+        query_vectors: Any,
+        depth: int,
+        *,
+        nprobe: int | None = None,
+        candidates: int | None = None,
+        rerank: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``depth`` documents and their scores (steps 1-5; unset settings are the searcher's)."""
+        query = self._query_vectors(query_vectors)
+        nprobe = int(nprobe or self.nprobe)
+        exact = self.exact_candidates if candidates is None else int(candidates)
+        rerank = self.rerank if rerank is None else int(rerank)
+        codec = self.index.codec
+        projected = codec.project(query)
+        centroid_scores = projected @ codec.centroids.T  # [K, nlist]
+        tables = codec.byte_tables(projected)
+        docs, scores = self._warp(projected, centroid_scores, tables, nprobe)
+        if exact:
+            docs = docs[_top(scores, max(exact, depth))]
+            scores = self._small_scores(centroid_scores, tables, docs)
+        if rerank:
+            docs = docs[_top(scores, max(rerank, depth))]
+            scores = self.rerank_scores(query, docs)
+        keep = _top(scores, depth)
+        return docs[keep], scores[keep]
 
     def rerank_scores(self, query_vectors: Any, docs: np.ndarray) -> np.ndarray:
         """MaxSim of ``docs`` (doc numbers) from the SQ8 tier: full dimension, read for these documents only."""
@@ -236,10 +319,8 @@ class WarpSearcher:
         if len(docs) == 0:
             return np.empty(0, np.float32)
         order = np.argsort(docs)  # ascending rows: the memory map is read forward
-        starts, ends = self.index.offsets[docs[order]], self.index.offsets[docs[order] + 1]
-        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist())])
+        rows, local = _document_rows(self.index.offsets, docs[order])
         sims = self.index.codec.rerank_scores(query, self.index.rerank_codes[rows])  # [rows, K]
-        local = np.concatenate([[0], np.cumsum(ends - starts)[:-1]])
         best = np.maximum(np.maximum.reduceat(sims, local, axis=0), 0).sum(axis=1)
         out = np.empty(len(docs), dtype=np.float32)
         out[order] = best
@@ -247,13 +328,8 @@ class WarpSearcher:
 
     def search_vectors(self, query_vectors: Any, k: int = 10) -> list[SearchResult]:
         """Top ``k`` documents for one query given as vectors ``[K, H]``."""
-        docs, scores = self.candidates(query_vectors)
-        if self.rerank:
-            keep = _top(scores, max(self.rerank, k))
-            docs = docs[keep]
-            scores = self.rerank_scores(query_vectors, docs)
-        keep = _top(scores, k)
-        return sort_results(SearchResult(self.docids[d], float(s)) for d, s in zip(docs[keep], scores[keep]))
+        docs, scores = self.rank(query_vectors, k)
+        return sort_results(SearchResult(self.docids[d], float(s)) for d, s in zip(docs, scores))
 
     # -- Pyserini API -------------------------------------------------------------------------------------------
     def search(self, q: str | np.ndarray, k: int = 10) -> list[SearchResult]:
@@ -272,6 +348,27 @@ class WarpSearcher:
         with ThreadPoolExecutor(max_workers=int(threads)) as pool:
             hits = list(pool.map(lambda v: self.search_vectors(v, k), vectors))
         return dict(zip(q_ids, hits))
+
+
+def _probe(scores: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """WARP_SELECT from centroid scores ``[K, nlist]``: best cells, their scores, the imputed score (step 2)."""
+    nlist = scores.shape[1]
+    if nprobe >= nlist:
+        order = np.argsort(-scores, axis=1)
+        return order, np.take_along_axis(scores, order, 1), np.zeros(len(scores), np.float32)
+    top = np.argpartition(-scores, nprobe, axis=1)[:, : nprobe + 1]
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1), 1)
+    top_scores = np.take_along_axis(scores, top, 1)
+    return top[:, :nprobe], top_scores[:, :nprobe], top_scores[:, nprobe]
+
+
+def _document_rows(offsets: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Document-order rows of ``docs`` (concatenated) and where each document starts among them."""
+    starts, ends = offsets[docs], offsets[docs + 1]
+    lengths = ends - starts
+    local = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    rows = np.repeat(starts - local, lengths) + np.arange(int(lengths.sum()))
+    return rows, local
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

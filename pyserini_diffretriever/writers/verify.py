@@ -46,6 +46,7 @@ from ..layouts import (
     WARP_CELL_OFFSETS_FILE,
     WARP_CODEC_FILE,
     WARP_DOC_NUMBERS_FILE,
+    WARP_DOC_ROWS_FILE,
     WARP_RERANK_FILE,
 )
 from .base import WriterError
@@ -171,6 +172,8 @@ def _check_multi_warp(folder: Path, manifest: dict[str, Any], deep: bool) -> Non
     _require_file(folder, WARP_CODEC_FILE)
     _require_file(folder, WARP_DOC_NUMBERS_FILE)
     _require_file(folder, WARP_CELL_OFFSETS_FILE)
+    if manifest.get("search", {}).get("candidates"):  # the exact small-tier stage reads every vector's code row
+        _require_file(folder, WARP_DOC_ROWS_FILE)
     _check_rows(folder, manifest, CODES_FILE, (manifest.get("num_vectors"), codec.get("code_bytes")), "uint8")
     if codec.get("rerank_tier") == "sq8":
         _require_file(folder, WARP_RERANK_FILE)

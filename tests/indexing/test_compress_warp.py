@@ -18,6 +18,7 @@ from pyserini_diffretriever.search.kinds import KindOptionError
 from pyserini_diffretriever.search.warp_index import WarpIndex, WarpSearcher
 from pyserini_diffretriever.writers import verify_output
 from pyserini_diffretriever.writers.checkpoint import partial_path
+from pyserini_diffretriever.writers.verify import CorruptOutputError
 from tests.search.index_builders import ENCODER_SETTINGS, FakeQueryEncoder, clustered_collection, write_multi_index
 
 DIM, DOCS, TOPICS = 48, 600, 30
@@ -68,10 +69,51 @@ def test_layout_is_cell_major_and_matches_the_codec(built):
     assert index.docids[:2] == ["d000", "d001"] and not partial_path(root / "warp").exists()
 
 
+def test_doc_rows_point_every_vector_to_its_code(built):
+    root, _, floats, _ = built
+    index = WarpIndex(root / "warp")
+    codec = index.codec
+    cells, codes = codec.encode_small(np.concatenate(floats))
+    rows = np.asarray(index.doc_rows)
+    assert sorted(rows.tolist()) == list(range(index.num_vectors))
+    np.testing.assert_array_equal(np.asarray(index.codes)[rows], codes)
+    np.testing.assert_array_equal(np.searchsorted(index.cell_offsets, rows, side="right") - 1, cells)
+
+
+def test_small_scores_are_the_maxsim_of_the_decoded_codes(built):
+    root, _, floats, _ = built
+    searcher = WarpSearcher(root / "warp")
+    codec = searcher.index.codec
+    query = _queries(1)[0]
+    docs = np.array([5, 0, 411, 77])
+    projected_query = codec.project(query)
+    expected = []
+    for d in docs:
+        cells, codes = codec.encode_small(floats[d])
+        decoded = codec.centroids[cells] + codec.decode_residuals(codes)
+        expected.append(np.maximum((projected_query @ decoded.T).max(axis=1), 0).sum())
+    np.testing.assert_allclose(searcher.small_scores(query, docs), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_exact_small_stage_finds_more_than_warp_imputation(built):
+    """Re-scoring the WARP candidates by all their codes is what recovers recall (issue 17's diagnosis)."""
+    root, _, floats, _ = built
+    queries = _queries(30)
+    exact_stage = WarpSearcher(root / "warp", candidates=DOCS)
+    warp_only = WarpSearcher(root / "warp", candidates=0)
+    found = {"exact": [], "warp": []}
+    for query in queries:
+        truth = _exact_top(floats, query, 20)
+        found["exact"].append(len({int(h.docid[1:]) for h in exact_stage.search_vectors(query, 20)} & truth))
+        found["warp"].append(len({int(h.docid[1:]) for h in warp_only.search_vectors(query, 20)} & truth))
+    assert np.mean(found["exact"]) >= np.mean(found["warp"])
+    assert np.mean(found["exact"]) / 20 >= 0.8
+
+
 def test_opening_maps_the_codes_without_reading_them(built):
     root = built[0]
     index = WarpIndex(root / "warp")
-    for array in (index.codes, index.doc_numbers, index.rerank_codes):
+    for array in (index.codes, index.doc_numbers, index.doc_rows, index.rerank_codes):
         assert isinstance(array, np.memmap) and array.mode == "r"
 
 
@@ -86,7 +128,27 @@ def test_recall_against_exact_maxsim(built):
         found_all.append(len({int(h.docid[1:]) for h in exhaustive.search_vectors(query, 10)} & exact) / 10)
         found_probed.append(len({int(h.docid[1:]) for h in probed.search_vectors(query, 10)} & exact) / 10)
     assert np.mean(found_all) >= 0.95  # the SQ8 tier is nearly exact
-    assert np.mean(found_probed) >= 0.6  # 2-bit codes of 4 probed cells: approximate, not random
+    assert np.mean(found_probed) >= 0.6  # small codes of 4 probed cells: approximate, not random
+
+
+def test_a_folder_without_doc_rows_searches_warp_only(built, tmp_path):
+    import shutil
+
+    root = built[0]
+    shutil.copytree(root / "warp", tmp_path / "old")
+    (tmp_path / "old/doc_rows.npy").unlink()  # as written before the exact small-tier stage
+    with pytest.raises(CorruptOutputError, match="doc_rows.npy"):  # the manifest still promises the exact stage
+        verify_output(tmp_path / "old", "multi-warp")
+    manifest = json.loads((tmp_path / "old/manifest.json").read_text())
+    del manifest["search"]["candidates"]
+    (tmp_path / "old/manifest.json").write_text(json.dumps(manifest))
+    verify_output(tmp_path / "old", "multi-warp")
+    query = _queries(1)[0]
+    old = WarpSearcher(tmp_path / "old")
+    assert old.exact_candidates == 0
+    assert old.search_vectors(query, 5) == WarpSearcher(root / "warp", candidates=0).search_vectors(query, 5)
+    with pytest.raises(ValueError, match="no doc_rows.npy"):
+        WarpSearcher(tmp_path / "old", candidates=10)
 
 
 def test_estimate_tracks_the_recall_measured_on_other_queries(built):
@@ -182,15 +244,19 @@ def test_searcher_api_and_errors(built):
         WarpSearcher(root / "warp").search("text")
     with pytest.raises(ValueError, match="nprobe"):
         WarpSearcher(root / "warp", nprobe=0)
+    with pytest.raises(ValueError, match="candidates must be >= 0"):
+        WarpSearcher(root / "warp", candidates=-1)
 
 
 def test_open_searcher_takes_the_kind_and_its_options(built):
     root = built[0]
     queries = _queries(2)
     encoder = FakeQueryEncoder({"a": queries[0], "b": queries[1]}, "multi", {"hidden_size": DIM})
-    searcher = open_searcher(root / "warp", encoder, nprobe=8, rerank=50)
-    assert isinstance(searcher, WarpSearcher) and (searcher.nprobe, searcher.rerank) == (8, 50)
-    assert searcher.search("a", k=3) == WarpSearcher(root / "warp", nprobe=8, rerank=50).search_vectors(queries[0], 3)
+    searcher = open_searcher(root / "warp", encoder, nprobe=8, candidates=40, rerank=50)
+    assert isinstance(searcher, WarpSearcher)
+    assert (searcher.nprobe, searcher.exact_candidates, searcher.rerank) == (8, 40, 50)
+    again = WarpSearcher(root / "warp", nprobe=8, candidates=40, rerank=50)
+    assert searcher.search("a", k=3) == again.search_vectors(queries[0], 3)
     with pytest.raises(KindOptionError, match="option mode does not apply to multi-warp"):
         open_searcher(root / "warp", encoder, mode="exact")
 

@@ -7,6 +7,8 @@ import pytest
 
 from pyserini_diffretriever.indexing import warp_kernel
 
+NEEDS_NUMBA = pytest.mark.skipif(not warp_kernel.HAVE_NUMBA, reason="numba not installed")
+
 
 def test_reduction_takes_the_best_per_query_vector_and_imputes_the_rest():
     docs = np.array([0, 0, 1, 0], dtype=np.int32)
@@ -40,3 +42,18 @@ def test_numba_and_numpy_kernels_agree():
     docs_slow, totals_slow = warp_kernel.reduce_documents(*slow, impute, False)
     np.testing.assert_array_equal(docs_fast, docs_slow)
     np.testing.assert_allclose(totals_fast, totals_slow, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=NEEDS_NUMBA)])
+def test_chosen_rows_score_as_their_centroid_plus_table_lookups(use_numba):
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 256, (30, 5)).astype(np.uint8)
+    rows = np.array([7, 2, 29, 2])  # any order, repeats allowed
+    row_base = rng.standard_normal((3, len(rows))).astype(np.float32)
+    tables = rng.standard_normal((3, 5, 256)).astype(np.float32)
+    got = warp_kernel.score_rows(codes, rows, row_base, tables, use_numba)
+    expected = [
+        [row_base[k, r] + sum(tables[k, j, codes[row, j]] for j in range(5)) for r, row in enumerate(rows)]
+        for k in range(3)
+    ]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
