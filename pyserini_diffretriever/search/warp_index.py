@@ -31,6 +31,7 @@ the codec, the offsets and the docids.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -65,6 +66,21 @@ DOCID_NAME = DOCID_FILE
 
 DEFAULT_NPROBE = 32
 """Cells probed per query vector (WARP's default)."""
+
+_blas_controller = None
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs one thread: the per-query products (``[K, H] x [H, d]``) are too small to
+    share, and on a busy machine a second OpenBLAS thread makes them 10x slower (measured: 1.3 -> 15.5 ms for
+    one query's projection at load 9 on 2 cores). Threads are set process-wide (OpenBLAS has no per-call
+    setting); :meth:`WarpSearcher.batch_search` enters it once around its worker threads."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 class WarpIndex:
@@ -171,6 +187,7 @@ class WarpSearcher:
                 f"{self.index.index_dir} has no re-rank tier (built with --rerank-tier none); use rerank=0"
             )
         self.use_numba = use_numba
+        self._local = threading.local()
 
     @property
     def docids(self) -> list[str]:
@@ -222,36 +239,46 @@ class WarpSearcher:
         projected = codec.project(query)
         cells, cell_scores, impute = self.probe(projected, int(nprobe or self.nprobe))
         tables = codec.byte_tables(projected)
-        docs, query_vector, scores = warp_kernel.score_probed(
-            index.codes, index.doc_numbers, index.cell_offsets, cells, cell_scores, tables, self.use_numba
+        return warp_kernel.probe_maxsim(
+            index.codes,
+            index.doc_numbers,
+            index.cell_offsets,
+            cells,
+            cell_scores,
+            tables,
+            impute,
+            self._scratch(),
+            self.use_numba,
         )
-        return warp_kernel.reduce_documents(docs, query_vector, scores, impute, self.use_numba)
+
+    def _scratch(self) -> np.ndarray:
+        """This thread's ``document -> slot`` array for the kernel (4 bytes per document, made on first use)."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = warp_kernel.new_scratch(self.num_docs)
+        return scratch
 
     def rerank_scores(self, query_vectors: Any, docs: np.ndarray) -> np.ndarray:
         """MaxSim of ``docs`` (doc numbers) from the SQ8 tier: full dimension, read for these documents only."""
         query = self._query_vectors(query_vectors)
         if self.index.rerank_codes is None:
             raise ValueError(f"{self.index.index_dir} has no re-rank tier")
-        docs = np.asarray(docs, dtype=np.int64)
-        if len(docs) == 0:
-            return np.empty(0, np.float32)
-        order = np.argsort(docs)  # ascending rows: the memory map is read forward
-        starts, ends = self.index.offsets[docs[order]], self.index.offsets[docs[order] + 1]
-        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist())])
-        sims = self.index.codec.rerank_scores(query, self.index.rerank_codes[rows])  # [rows, K]
-        local = np.concatenate([[0], np.cumsum(ends - starts)[:-1]])
-        best = np.maximum(np.maximum.reduceat(sims, local, axis=0), 0).sum(axis=1)
-        out = np.empty(len(docs), dtype=np.float32)
-        out[order] = best
-        return out
+        codec = self.index.codec
+        # an SQ8 code c decodes to low + (c + 1/2) step, so q . x = c . (q * step) + q . (low + step / 2)
+        weights = query * codec.rerank_step
+        bias = query @ (codec.rerank_low + 0.5 * codec.rerank_step)
+        return warp_kernel.affine_uint8_maxsim(
+            self.index.rerank_codes, self.index.offsets, docs, weights, bias, self.use_numba
+        )
 
     def search_vectors(self, query_vectors: Any, k: int = 10) -> list[SearchResult]:
         """Top ``k`` documents for one query given as vectors ``[K, H]``."""
-        docs, scores = self.candidates(query_vectors)
-        if self.rerank:
-            keep = _top(scores, max(self.rerank, k))
-            docs = docs[keep]
-            scores = self.rerank_scores(query_vectors, docs)
+        with one_blas_thread():
+            docs, scores = self.candidates(query_vectors)
+            if self.rerank:
+                keep = _top(scores, max(self.rerank, k))
+                docs = docs[keep]
+                scores = self.rerank_scores(query_vectors, docs)
         keep = _top(scores, k)
         return sort_results(SearchResult(self.docids[d], float(s)) for d, s in zip(docs[keep], scores[keep]))
 
@@ -267,10 +294,11 @@ class WarpSearcher:
         if len(queries) != len(q_ids):
             raise ValueError(f"batch_search got {len(queries)} queries for {len(q_ids)} ids")
         vectors = [self._query_vectors(q) for q in queries]
-        if threads <= 1:
-            return {qid: self.search_vectors(v, k) for qid, v in zip(q_ids, vectors)}
-        with ThreadPoolExecutor(max_workers=int(threads)) as pool:
-            hits = list(pool.map(lambda v: self.search_vectors(v, k), vectors))
+        with one_blas_thread():
+            if threads <= 1:
+                return {qid: self.search_vectors(v, k) for qid, v in zip(q_ids, vectors)}
+            with ThreadPoolExecutor(max_workers=int(threads)) as pool:
+                hits = list(pool.map(lambda v: self.search_vectors(v, k), vectors))
         return dict(zip(q_ids, hits))
 
 
