@@ -128,6 +128,7 @@ def phase_build(work: Path, geometry_name: str, docs: int, queries: int, rerank_
     query_vectors, targets = HiddenStateGenerator(geometry).queries(queries, K_Q, docs)
     source = GeneratorSource(geometry, docs, query_vectors)
     folder = work / f"warp-{geometry_name}-{docs}"
+    load_before = os.getloadavg()
     start = time.perf_counter()
     manifest = build_warp_index(source, folder, rerank_tier=rerank_tier, overwrite=True, restart=True)
     seconds = time.perf_counter() - start
@@ -143,6 +144,9 @@ def phase_build(work: Path, geometry_name: str, docs: int, queries: int, rerank_
         "seconds_generating_and_truth": source.overhead_seconds,
         "build_seconds": build_seconds,
         "vectors_per_s": vectors / build_seconds,
+        "stage_seconds": manifest.get("build_seconds", {}),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "num_vectors": vectors,
         "files": sizes,
@@ -159,6 +163,7 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
 
     queries = np.load(work / f"queries-{geometry_name}-{docs}.npy")
     truth = np.load(work / f"truth-{geometry_name}-{docs}.npy")
+    load_before = os.getloadavg()
     anon_before = rss_kb("RssAnon")
     searcher = WarpSearcher(folder, rerank=0)
     anon_open = rss_kb("RssAnon")
@@ -191,6 +196,8 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
         runs += [run(default_nprobe, depth) for depth in RERANK_SWEEP]
     return {
         "runs": runs,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
         "anon_rss_gb_before_open": anon_before / 2**20,
         "anon_rss_gb_open": anon_open / 2**20,
         "anon_rss_gb_after_search": rss_kb("RssAnon") / 2**20,
