@@ -280,6 +280,35 @@ def _best_rerank(point: dict) -> dict | None:
     return max(reranked, key=lambda r: (r["recall_at_100"], -r["rerank"])) if reranked else None
 
 
+def growth(report: dict) -> dict:
+    """How latency and build rate change with the collection, per geometry (``_flat`` suffix), from the points
+    measured below 1M: ``multi_<size>_p50_ms`` / ``multi_<size>_build_vectors_per_s`` at every size, and from the
+    two largest sizes the fitted exponent of p50 ~ docs^a and the 1M p50 it projects
+    (``multi_1m_p50_ms_projected``: a projection, never the measured ``multi_1m_p50_ms``).
+
+    Why a fitted exponent: the probed codes grow like sqrt(docs) by design (``default_cells``), but a query's fixed
+    costs (projection, tables, centroid scores) do not grow, so the measured exponent is the honest one."""
+    out: dict = {}
+    for geometry, suffix in (("llm", ""), ("flat", "_flat")):
+        points = sorted(
+            (p for p in report["points"] if p["geometry"] == geometry and p["docs"] < 1_000_000),
+            key=lambda p: p["docs"],
+        )
+        for point in points:
+            label = f"{point['docs'] // 1000}k"
+            out[f"multi_{label}_p50_ms{suffix}"] = _default_run(point)["p50_ms"]
+            out[f"multi_{label}_build_vectors_per_s{suffix}"] = point["build"]["vectors_per_s"]
+        if len(points) >= 2:
+            small, large = points[-2], points[-1]
+            ratio = _default_run(large)["p50_ms"] / _default_run(small)["p50_ms"]
+            exponent = float(np.log(ratio) / np.log(large["docs"] / small["docs"]))
+            out[f"multi_p50_growth_exponent{suffix}"] = exponent
+            out[f"multi_1m_p50_ms_projected{suffix}"] = (
+                _default_run(large)["p50_ms"] * (1_000_000 / large["docs"]) ** exponent
+            )
+    return out
+
+
 def summarise(report: dict) -> dict:
     """The issue-17 keys (LLM geometry unless ``_flat``).
 
@@ -326,6 +355,7 @@ def summarise(report: dict) -> dict:
         out["msmarco_multi_projected_ram_gb"] = (
             search["anon_rss_gb_after_search"] * 2**30 + (MSMARCO_PASSAGES - small["docs"]) * DOCID_BYTES + extra_cells
         ) / 1e9
+    out.update(growth(report))
     if large:
         default = _default_run(large)
         out["multi_1m_p50_ms"] = default["p50_ms"]
