@@ -82,12 +82,19 @@ def reduce_documents_numpy(docs, query_vector, scores, impute, k):
 
 if HAVE_NUMBA:
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _code_score(codes, row, table, base):  # pragma: no cover
+        """``base`` plus the table value of each byte of code ``row`` (WARP's implicit decompression)."""
+        value = base
+        for j in range(codes.shape[1]):
+            value += table[j, codes[row, j]]
+        return value
+
     @numba.njit(cache=True, nogil=True)
     def _score_probed_numba(codes, doc_numbers, cell_offsets, cells, cell_scores, tables, total):  # pragma: no cover
         docs = np.empty(total, np.int32)
         query_vector = np.empty(total, np.int32)
         scores = np.empty(total, np.float32)
-        width = codes.shape[1]
         position = 0
         for i in range(cells.shape[0]):
             table = tables[i]
@@ -95,9 +102,7 @@ if HAVE_NUMBA:
                 cell = cells[i, p]
                 base = cell_scores[i, p]
                 for r in range(cell_offsets[cell], cell_offsets[cell + 1]):
-                    value = base
-                    for j in range(width):
-                        value += table[j, codes[r, j]]
+                    value = _code_score(codes, r, table, base)
                     docs[position] = doc_numbers[r]
                     query_vector[position] = i
                     scores[position] = value
@@ -138,7 +143,6 @@ if HAVE_NUMBA:
         codes, doc_numbers, cell_offsets, cells, cell_scores, tables, impute, slot_of_doc
     ):  # pragma: no cover
         k, probes = cells.shape
-        width = codes.shape[1]
         total = 0
         for i in range(k):
             for p in range(probes):
@@ -152,9 +156,7 @@ if HAVE_NUMBA:
                 cell = cells[i, p]
                 base = cell_scores[i, p]
                 for r in range(cell_offsets[cell], cell_offsets[cell + 1]):
-                    value = base
-                    for j in range(width):
-                        value += table[j, codes[r, j]]
+                    value = _code_score(codes, r, table, base)
                     doc = doc_numbers[r]
                     slot = slot_of_doc[doc]
                     if slot < 0:
@@ -204,6 +206,15 @@ if HAVE_NUMBA:
         return out
 
 
+def _probe_inputs(cells, cell_scores, tables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-query arrays in the dtypes the compiled kernels were typed for (one compiled version each)."""
+    return (
+        np.ascontiguousarray(cells, dtype=np.int64),
+        np.ascontiguousarray(cell_scores, dtype=np.float32),
+        np.ascontiguousarray(tables, dtype=np.float32),
+    )
+
+
 def new_scratch(num_docs: int) -> np.ndarray:
     """The ``document -> slot`` array :func:`probe_maxsim` needs (all -1; one per thread, reused across queries)."""
     return np.full(num_docs, -1, dtype=np.int32)
@@ -223,14 +234,7 @@ def probe_maxsim(
         scored = score_probed_numpy(codes, doc_numbers, cell_offsets, cells, cell_scores, tables)
         return reduce_documents_numpy(*scored, impute, len(impute))
     return _probe_maxsim_numba(
-        codes,
-        doc_numbers,
-        cell_offsets,
-        np.ascontiguousarray(cells, dtype=np.int64),
-        np.ascontiguousarray(cell_scores, dtype=np.float32),
-        np.ascontiguousarray(tables, dtype=np.float32),
-        impute,
-        scratch,
+        codes, doc_numbers, cell_offsets, *_probe_inputs(cells, cell_scores, tables), impute, scratch
     )
 
 
@@ -259,15 +263,7 @@ def score_probed(codes, doc_numbers, cell_offsets, cells, cell_scores, tables, u
     """Score every stored vector of the probed cells (module docstring); numba when available."""
     if use_numba and HAVE_NUMBA:
         total = _probed_count(cell_offsets, cells)
-        return _score_probed_numba(
-            codes,
-            doc_numbers,
-            cell_offsets,
-            np.ascontiguousarray(cells, dtype=np.int64),
-            np.ascontiguousarray(cell_scores, dtype=np.float32),
-            np.ascontiguousarray(tables, dtype=np.float32),
-            total,
-        )
+        return _score_probed_numba(codes, doc_numbers, cell_offsets, *_probe_inputs(cells, cell_scores, tables), total)
     return score_probed_numpy(codes, doc_numbers, cell_offsets, cells, cell_scores, tables)
 
 
