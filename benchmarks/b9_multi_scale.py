@@ -41,8 +41,9 @@ K_P, K_Q, HITS = 16, 4, 100
 MSMARCO_PASSAGES = 8_841_823
 NPROBE_SWEEP = (8, 16, 32, 64)
 RERANK_SWEEP = (100, 200, 400)
-DOCID_BYTES = 72
-"""Anonymous bytes per passage id in the searcher: a short str (~56 B) + its list slot (8) + its offset (8)."""
+DOCID_BYTES = 76
+"""Anonymous bytes per passage in the searcher: its id, a short str (~56 B) + its list slot (8), its offset (8), and
+the kernel's ``document -> slot`` scratch entry (4, one searching thread)."""
 
 
 def geometries() -> dict:
