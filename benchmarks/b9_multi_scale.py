@@ -72,7 +72,8 @@ class GeneratorSource:
     """The generator as a :class:`~pyserini_diffretriever.indexing.compress_warp.DocumentSource`.
 
     Every block it yields also updates the exact top-100 of the benchmark queries, and the time spent generating
-    and on that ground truth is counted apart (``overhead_seconds``).
+    and on that ground truth is counted apart (``overhead_seconds``; its CPU time, all threads, in
+    ``overhead_cpu_seconds``; the sample drawn for training in ``sample_seconds``).
     """
 
     def __init__(self, geometry, num_docs: int, queries: np.ndarray) -> None:
@@ -90,6 +91,8 @@ class GeneratorSource:
         self.queries = queries
         self.truth = RunningTop(len(queries), HITS)
         self.overhead_seconds = 0.0
+        self.overhead_cpu_seconds = 0.0
+        self.sample_seconds = 0.0
 
     def _block(self, block: int) -> np.ndarray:
         rng, centres = self.generator._doc_centres(block)
@@ -97,26 +100,29 @@ class GeneratorSource:
         return self.generator._vectors(rng, centres[:count], K_P, self.generator.geometry.slot_spread)
 
     def sample(self, count: int, seed: int) -> list[np.ndarray]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         blocks = -(-self.num_docs // self.block_docs)
         chosen = np.random.default_rng(seed).choice(
             blocks, size=min(blocks, -(-count // self.block_docs)), replace=False
         )
         docs = [doc for block in np.sort(chosen) for doc in self._block(int(block))][:count]
-        self.overhead_seconds += time.perf_counter() - start
+        self.sample_seconds = time.perf_counter() - start
+        self.overhead_seconds += self.sample_seconds
+        self.overhead_cpu_seconds += time.process_time() - cpu
         return docs
 
     def blocks(self, start: int):
         from pyserini_diffretriever.indexing.compress_warp import DocumentBlock, exact_block_scores
 
         for block in range(start // self.block_docs, -(-self.num_docs // self.block_docs)):
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             docs = self._block(block)
             first = block * self.block_docs
             rows = docs.reshape(-1, docs.shape[-1])
             lengths = np.full(len(docs), K_P)
             self.truth.add(exact_block_scores(self.queries, rows, lengths), first)
             self.overhead_seconds += time.perf_counter() - began
+            self.overhead_cpu_seconds += time.process_time() - cpu
             yield DocumentBlock([f"p{first + i}" for i in range(len(docs))], rows, lengths)
 
 
@@ -130,9 +136,10 @@ def phase_build(work: Path, geometry_name: str, docs: int, queries: int, rerank_
     source = GeneratorSource(geometry, docs, query_vectors)
     folder = work / f"warp-{geometry_name}-{docs}"
     load_before = os.getloadavg()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     manifest = build_warp_index(source, folder, rerank_tier=rerank_tier, overwrite=True, restart=True)
     seconds = time.perf_counter() - start
+    build_cpu_seconds = time.process_time() - cpu - source.overhead_cpu_seconds
     np.save(work / f"queries-{geometry_name}-{docs}.npy", query_vectors)
     np.save(work / f"truth-{geometry_name}-{docs}.npy", source.truth.docs)
     build_seconds = seconds - source.overhead_seconds
@@ -145,6 +152,9 @@ def phase_build(work: Path, geometry_name: str, docs: int, queries: int, rerank_
         "seconds_generating_and_truth": source.overhead_seconds,
         "build_seconds": build_seconds,
         "vectors_per_s": vectors / build_seconds,
+        "build_cpu_seconds": build_cpu_seconds,
+        "cpu_microseconds_per_vector": 1e6 * build_cpu_seconds / vectors,
+        "seconds_drawing_training_sample": source.sample_seconds,
         "stage_seconds": manifest.get("build_seconds", {}),
         "load_before": load_before,
         "load_after": os.getloadavg(),

@@ -755,8 +755,14 @@ def _b9_section(b9: dict) -> list[str]:
             stages = ", ".join(f"{name} {seconds:,.1f}" for name, seconds in build["stage_seconds"].items())
             lines += [
                 f"Build seconds by stage: {stages}; generator + benchmark ground truth "
-                f"{build['seconds_generating_and_truth']:,.0f} s (not counted; `train` includes drawing the sample). "
-                f"Load {_load(build.get('load_before'))} -> {_load(build.get('load_after'))} (build), "
+                f"{build['seconds_generating_and_truth']:,.0f} s (not counted; `train` includes drawing the sample"
+                + (
+                    f", {build['seconds_drawing_training_sample']:,.0f} s). Index CPU time "
+                    f"{build['cpu_microseconds_per_vector']:,.0f} us per vector (all threads; load-independent). "
+                    if "cpu_microseconds_per_vector" in build
+                    else "). "
+                )
+                + f"Load {_load(build.get('load_before'))} -> {_load(build.get('load_after'))} (build), "
                 f"{_load(search.get('load_before'))} -> {_load(search.get('load_after'))} (search).",
                 "",
             ]
