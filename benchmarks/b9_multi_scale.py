@@ -19,6 +19,7 @@ Writes ``results/raw/b9.json``. Usage::
     python benchmarks/b9_multi_scale.py                     # 100k passages, both geometries (long: hours under load)
     python benchmarks/b9_multi_scale.py --million           # also 1M passages (small tier only: 57 GB SQ8 tier)
     python benchmarks/b9_multi_scale.py --docs 20000 --geometries llm
+    python benchmarks/b9_multi_scale.py --search-again      # search the 100k indexes again (first search kept)
 """
 
 from __future__ import annotations
@@ -250,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--geometry", default="llm")
     parser.add_argument("--folder", default=None)
     parser.add_argument("--rerank-tier", default="sq8")
+    parser.add_argument(
+        "--search-again",
+        action="store_true",
+        help="search the finished indexes of --docs/--geometries again (e.g. at a lower load); the first search "
+        "is kept as search_first",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.docs, args.queries = 20_000, 50
@@ -267,7 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.million:
         plan += [(geometry, 1_000_000, "none") for geometry in args.geometries]
     for geometry, docs, tier in plan:
-        point = run_point(work, geometry, docs, args.queries, tier)
+        if args.search_again:
+            point = next(p for p in points if (p["geometry"], p["docs"]) == (geometry, docs))
+            point.setdefault("search_first", point["search"])
+            common = ["--geometry", geometry, "--docs", str(docs), "--folder", point["build"]["folder"]]
+            point["search"] = child("search", work, *common)
+        else:
+            point = run_point(work, geometry, docs, args.queries, tier)
         points = [p for p in points if (p["geometry"], p["docs"]) != (geometry, docs)] + [point]
         report = {"k_p": K_P, "k_q": K_Q, "dimension": 3584, "points": points}
         report["summary"] = summarise(report)
