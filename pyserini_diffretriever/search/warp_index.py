@@ -67,20 +67,50 @@ DOCID_NAME = DOCID_FILE
 DEFAULT_NPROBE = 32
 """Cells probed per query vector (WARP's default)."""
 
-_blas_controller = None
+
+class _OneBlasThread:
+    """BLAS limited to one thread while any search runs (:func:`one_blas_thread`).
+
+    The per-query products (``[K, H] x [H, d]``) are too small to share, and on a busy machine a second OpenBLAS
+    thread makes them 10x slower (measured: 1.3 -> 15.5 ms for one query's projection at load 9 on 2 cores).
+    OpenBLAS only has a process-wide setting, so concurrent searches (the server runs this kind from several
+    request threads) share one limit: the first to enter sets it, the last to leave restores the caller's.
+    Caveat (numpy's OpenBLAS 0.3.34, checked): once BLAS has run in the main thread, a thread count set from
+    another thread is not applied, so the guard holds for searches started from the main thread (the CLI,
+    ``batch_search``, benchmarks); a server should also start with ``OPENBLAS_NUM_THREADS=1``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._limit: Any = None
+        self._controller: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                if self._controller is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController()
+                self._limit = self._controller.limit(limits=1, user_api="blas")
+            self._active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                self._limit.restore_original_limits()
+                self._limit = None
 
 
-def one_blas_thread() -> Any:
-    """A context in which BLAS runs one thread: the per-query products (``[K, H] x [H, d]``) are too small to
-    share, and on a busy machine a second OpenBLAS thread makes them 10x slower (measured: 1.3 -> 15.5 ms for
-    one query's projection at load 9 on 2 cores). Threads are set process-wide (OpenBLAS has no per-call
-    setting); :meth:`WarpSearcher.batch_search` enters it once around its worker threads."""
-    global _blas_controller
-    if _blas_controller is None:
-        from threadpoolctl import ThreadpoolController
+_ONE_BLAS_THREAD = _OneBlasThread()
 
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
+
+def one_blas_thread() -> _OneBlasThread:
+    """``with one_blas_thread():`` -- BLAS on one thread for the duration (re-entrant and shared across threads;
+    :meth:`WarpSearcher.batch_search` enters it once around its worker threads)."""
+    return _ONE_BLAS_THREAD
 
 
 class WarpIndex:
