@@ -19,6 +19,7 @@ Writes ``results/raw/b9.json``. Usage::
     python benchmarks/b9_multi_scale.py                     # 100k passages, both geometries (long: hours under load)
     python benchmarks/b9_multi_scale.py --million           # also 1M passages (small tier only: 57 GB SQ8 tier)
     python benchmarks/b9_multi_scale.py --docs 20000 --geometries llm
+    python benchmarks/b9_multi_scale.py --search-again      # search the 100k indexes again (first search kept)
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ NPROBE_SWEEP = (8, 16, 32, 64, 128)
 RERANK_SWEEP = (100, 200, 400, 1000)
 SMALL_TIER_FILES = ("codes.npy", "doc_numbers.npy", "doc_rows.npy")
 """Per-vector files of the small tier: codes, each code's document, each vector's code row (document order)."""
-DOCID_BYTES = 72
-"""Anonymous bytes per passage id in the searcher: a short str (~56 B) + its list slot (8) + its offset (8)."""
+DOCID_BYTES = 76
+"""Anonymous bytes per passage in the searcher: its id, a short str (~56 B) + its list slot (8), its offset (8), and
+the kernel's ``document -> slot`` scratch entry (4, one searching thread)."""
 
 
 def geometries() -> dict:
@@ -73,7 +75,8 @@ class GeneratorSource:
     """The generator as a :class:`~pyserini_diffretriever.indexing.compress_warp.DocumentSource`.
 
     Every block it yields also updates the exact top-100 of the benchmark queries, and the time spent generating
-    and on that ground truth is counted apart (``overhead_seconds``).
+    and on that ground truth is counted apart (``overhead_seconds``; its CPU time, all threads, in
+    ``overhead_cpu_seconds``; the sample drawn for training in ``sample_seconds``).
     """
 
     def __init__(self, geometry, num_docs: int, queries: np.ndarray) -> None:
@@ -91,6 +94,8 @@ class GeneratorSource:
         self.queries = queries
         self.truth = RunningTop(len(queries), HITS)
         self.overhead_seconds = 0.0
+        self.overhead_cpu_seconds = 0.0
+        self.sample_seconds = 0.0
 
     def _block(self, block: int) -> np.ndarray:
         rng, centres = self.generator._doc_centres(block)
@@ -98,26 +103,29 @@ class GeneratorSource:
         return self.generator._vectors(rng, centres[:count], K_P, self.generator.geometry.slot_spread)
 
     def sample(self, count: int, seed: int) -> list[np.ndarray]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         blocks = -(-self.num_docs // self.block_docs)
         chosen = np.random.default_rng(seed).choice(
             blocks, size=min(blocks, -(-count // self.block_docs)), replace=False
         )
         docs = [doc for block in np.sort(chosen) for doc in self._block(int(block))][:count]
-        self.overhead_seconds += time.perf_counter() - start
+        self.sample_seconds = time.perf_counter() - start
+        self.overhead_seconds += self.sample_seconds
+        self.overhead_cpu_seconds += time.process_time() - cpu
         return docs
 
     def blocks(self, start: int):
         from pyserini_diffretriever.indexing.compress_warp import DocumentBlock, exact_block_scores
 
         for block in range(start // self.block_docs, -(-self.num_docs // self.block_docs)):
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             docs = self._block(block)
             first = block * self.block_docs
             rows = docs.reshape(-1, docs.shape[-1])
             lengths = np.full(len(docs), K_P)
             self.truth.add(exact_block_scores(self.queries, rows, lengths), first)
             self.overhead_seconds += time.perf_counter() - began
+            self.overhead_cpu_seconds += time.process_time() - cpu
             yield DocumentBlock([f"p{first + i}" for i in range(len(docs))], rows, lengths)
 
 
@@ -130,9 +138,11 @@ def phase_build(work: Path, geometry_name: str, docs: int, queries: int, rerank_
     query_vectors, targets = HiddenStateGenerator(geometry).queries(queries, K_Q, docs)
     source = GeneratorSource(geometry, docs, query_vectors)
     folder = work / f"warp-{geometry_name}-{docs}"
-    start = time.perf_counter()
+    load_before = os.getloadavg()
+    start, cpu = time.perf_counter(), time.process_time()
     manifest = build_warp_index(source, folder, rerank_tier=rerank_tier, overwrite=True, restart=True)
     seconds = time.perf_counter() - start
+    build_cpu_seconds = time.process_time() - cpu - source.overhead_cpu_seconds
     np.save(work / f"queries-{geometry_name}-{docs}.npy", query_vectors)
     np.save(work / f"truth-{geometry_name}-{docs}.npy", source.truth.docs)
     build_seconds = seconds - source.overhead_seconds
@@ -145,6 +155,12 @@ def phase_build(work: Path, geometry_name: str, docs: int, queries: int, rerank_
         "seconds_generating_and_truth": source.overhead_seconds,
         "build_seconds": build_seconds,
         "vectors_per_s": vectors / build_seconds,
+        "build_cpu_seconds": build_cpu_seconds,
+        "cpu_microseconds_per_vector": 1e6 * build_cpu_seconds / vectors,
+        "seconds_drawing_training_sample": source.sample_seconds,
+        "stage_seconds": manifest.get("build_seconds", {}),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "num_vectors": vectors,
         "files": sizes,
@@ -161,6 +177,7 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
 
     queries = np.load(work / f"queries-{geometry_name}-{docs}.npy")
     truth = np.load(work / f"truth-{geometry_name}-{docs}.npy")
+    load_before = os.getloadavg()
     anon_before = rss_kb("RssAnon")
     searcher = WarpSearcher(folder, rerank=0)
     anon_open = rss_kb("RssAnon")
@@ -199,6 +216,8 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
         runs.append(run(4 * default_nprobe, RERANK_SWEEP[-1], candidates=docs))
     return {
         "runs": runs,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
         "anon_rss_gb_before_open": anon_before / 2**20,
         "anon_rss_gb_open": anon_open / 2**20,
         "anon_rss_gb_after_search": rss_kb("RssAnon") / 2**20,
@@ -240,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--geometry", default="llm")
     parser.add_argument("--folder", default=None)
     parser.add_argument("--rerank-tier", default="sq8")
+    parser.add_argument(
+        "--search-again",
+        action="store_true",
+        help="search the finished indexes of --docs/--geometries again (e.g. at a lower load); the first search "
+        "is kept as search_first",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.docs, args.queries = 20_000, 50
@@ -257,7 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.million:
         plan += [(geometry, 1_000_000, "none") for geometry in args.geometries]
     for geometry, docs, tier in plan:
-        point = run_point(work, geometry, docs, args.queries, tier)
+        if args.search_again:
+            point = next(p for p in points if (p["geometry"], p["docs"]) == (geometry, docs))
+            point.setdefault("search_first", point["search"])
+            common = ["--geometry", geometry, "--docs", str(docs), "--folder", point["build"]["folder"]]
+            point["search"] = child("search", work, *common)
+        else:
+            point = run_point(work, geometry, docs, args.queries, tier)
         points = [p for p in points if (p["geometry"], p["docs"]) != (geometry, docs)] + [point]
         report = {"k_p": K_P, "k_q": K_Q, "dimension": 3584, "points": points}
         report["summary"] = summarise(report)
@@ -279,6 +310,35 @@ def _default_run(point: dict) -> dict:
 def _best_rerank(point: dict) -> dict | None:
     reranked = [r for r in point["search"]["runs"] if r["rerank"]]
     return max(reranked, key=lambda r: (r["recall_at_100"], -r["rerank"])) if reranked else None
+
+
+def growth(report: dict) -> dict:
+    """How latency and build rate change with the collection, per geometry (``_flat`` suffix), from the points
+    measured below 1M: ``multi_<size>_p50_ms`` / ``multi_<size>_build_vectors_per_s`` at every size, and from the
+    two largest sizes the fitted exponent of p50 ~ docs^a and the 1M p50 it projects
+    (``multi_1m_p50_ms_projected``: a projection, never the measured ``multi_1m_p50_ms``).
+
+    Why a fitted exponent: the probed codes grow like sqrt(docs) by design (``default_cells``), but a query's fixed
+    costs (projection, tables, centroid scores) do not grow, so the measured exponent is the honest one."""
+    out: dict = {}
+    for geometry, suffix in (("llm", ""), ("flat", "_flat")):
+        points = sorted(
+            (p for p in report["points"] if p["geometry"] == geometry and p["docs"] < 1_000_000),
+            key=lambda p: p["docs"],
+        )
+        for point in points:
+            label = f"{point['docs'] // 1000}k"
+            out[f"multi_{label}_p50_ms{suffix}"] = _default_run(point)["p50_ms"]
+            out[f"multi_{label}_build_vectors_per_s{suffix}"] = point["build"]["vectors_per_s"]
+        if len(points) >= 2:
+            small, large = points[-2], points[-1]
+            ratio = _default_run(large)["p50_ms"] / _default_run(small)["p50_ms"]
+            exponent = float(np.log(ratio) / np.log(large["docs"] / small["docs"]))
+            out[f"multi_p50_growth_exponent{suffix}"] = exponent
+            out[f"multi_1m_p50_ms_projected{suffix}"] = (
+                _default_run(large)["p50_ms"] * (1_000_000 / large["docs"]) ** exponent
+            )
+    return out
 
 
 def summarise(report: dict) -> dict:
@@ -328,6 +388,7 @@ def summarise(report: dict) -> dict:
         out["msmarco_multi_projected_ram_gb"] = (
             search["anon_rss_gb_after_search"] * 2**30 + (MSMARCO_PASSAGES - small["docs"]) * DOCID_BYTES + extra_cells
         ) / 1e9
+    out.update(growth(report))
     if large:
         default = _default_run(large)
         out["multi_1m_p50_ms"] = default["p50_ms"]

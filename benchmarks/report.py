@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -747,8 +748,35 @@ def _b9_section(b9: dict) -> list[str]:
             f"{build['small_bytes_per_vector']:.0f} B/vector, re-rank tier {build['rerank_bytes_per_vector']:.0f} "
             f"B/vector; build {build['vectors_per_s']:,.0f} vectors/s; searcher RssAnon "
             f"{search['anon_rss_gb_after_search']:.2f} GB, RssFile {search['file_rss_gb_after_search']:.2f} GB; "
-            f"estimated recall@100 {_f(estimate.get('recall'))}; load {point.get('uptime')})",
+            f"estimated recall@100 {_f(estimate.get('recall'))}; search at load "
+            f"{_load(search.get('load_before') or point.get('uptime'))})",
             "",
+        ]
+        first = point.get("search_first")
+        if first:  # the index was searched again later (B9's own run overlapped a busier machine)
+            default = next(r for r in first["runs"] if r["nprobe"] == search["default_nprobe"] and not r["rerank"])
+            lines += [
+                f"Searched again on the finished index; the first search, right after the build at load "
+                f"{_load(first.get('load_before'))}, gave p50 {default['p50_ms']:.1f} ms at nprobe "
+                f"{default['nprobe']} (same recall).",
+                "",
+            ]
+        if build.get("stage_seconds"):
+            stages = ", ".join(f"{name} {seconds:,.1f}" for name, seconds in build["stage_seconds"].items())
+            lines += [
+                f"Build seconds by stage: {stages}; generator + benchmark ground truth "
+                f"{build['seconds_generating_and_truth']:,.0f} s (not counted; `train` includes drawing the sample"
+                + (
+                    f", {build['seconds_drawing_training_sample']:,.0f} s). Index CPU time "
+                    f"{build['cpu_microseconds_per_vector']:,.0f} us per vector (all threads; load-independent). "
+                    if "cpu_microseconds_per_vector" in build
+                    else "). "
+                )
+                + f"Load {_load(build.get('load_before'))} -> {_load(build.get('load_after'))} (build), "
+                f"{_load(search.get('load_before'))} -> {_load(search.get('load_after'))} (search).",
+                "",
+            ]
+        lines += [
             "| nprobe | small-tier re-scored | re-rank | recall@100 | lowest | p50 ms | p90 ms | candidates |",
             "|---|---|---|---|---|---|---|---|",
         ]
@@ -759,7 +787,43 @@ def _b9_section(b9: dict) -> list[str]:
                 f"{run['mean_candidates']:,.0f} |"
             )
         lines.append("")
+    lines += _b9_growth(b9.get("summary", {}))
     return lines
+
+
+def _load(averages: list[float] | None) -> str:
+    """A load-average triple as ``1.2/3.4/5.6`` (n/a when missing)."""
+    return "/".join(f"{value:.1f}" for value in averages) if averages else "n/a"
+
+
+def _b9_growth(summary: dict) -> list[str]:
+    """Latency and build rate against the collection size, and the 1M p50 the measured growth projects."""
+    rows = []
+    for suffix, name in (("", "llm"), ("_flat", "flat")):
+        pattern = re.compile(rf"multi_(\d+)k_p50_ms{suffix}$")
+        sizes = sorted(int(match.group(1)) for match in map(pattern.match, summary) if match)
+        for size in sizes:
+            rows.append(
+                f"| {name} | {size}k | {_f(summary.get(f'multi_{size}k_p50_ms{suffix}'), 1)} | "
+                f"{_f(summary.get(f'multi_{size}k_build_vectors_per_s{suffix}'), 0)} |"
+            )
+    if not rows:
+        return []
+    lines = [
+        "Growth (default nprobe, no re-rank):",
+        "",
+        "| geometry | passages | p50 ms | build vectors/s |",
+        "|---|---|---|---|",
+    ]
+    lines += rows
+    for suffix, name in (("", "llm"), ("_flat", "flat")):
+        if f"multi_p50_growth_exponent{suffix}" in summary:
+            lines.append(
+                f"\n{name}: p50 grows like docs^{summary[f'multi_p50_growth_exponent{suffix}']:.2f} between the two "
+                f"largest sizes, which projects **{summary[f'multi_1m_p50_ms_projected{suffix}']:.1f} ms** at 1M "
+                "(a projection, not a measurement)."
+            )
+    return lines + [""]
 
 
 def _b6_section(b6: dict) -> list[str]:

@@ -16,6 +16,12 @@ Shapes (``K`` query vectors, ``P`` probed cells per query vector, ``B`` code byt
     cell_scores  f32    [K, P]             query vector . centroid of each probed cell
     tables       f32    [K, B, 256]        per query vector: score contribution of each byte value at each position
     impute       f32    [K]                score of a document with no vector in a query vector's probed cells
+
+:func:`probe_maxsim` is what a search calls: it scores and reduces in one pass, keeping each candidate's best
+score per query vector in a slot found through a reusable ``document -> slot`` array (:func:`new_scratch`), so
+no per-vector triple is materialised and no sort runs. :func:`score_probed` + :func:`reduce_documents` are the
+same computation in two steps (and the numpy reference). :func:`affine_uint8_maxsim` scores the SQ8 re-rank tier
+from its bytes, without a float copy of the rows read.
 """
 
 from __future__ import annotations
@@ -76,12 +82,19 @@ def reduce_documents_numpy(docs, query_vector, scores, impute, k):
 
 if HAVE_NUMBA:
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _code_score(codes, row, table, base):  # pragma: no cover
+        """``base`` plus the table value of each byte of code ``row`` (WARP's implicit decompression)."""
+        value = base
+        for j in range(codes.shape[1]):
+            value += table[j, codes[row, j]]
+        return value
+
     @numba.njit(cache=True, nogil=True)
     def _score_probed_numba(codes, doc_numbers, cell_offsets, cells, cell_scores, tables, total):  # pragma: no cover
         docs = np.empty(total, np.int32)
         query_vector = np.empty(total, np.int32)
         scores = np.empty(total, np.float32)
-        width = codes.shape[1]
         position = 0
         for i in range(cells.shape[0]):
             table = tables[i]
@@ -89,9 +102,7 @@ if HAVE_NUMBA:
                 cell = cells[i, p]
                 base = cell_scores[i, p]
                 for r in range(cell_offsets[cell], cell_offsets[cell + 1]):
-                    value = base
-                    for j in range(width):
-                        value += table[j, codes[r, j]]
+                    value = _code_score(codes, r, table, base)
                     docs[position] = doc_numbers[r]
                     query_vector[position] = i
                     scores[position] = value
@@ -127,20 +138,132 @@ if HAVE_NUMBA:
             count += 1
         return unique[:count], totals[:count]
 
+    @numba.njit(cache=True, nogil=True)
+    def _probe_maxsim_numba(
+        codes, doc_numbers, cell_offsets, cells, cell_scores, tables, impute, slot_of_doc
+    ):  # pragma: no cover
+        k, probes = cells.shape
+        total = 0
+        for i in range(k):
+            for p in range(probes):
+                total += cell_offsets[cells[i, p] + 1] - cell_offsets[cells[i, p]]
+        docs = np.empty(total, np.int64)
+        best = np.empty((total, k), np.float32)
+        count = 0
+        for i in range(k):
+            table = tables[i]
+            for p in range(probes):
+                cell = cells[i, p]
+                base = cell_scores[i, p]
+                for r in range(cell_offsets[cell], cell_offsets[cell + 1]):
+                    value = _code_score(codes, r, table, base)
+                    doc = doc_numbers[r]
+                    slot = slot_of_doc[doc]
+                    if slot < 0:
+                        slot = count
+                        slot_of_doc[doc] = slot
+                        docs[slot] = doc
+                        best[slot, :] = -np.inf
+                        count += 1
+                    if value > best[slot, i]:
+                        best[slot, i] = value
+        totals = np.empty(count, np.float32)
+        for slot in range(count):
+            sum_ = np.float32(0.0)
+            for i in range(k):
+                value = best[slot, i]
+                if value == -np.inf:
+                    value = impute[i]
+                if value > 0:
+                    sum_ += value
+            totals[slot] = sum_
+            slot_of_doc[docs[slot]] = -1  # the scratch array is all -1 again for the next query
+        return docs[:count], totals
+
+    @numba.njit(cache=True, nogil=True, fastmath=True)
+    def _affine_uint8_maxsim_numba(codes, offsets, docs, weights, bias):  # pragma: no cover
+        k, width = weights.shape
+        out = np.empty(len(docs), np.float32)
+        best = np.empty(k, np.float32)
+        for a in range(len(docs)):
+            doc = docs[a]
+            best[:] = -np.inf
+            for r in range(offsets[doc], offsets[doc + 1]):
+                row = codes[r]
+                for i in range(k):
+                    w = weights[i]
+                    acc = np.float32(0.0)
+                    for h in range(width):
+                        acc += np.float32(row[h]) * w[h]
+                    acc += bias[i]
+                    if acc > best[i]:
+                        best[i] = acc
+            total = np.float32(0.0)
+            for i in range(k):
+                if best[i] > 0:
+                    total += best[i]
+            out[a] = total
+        return out
+
+
+def _probe_inputs(cells, cell_scores, tables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-query arrays in the dtypes the compiled kernels were typed for (one compiled version each)."""
+    return (
+        np.ascontiguousarray(cells, dtype=np.int64),
+        np.ascontiguousarray(cell_scores, dtype=np.float32),
+        np.ascontiguousarray(tables, dtype=np.float32),
+    )
+
+
+def new_scratch(num_docs: int) -> np.ndarray:
+    """The ``document -> slot`` array :func:`probe_maxsim` needs (all -1; one per thread, reused across queries)."""
+    return np.full(num_docs, -1, dtype=np.int32)
+
+
+def probe_maxsim(
+    codes, doc_numbers, cell_offsets, cells, cell_scores, tables, impute, scratch, use_numba: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score the probed cells and reduce per document in one pass: ``(documents int64 [c], MaxSim f32 [c])``.
+
+    The same result as ``reduce_documents(*score_probed(...), impute)``, with documents in the order first met
+    rather than ascending. ``scratch`` (:func:`new_scratch`, ``num_docs`` entries) is used and restored; one thread
+    at a time may use it.
+    """
+    impute = np.ascontiguousarray(impute, dtype=np.float32)
+    if not (use_numba and HAVE_NUMBA):
+        scored = score_probed_numpy(codes, doc_numbers, cell_offsets, cells, cell_scores, tables)
+        return reduce_documents_numpy(*scored, impute, len(impute))
+    return _probe_maxsim_numba(
+        codes, doc_numbers, cell_offsets, *_probe_inputs(cells, cell_scores, tables), impute, scratch
+    )
+
+
+def affine_uint8_maxsim(codes, offsets, docs, weights, bias, use_numba: bool = True) -> np.ndarray:
+    """MaxSim ``[len(docs)]`` of documents stored as byte rows scored affinely: row ``r`` of document ``d``
+    (rows ``offsets[d]:offsets[d + 1]`` of ``codes`` ``[n, H]`` uint8) scores ``codes[r] . weights[i] + bias[i]``
+    against query vector ``i`` (``weights`` ``[K, H]``, ``bias`` ``[K]``); max per query vector, clamped at 0,
+    summed. A document without rows scores 0. Only the rows of ``docs`` are read (ascending, for a memory map).
+    """
+    docs = np.asarray(docs, dtype=np.int64)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    bias = np.ascontiguousarray(bias, dtype=np.float32)
+    order = np.argsort(docs, kind="stable")
+    out = np.empty(len(docs), dtype=np.float32)
+    if use_numba and HAVE_NUMBA:
+        out[order] = _affine_uint8_maxsim_numba(codes, offsets, docs[order], weights, bias)
+        return out
+    for position in order:
+        lo, hi = int(offsets[docs[position]]), int(offsets[docs[position] + 1])
+        sims = np.asarray(codes[lo:hi], dtype=np.float32) @ weights.T + bias  # [rows, K]
+        out[position] = np.maximum(sims.max(axis=0), 0).sum() if hi > lo else 0.0
+    return out
+
 
 def score_probed(codes, doc_numbers, cell_offsets, cells, cell_scores, tables, use_numba: bool = True):
     """Score every stored vector of the probed cells (module docstring); numba when available."""
     if use_numba and HAVE_NUMBA:
         total = _probed_count(cell_offsets, cells)
-        return _score_probed_numba(
-            codes,
-            doc_numbers,
-            cell_offsets,
-            np.ascontiguousarray(cells, dtype=np.int64),
-            np.ascontiguousarray(cell_scores, dtype=np.float32),
-            np.ascontiguousarray(tables, dtype=np.float32),
-            total,
-        )
+        return _score_probed_numba(codes, doc_numbers, cell_offsets, *_probe_inputs(cells, cell_scores, tables), total)
     return score_probed_numpy(codes, doc_numbers, cell_offsets, cells, cell_scores, tables)
 
 

@@ -39,6 +39,7 @@ the codec, the offsets and the docids.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -80,6 +81,51 @@ in the probed cells only 0.89 of the time at 32 and 0.96 at 64 (1,024 cells; iss
 DEFAULT_CANDIDATES = 2000
 """WARP candidates re-scored by their whole small-tier MaxSim (issue 17's diagnosis: 1,000-2,000 keep all but a
 fraction of a percent of what re-scoring every candidate finds)."""
+
+
+class _OneBlasThread:
+    """BLAS limited to one thread while any search runs (:func:`one_blas_thread`).
+
+    The per-query products (``[K, H] x [H, d]``) are too small to share, and on a busy machine a second OpenBLAS
+    thread makes them 10x slower (measured: 1.3 -> 15.5 ms for one query's projection at load 9 on 2 cores).
+    OpenBLAS only has a process-wide setting, so concurrent searches (the server runs this kind from several
+    request threads) share one limit: the first to enter sets it, the last to leave restores the caller's.
+    Caveat (numpy's OpenBLAS 0.3.34, checked): once BLAS has run in the main thread, a thread count set from
+    another thread is not applied, so the guard holds for searches started from the main thread (the CLI,
+    ``batch_search``, benchmarks); a server should also start with ``OPENBLAS_NUM_THREADS=1``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._limit: Any = None
+        self._controller: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                if self._controller is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController()
+                self._limit = self._controller.limit(limits=1, user_api="blas")
+            self._active += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                self._limit.restore_original_limits()
+                self._limit = None
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
+
+
+def one_blas_thread() -> _OneBlasThread:
+    """``with one_blas_thread():`` -- BLAS on one thread for the duration (re-entrant and shared across threads;
+    :meth:`WarpSearcher.batch_search` enters it once around its worker threads)."""
+    return _ONE_BLAS_THREAD
 
 
 class WarpIndex:
@@ -206,6 +252,7 @@ class WarpSearcher:
                 f"{self.index.index_dir} has no re-rank tier (built with --rerank-tier none); use rerank=0"
             )
         self.use_numba = use_numba
+        self._local = threading.local()
 
     @property
     def docids(self) -> list[str]:
@@ -245,10 +292,24 @@ class WarpSearcher:
     def _warp(self, projected: np.ndarray, centroid_scores: np.ndarray, tables: np.ndarray, nprobe: int):
         cells, cell_scores, impute = _probe(centroid_scores, nprobe)
         index = self.index
-        docs, query_vector, scores = warp_kernel.score_probed(
-            index.codes, index.doc_numbers, index.cell_offsets, cells, cell_scores, tables, self.use_numba
+        return warp_kernel.probe_maxsim(
+            index.codes,
+            index.doc_numbers,
+            index.cell_offsets,
+            cells,
+            cell_scores,
+            tables,
+            impute,
+            self._scratch(),
+            self.use_numba,
         )
-        return warp_kernel.reduce_documents(docs, query_vector, scores, impute, self.use_numba)
+
+    def _scratch(self) -> np.ndarray:
+        """This thread's ``document -> slot`` array for the kernel (4 bytes per document, made on first use)."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = warp_kernel.new_scratch(self.num_docs)
+        return scratch
 
     def candidates(self, query_vectors: Any, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every document with a code in a probed cell and its WARP MaxSim (imputed): ``(doc numbers, scores)``."""
@@ -315,20 +376,18 @@ class WarpSearcher:
         query = self._query_vectors(query_vectors)
         if self.index.rerank_codes is None:
             raise ValueError(f"{self.index.index_dir} has no re-rank tier")
-        docs = np.asarray(docs, dtype=np.int64)
-        if len(docs) == 0:
-            return np.empty(0, np.float32)
-        order = np.argsort(docs)  # ascending rows: the memory map is read forward
-        rows, local = _document_rows(self.index.offsets, docs[order])
-        sims = self.index.codec.rerank_scores(query, self.index.rerank_codes[rows])  # [rows, K]
-        best = np.maximum(np.maximum.reduceat(sims, local, axis=0), 0).sum(axis=1)
-        out = np.empty(len(docs), dtype=np.float32)
-        out[order] = best
-        return out
+        codec = self.index.codec
+        # an SQ8 code c decodes to low + (c + 1/2) step, so q . x = c . (q * step) + q . (low + step / 2)
+        weights = query * codec.rerank_step
+        bias = query @ (codec.rerank_low + 0.5 * codec.rerank_step)
+        return warp_kernel.affine_uint8_maxsim(
+            self.index.rerank_codes, self.index.offsets, docs, weights, bias, self.use_numba
+        )
 
     def search_vectors(self, query_vectors: Any, k: int = 10) -> list[SearchResult]:
         """Top ``k`` documents for one query given as vectors ``[K, H]``."""
-        docs, scores = self.rank(query_vectors, k)
+        with one_blas_thread():
+            docs, scores = self.rank(query_vectors, k)
         return sort_results(SearchResult(self.docids[d], float(s)) for d, s in zip(docs, scores))
 
     # -- Pyserini API -------------------------------------------------------------------------------------------
@@ -343,10 +402,11 @@ class WarpSearcher:
         if len(queries) != len(q_ids):
             raise ValueError(f"batch_search got {len(queries)} queries for {len(q_ids)} ids")
         vectors = [self._query_vectors(q) for q in queries]
-        if threads <= 1:
-            return {qid: self.search_vectors(v, k) for qid, v in zip(q_ids, vectors)}
-        with ThreadPoolExecutor(max_workers=int(threads)) as pool:
-            hits = list(pool.map(lambda v: self.search_vectors(v, k), vectors))
+        with one_blas_thread():
+            if threads <= 1:
+                return {qid: self.search_vectors(v, k) for qid, v in zip(q_ids, vectors)}
+            with ThreadPoolExecutor(max_workers=int(threads)) as pool:
+                hits = list(pool.map(lambda v: self.search_vectors(v, k), vectors))
         return dict(zip(q_ids, hits))
 
 

@@ -298,3 +298,30 @@ def test_exact_block_scores_give_documents_without_vectors_zero():
     scores = exact_block_scores(queries, np.concatenate(documents), np.array([len(d) for d in documents]))
     expected = [[np.maximum(q @ d.T, 0).max(axis=1).sum() if len(d) else 0.0 for d in documents] for q in queries]
     np.testing.assert_allclose(scores, expected, rtol=1e-5)
+
+
+def test_searches_hold_blas_to_one_thread_until_the_last_one_leaves():
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from pyserini_diffretriever.search.warp_index import one_blas_thread
+
+    def blas_threads() -> set[int]:  # numpy's BLAS: the one a query's products run on
+        return {lib["num_threads"] for lib in threadpool_info() if "numpy" in lib["filepath"]}
+
+    before = blas_threads()
+    seen = {}
+
+    def worker():  # a search in another thread, inside and leaving before the caller's (as batch_search's workers)
+        with one_blas_thread():
+            pass
+        seen["after the worker left"] = blas_threads()
+
+    with one_blas_thread():
+        seen["inside"] = blas_threads()
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(10)
+    assert seen == {"inside": {1}, "after the worker left": {1}}
+    assert blas_threads() == before

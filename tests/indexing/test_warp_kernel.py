@@ -57,3 +57,47 @@ def test_chosen_rows_score_as_their_centroid_plus_table_lookups(use_numba):
         for k in range(3)
     ]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def _probed_cells(seed: int = 0, nlist: int = 10, rows: int = 400, width: int = 6, k: int = 3, docs: int = 50):
+    rng = np.random.default_rng(seed)
+    cells_of_rows = np.sort(rng.integers(0, nlist, rows))
+    cell_offsets = np.concatenate([[0], np.cumsum(np.bincount(cells_of_rows, minlength=nlist))]).astype(np.int64)
+    codes = rng.integers(0, 256, (rows, width)).astype(np.uint8)
+    doc_numbers = rng.integers(0, docs, rows).astype(np.int32)
+    cells = np.stack([rng.choice(nlist, 4, replace=False) for _ in range(k)]).astype(np.int64)
+    cell_scores = rng.standard_normal(cells.shape).astype(np.float32)
+    tables = rng.standard_normal((k, width, 256)).astype(np.float32)
+    impute = rng.standard_normal(k).astype(np.float32)
+    return codes, doc_numbers, cell_offsets, cells, cell_scores, tables, impute
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=NEEDS_NUMBA)])
+def test_fused_probe_equals_score_then_reduce_and_restores_its_scratch(use_numba):
+    arrays = _probed_cells()
+    codes, doc_numbers, cell_offsets, cells, cell_scores, tables, impute = arrays
+    expected_docs, expected = warp_kernel.reduce_documents(
+        *warp_kernel.score_probed(*arrays[:-1], use_numba=False), impute, use_numba=False
+    )
+    scratch = warp_kernel.new_scratch(50)
+    for _ in range(2):  # the second query sees the scratch array the first one left
+        docs, totals = warp_kernel.probe_maxsim(*arrays, scratch, use_numba=use_numba)
+        order = np.argsort(docs)
+        np.testing.assert_array_equal(docs[order], expected_docs)
+        np.testing.assert_allclose(totals[order], expected, rtol=1e-5, atol=1e-5)
+        assert (scratch == -1).all()
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=NEEDS_NUMBA)])
+def test_affine_byte_maxsim_reads_each_documents_rows(use_numba):
+    rng = np.random.default_rng(1)
+    offsets = np.array([0, 3, 3, 7, 12], dtype=np.int64)  # document 1 has no rows
+    codes = rng.integers(0, 256, (12, 20)).astype(np.uint8)
+    weights = rng.standard_normal((2, 20)).astype(np.float32) / 100
+    bias = np.array([0.5, -3.0], dtype=np.float32)
+    docs = np.array([3, 0, 1, 2], dtype=np.int64)
+    got = warp_kernel.affine_uint8_maxsim(codes, offsets, docs, weights, bias, use_numba)
+    for position, doc in enumerate(docs):
+        rows = codes[offsets[doc] : offsets[doc + 1]].astype(np.float64)
+        want = np.maximum((rows @ weights.T + bias).max(axis=0), 0).sum() if len(rows) else 0.0
+        assert got[position] == pytest.approx(want, rel=1e-4, abs=1e-4)
