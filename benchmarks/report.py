@@ -542,6 +542,15 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
 
 def _b10_section(b10: dict) -> list[str]:
     """Encoding by batching order (``benchmarks/b10_encode.py``)."""
+    timed_docs = next(iter(b10["collections"].values()))["words"]["documents"]
+    samples = [
+        value
+        for collection in b10["collections"].values()
+        for case in collection["cases"].values()
+        for pair in case.get("load_average_1min_samples", [])
+        for value in pair
+    ]
+    loads = f"{min(samples):.1f}-{max(samples):.1f}" if samples else b10.get("machine", {}).get("loadavg_1m", "?")
     lines = [
         "## B10: encoding throughput by batching order",
         "",
@@ -551,10 +560,11 @@ def _b10_section(b10: dict) -> list[str]:
         f"sorted within windows of {b10['sort_window']} batches; budget: bucketed with --max-tokens = "
         f"{b10['batch_size']} x mean row, --batch-size {4 * b10['batch_size']} as a cap.",
         "",
-        f"Timed on {next(iter(b10['collections'].values()))['words']['documents']} documents per collection "
-        f"(load average {b10.get('machine', {}).get('loadavg_1m', '?')} at the end): two batches of 32, so even "
-        "sorted they span a wide range of lengths; whole collections, sorted within full windows, compute "
-        "far less padding (second table). Documents/s follows computed tokens.",
+        f"Timed on {timed_docs} documents per collection ({timed_docs // b10['batch_size']} batches of "
+        f"{b10['batch_size']}, less than one window of {b10['sort_window']} batches, so the sorted subset spans a wider "
+        f"range of lengths per batch than full windows do; 1-minute load average {loads} around the runs): whole "
+        "collections, sorted within full windows, compute less padding still (second table). Documents/s follows "
+        "computed tokens.",
         "",
         "| collection | words mean / p95 / max | mode | computed / real tokens | documents/s | peak RSS (MiB) |",
         "|---|---|---|---|---|---|",
