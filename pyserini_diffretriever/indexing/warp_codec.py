@@ -203,11 +203,18 @@ class WarpCodec:
             tables += values[:, :, t, (byte_values >> (self.bits * t)) & mask]
         return tables
 
+    def rerank_affine(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(weights [K, H], bias [K])`` with ``q . x = code . weights + bias`` for every SQ8 code.
+
+        A code ``c`` decodes to ``low + (c + 1/2) step`` (the bucket centre), so ``q . x = c . (q * step) +
+        q . (low + step / 2)``: the codes are scored from their bytes, never decoded.
+        """
+        return query * self.rerank_step, query @ (self.rerank_low + 0.5 * self.rerank_step)
+
     def rerank_scores(self, query: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Inner products ``[n, K]`` of SQ8 codes (decoded at the bucket centres) with query vectors ``[K, H]``."""
-        scaled = query * self.rerank_step  # [K, H]
-        constant = query @ (self.rerank_low + 0.5 * self.rerank_step)  # [K]
-        return np.asarray(codes, dtype=np.float32) @ scaled.T + constant
+        weights, bias = self.rerank_affine(query)
+        return np.asarray(codes, dtype=np.float32) @ weights.T + bias
 
     # -- persistence --------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

@@ -376,10 +376,7 @@ class WarpSearcher:
         query = self._query_vectors(query_vectors)
         if self.index.rerank_codes is None:
             raise ValueError(f"{self.index.index_dir} has no re-rank tier")
-        codec = self.index.codec
-        # an SQ8 code c decodes to low + (c + 1/2) step, so q . x = c . (q * step) + q . (low + step / 2)
-        weights = query * codec.rerank_step
-        bias = query @ (codec.rerank_low + 0.5 * codec.rerank_step)
+        weights, bias = self.index.codec.rerank_affine(query)
         return warp_kernel.affine_uint8_maxsim(
             self.index.rerank_codes, self.index.offsets, docs, weights, bias, self.use_numba
         )
