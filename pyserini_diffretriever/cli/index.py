@@ -442,7 +442,10 @@ def _compress_warp(args: argparse.Namespace) -> None:
         codec["nlist"],
         codec["code_bytes"],
         codec["rerank_tier"],
-        f", estimated recall@100 {estimate['recall']:.3f}" if estimate else "",
+        f", estimated recall@100 {estimate['recall']:.3f} at nprobe {estimate['nprobe']}, "
+        f"candidates {estimate['candidates']}"
+        if estimate
+        else "",
     )
 
 

@@ -58,6 +58,15 @@ DEFAULT_MIN_RECALL = 0.95
 DEFAULT_RERANK_DEPTHS = (100, 400, 1000)
 RECALL_DEPTH = 100
 
+NPROBE_GRID = (8, 16, 32, 64, 128, 256)
+CANDIDATE_GRID = (250, 500, 1000, 2000)
+"""The search settings :func:`tune_search` measures at build time."""
+TUNE_TOLERANCE = 0.005
+"""The default search is the cheapest setting whose estimated recall@100 is within this of the best measured."""
+EXACT_CODE_COST = 4.0
+"""Cost of scoring one code of a candidate through ``doc_rows`` relative to one probed code (measured at 100k x
+16: ~0.45 us through random reads vs ~0.11 us streamed from a probed cell)."""
+
 _CELLS_TMP = "cells.i32.tmp"
 _CODES_TMP = "codes.u8.tmp"
 _ENDS_TMP = "offsets.i64.tmp"
@@ -222,8 +231,8 @@ def build_warp_index(
     nlist: int | None = None,
     rerank_tier: str = "sq8",
     train_docs: int = DEFAULT_TRAIN_DOCS,
-    nprobe: int = layout.DEFAULT_NPROBE,
-    candidates: int = layout.DEFAULT_CANDIDATES,
+    nprobe: int | None = None,
+    candidates: int | None = None,
     estimate_queries: int = DEFAULT_ESTIMATE_QUERIES,
     query_vectors: int = DEFAULT_QUERY_VECTORS,
     perturbation: float = DEFAULT_PERTURBATION,
@@ -243,9 +252,10 @@ def build_warp_index(
         :func:`.warp_codec.default_cells`), re-rank tier ``"sq8"`` or ``"none"``.
     train_docs : int
         Sample documents for training and pseudo-queries.
-    nprobe, candidates : int
+    nprobe, candidates : int, optional
         The searcher's defaults recorded in the manifest: cells per query vector, and WARP candidates re-scored by
-        their whole small-tier MaxSim.
+        their whole small-tier MaxSim. Unset: tuned by the recall estimate (:func:`tune_search`), or
+        :data:`..search.warp_index.DEFAULT_NPROBE` / ``DEFAULT_CANDIDATES`` without one.
     estimate_queries, query_vectors, perturbation
         Pseudo-queries of the recall estimate (0 queries: no estimate).
     min_recall : float
@@ -325,11 +335,19 @@ def build_warp_index(
             raise ValueError(f"the source yielded {done} documents, expected {source.num_docs}")
         with clock("layout"):
             _finish_layout(partial, codec, vectors, done)
-        manifest = _manifest(source, codec, facts, done, vectors, nprobe, candidates)
+        manifest = _manifest(
+            source,
+            codec,
+            facts,
+            done,
+            vectors,
+            nprobe or layout.DEFAULT_NPROBE,
+            layout.DEFAULT_CANDIDATES if candidates is None else candidates,
+        )
         write_manifest(partial, manifest)
         if queries is not None:
             with clock("estimate_search"), layout.one_blas_thread():  # query-sized products: one thread
-                manifest = _estimate(partial, manifest, queries, truth, min_recall)
+                manifest = _estimate(partial, manifest, queries, truth, min_recall, nprobe, candidates)
         manifest["build_seconds"] = clock.seconds
         write_manifest(partial, manifest)
         (partial / "pseudo_queries.npy").unlink(missing_ok=True)
@@ -469,61 +487,125 @@ def recall_at(hits: list[np.ndarray], truth: np.ndarray) -> np.ndarray:
     return np.array([len(set(h.tolist()) & set(t.tolist())) / len(t) for h, t in zip(hits, truth)])
 
 
-def estimate_recall(
-    searcher: Any, queries: np.ndarray, truth: np.ndarray, nprobe: int, rerank: int
-) -> dict[str, float]:
-    """Recall@``depth`` of pseudo-queries with these search settings: mean and lowest."""
+def tune_search(
+    searcher: Any,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    *,
+    nprobe: int | None = None,
+    candidates: int | None = None,
+    tolerance: float = TUNE_TOLERANCE,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Pick the search defaults from the pseudo-queries: ``(chosen setting, every setting measured)``.
+
+    Every ``nprobe`` of :data:`NPROBE_GRID` (cut at ``nlist``) x ``candidates`` of :data:`CANDIDATE_GRID` is
+    measured (one pass per ``nprobe``: :meth:`~..search.warp_index.WarpSearcher.rank_settings`); the default is
+    the cheapest whose estimated recall@100 is within ``tolerance`` of the best one's. ``nprobe`` or
+    ``candidates`` given: that one is kept and only the other is tuned. Where the index has a re-rank tier, each
+    ``nprobe`` is also measured with re-rank 1000, and the chosen setting with each re-rank depth.
+
+    Why tune per collection: where recall stops growing depends on the data (B9: at 100k LLM-like passages
+    nprobe 8 and 500 candidates reach the recall of 64 and 2,000 in a quarter of the time; at 20k, where a
+    query's exact top-100 spans several topics, recall still grows up to nprobe 64). The cost model counts codes
+    read: probed codes, plus :data:`EXACT_CODE_COST` per code of a candidate re-scored through ``doc_rows``
+    (random reads), so the choice does not depend on the machine's load during the build.
+    """
     depth = truth.shape[1]
-    hits = [searcher.rank(query, depth, nprobe=nprobe, rerank=rerank)[0] for query in queries]
-    per_query = recall_at(hits, truth)
-    return {
-        "nprobe": int(nprobe),
-        "rerank": int(rerank),
-        "recall": float(per_query.mean()),
-        "min": float(per_query.min()),
-    }
+    index = searcher.index
+    vectors_per_doc = index.num_vectors / max(index.num_docs, 1)
+    nprobes = [int(nprobe)] if nprobe else sorted({min(p, index.codec.nlist) for p in NPROBE_GRID})
+    if candidates is not None:
+        counts = [int(candidates)]
+    else:
+        counts = sorted({min(c, index.num_docs) for c in CANDIDATE_GRID})
+    reranks = (DEFAULT_RERANK_DEPTHS[-1],) if index.rerank_codes is not None else ()
+    rows: list[dict[str, Any]] = []
+
+    def measure(probes: int, counts: list[int], reranks: tuple[int, ...]) -> list[dict[str, Any]]:
+        passes = [searcher.rank_settings(q, depth, probes, counts, reranks) for q in queries]
+        probed = float(np.mean([p.probed_codes for p in passes]))
+        found = np.array([p.warp_candidates for p in passes], dtype=np.float64)
+        out = []
+        for setting in passes[0].rankings:
+            count, rerank = setting
+            per_query = recall_at([p.rankings[setting] for p in passes], truth)
+            exact_codes = float(np.mean(np.minimum(found, max(count, depth)))) * vectors_per_doc if count else 0.0
+            out.append(
+                {
+                    "nprobe": probes,
+                    "candidates": count,
+                    "rerank": rerank,
+                    "recall": float(per_query.mean()),
+                    "min": float(per_query.min()),
+                    "cost": round(probed + EXACT_CODE_COST * exact_codes),
+                }
+            )
+        return out
+
+    for probes in nprobes:
+        rows += measure(probes, counts, reranks)
+    small = [row for row in rows if row["rerank"] == 0]
+    best = max(row["recall"] for row in small)
+    chosen = min(
+        (row for row in small if row["recall"] >= best - tolerance),
+        key=lambda row: (row["cost"], row["nprobe"], row["candidates"]),
+    )
+    if reranks:
+        rows += [
+            row for row in measure(chosen["nprobe"], [chosen["candidates"]], DEFAULT_RERANK_DEPTHS) if row["rerank"]
+        ]
+    return chosen, rows
 
 
 def _estimate(
-    partial: Path, manifest: dict[str, Any], queries: np.ndarray, truth: RunningTop, min_recall: float
+    partial: Path,
+    manifest: dict[str, Any],
+    queries: np.ndarray,
+    truth: RunningTop,
+    min_recall: float,
+    nprobe: int | None,
+    candidates: int | None,
 ) -> dict[str, Any]:
     from ..search.warp_index import WarpSearcher
 
     searcher = WarpSearcher(partial)
-    nprobe = searcher.nprobe
-    rows = [estimate_recall(searcher, queries, truth.docs, nprobe, 0)]
-    for more in (2 * nprobe, 4 * nprobe):
-        rows.append(estimate_recall(searcher, queries, truth.docs, more, 0))
-    if searcher.index.rerank_codes is not None:
-        for depth in DEFAULT_RERANK_DEPTHS:
-            rows.append(estimate_recall(searcher, queries, truth.docs, nprobe, depth))
-        for more in (2 * nprobe, 4 * nprobe):  # where probing, not the small codes, limits the re-rank tier
-            rows.append(estimate_recall(searcher, queries, truth.docs, more, DEFAULT_RERANK_DEPTHS[-1]))
-    default = rows[0]
+    default, rows = tune_search(searcher, queries, truth.docs, nprobe=nprobe, candidates=candidates)
+    search = {**manifest["search"], "nprobe": default["nprobe"], "candidates": default["candidates"]}
+    search["tuned"] = [name for name, given in (("nprobe", nprobe), ("candidates", candidates)) if given is None]
     manifest = {
         **manifest,
+        "search": search,
         "recall_estimate": {
             "depth": RECALL_DEPTH,
             "queries": int(len(queries)),
             "query_vectors": int(queries.shape[1]),
             "documents": int(manifest["num_docs"]),
+            "tolerance": TUNE_TOLERANCE,
             "default": default,
             "settings": rows,
         },
     }
     logger.info(
-        "estimated recall@%d (%d pseudo-queries, exact MaxSim over all %d documents): %s",
+        "estimated recall@%d (%d pseudo-queries, exact MaxSim over all %d documents): default nprobe %d, "
+        "candidates %d: %.3f (best measured %.3f); re-rank tier: %s",
         RECALL_DEPTH,
         len(queries),
         manifest["num_docs"],
-        "; ".join(f"nprobe {r['nprobe']} rerank {r['rerank']}: {r['recall']:.3f}" for r in rows),
+        default["nprobe"],
+        default["candidates"],
+        default["recall"],
+        max(row["recall"] for row in rows if row["rerank"] == 0),
+        "; ".join(f"nprobe {r['nprobe']} rerank {r['rerank']}: {r['recall']:.3f}" for r in rows if r["rerank"])
+        or "none",
     )
     if default["recall"] < min_recall:
-        better = [r for r in rows[1:] if r["recall"] >= min_recall]
+        better = sorted((r for r in rows if r["recall"] >= min_recall), key=lambda r: r["cost"])
         hint = (
             "search with "
             + " or ".join(
-                f"--nprobe {r['nprobe']}" + (f" --rerank {r['rerank']}" if r["rerank"] else "") for r in better[:2]
+                f"--nprobe {r['nprobe']} --candidates {r['candidates']}"
+                + (f" --rerank {r['rerank']}" if r["rerank"] else "")
+                for r in better[:2]
             )
             if better
             else "build with a larger --dim or a smaller --subvector-dims, or search with a larger --nprobe and --rerank"

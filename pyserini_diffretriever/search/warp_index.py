@@ -42,6 +42,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,16 @@ def one_blas_thread() -> _OneBlasThread:
     """``with one_blas_thread():`` -- BLAS on one thread for the duration (re-entrant and shared across threads;
     :meth:`WarpSearcher.batch_search` enters it once around its worker threads)."""
     return _ONE_BLAS_THREAD
+
+
+@dataclass
+class SettingsRanking:
+    """:meth:`WarpSearcher.rank_settings`: documents per ``(candidates, rerank)`` and the work of the pass
+    (codes scored in the probed cells; WARP candidates found)."""
+
+    rankings: dict[tuple[int, int], np.ndarray]
+    probed_codes: int
+    warp_candidates: int
 
 
 class WarpIndex:
@@ -313,18 +324,12 @@ class WarpSearcher:
 
     def candidates(self, query_vectors: Any, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every document with a code in a probed cell and its WARP MaxSim (imputed): ``(doc numbers, scores)``."""
-        projected = self.index.codec.project(self._query_vectors(query_vectors))
-        centroid_scores = projected @ self.index.codec.centroids.T
-        return self._warp(
-            projected, centroid_scores, self.index.codec.byte_tables(projected), int(nprobe or self.nprobe)
-        )
+        return self._warp(*self._prepare(self._query_vectors(query_vectors)), int(nprobe or self.nprobe))
 
     def small_scores(self, query_vectors: Any, docs: np.ndarray) -> np.ndarray:
         """MaxSim of ``docs`` over *all* their small-tier codes (step 4 of the module docstring)."""
-        projected = self.index.codec.project(self._query_vectors(query_vectors))
-        return self._small_scores(
-            projected @ self.index.codec.centroids.T, self.index.codec.byte_tables(projected), docs
-        )
+        _, centroid_scores, tables = self._prepare(self._query_vectors(query_vectors))
+        return self._small_scores(centroid_scores, tables, docs)
 
     def _small_scores(self, centroid_scores: np.ndarray, tables: np.ndarray, docs: np.ndarray) -> np.ndarray:
         index = self.index
@@ -357,10 +362,7 @@ class WarpSearcher:
         nprobe = int(nprobe or self.nprobe)
         exact = self.exact_candidates if candidates is None else int(candidates)
         rerank = self.rerank if rerank is None else int(rerank)
-        codec = self.index.codec
-        projected = codec.project(query)
-        centroid_scores = projected @ codec.centroids.T  # [K, nlist]
-        tables = codec.byte_tables(projected)
+        projected, centroid_scores, tables = self._prepare(query)
         docs, scores = self._warp(projected, centroid_scores, tables, nprobe)
         if exact:
             docs = docs[_top(scores, max(exact, depth))]
@@ -370,6 +372,51 @@ class WarpSearcher:
             scores = self.rerank_scores(query, docs)
         keep = _top(scores, depth)
         return docs[keep], scores[keep]
+
+    def _prepare(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Step 1: projected query vectors ``[K, d]``, their centroid scores ``[K, nlist]`` and byte tables."""
+        codec = self.index.codec
+        projected = codec.project(query)
+        return projected, projected @ codec.centroids.T, codec.byte_tables(projected)
+
+    def rank_settings(
+        self,
+        query_vectors: Any,
+        depth: int,
+        nprobe: int,
+        candidates: Sequence[int],
+        reranks: Sequence[int] = (),
+    ) -> SettingsRanking:
+        """What :meth:`rank` returns (documents only) for several settings at one ``nprobe``, at the cost of one.
+
+        Settings: ``(c, 0)`` for every ``c`` in ``candidates``, and ``(max(candidates), r)`` for every ``r`` in
+        ``reranks``. Why one pass serves them all: each setting keeps a prefix of the same ordering (the best
+        ``c`` WARP candidates, then the best ``r`` of their exact small-tier scores), so the build-time tuning
+        (:func:`..indexing.compress_warp.tune_search`) scores the largest setting once and cuts it. Equal to
+        :meth:`rank` up to the order of tied scores.
+        """
+        query = self._query_vectors(query_vectors)
+        projected, centroid_scores, tables = self._prepare(query)
+        cells, _, _ = _probe(centroid_scores, int(nprobe))
+        probed_codes = int((self.index.cell_offsets[cells + 1] - self.index.cell_offsets[cells]).sum())
+        docs, scores = self._warp(projected, centroid_scores, tables, int(nprobe))
+        rankings: dict[tuple[int, int], np.ndarray] = {}
+        most = max(candidates)
+        if most == 0:  # WARP's imputed scores are final
+            rankings[(0, 0)] = docs[_top(scores, depth)]
+            return SettingsRanking(rankings, probed_codes, len(docs))
+        pool = docs[_ordered_top(scores, max(most, depth))]
+        exact = self._small_scores(centroid_scores, tables, pool)
+        for count in candidates:
+            kept = max(count, depth)
+            rankings[(int(count), 0)] = pool[:kept][_top(exact[:kept], depth)] if count else docs[_top(scores, depth)]
+        if reranks:
+            reordered = pool[_ordered_top(exact, max(max(reranks), depth))]
+            full = self.rerank_scores(query, reordered)
+            for rerank in reranks:
+                kept = max(rerank, depth)
+                rankings[(int(most), int(rerank))] = reordered[:kept][_top(full[:kept], depth)]
+        return SettingsRanking(rankings, probed_codes, len(docs))
 
     def rerank_scores(self, query_vectors: Any, docs: np.ndarray) -> np.ndarray:
         """MaxSim of ``docs`` (doc numbers) from the SQ8 tier: full dimension, read for these documents only."""
@@ -426,6 +473,12 @@ def _document_rows(offsets: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, n
     local = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     rows = np.repeat(starts - local, lengths) + np.arange(int(lengths.sum()))
     return rows, local
+
+
+def _ordered_top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores, best first (ties: lower index first)."""
+    chosen = _top(scores, k)
+    return chosen[np.lexsort((chosen, -scores[chosen]))]
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

@@ -156,8 +156,11 @@ def test_estimate_tracks_the_recall_measured_on_other_queries(built):
     estimate = manifest["recall_estimate"]
     assert estimate["queries"] == OPTIONS["estimate_queries"] and estimate["documents"] == DOCS
     default = estimate["default"]
-    assert default["nprobe"] == OPTIONS["nprobe"] and default["rerank"] == 0
-    assert {(row["nprobe"], row["rerank"]) for row in estimate["settings"]} >= {(4, 0), (8, 0), (4, 100)}
+    assert default["nprobe"] == OPTIONS["nprobe"] and default["rerank"] == 0  # given: only candidates are tuned
+    assert manifest["search"] == {**manifest["search"], "nprobe": 4, "candidates": default["candidates"]}
+    assert manifest["search"]["tuned"] == ["candidates"]
+    settings = {(row["nprobe"], row["candidates"], row["rerank"]) for row in estimate["settings"]}
+    assert settings >= {(4, 250, 0), (4, 500, 0), (4, DOCS, 0), (4, DOCS, 1000), (4, default["candidates"], 100)}
     searcher = WarpSearcher(root / "warp")
     recalls = []
     for query in _queries(40):
@@ -165,6 +168,38 @@ def test_estimate_tracks_the_recall_measured_on_other_queries(built):
         hits = searcher.search_vectors(query, compress_warp.RECALL_DEPTH)
         recalls.append(len({int(h.docid[1:]) for h in hits} & exact) / compress_warp.RECALL_DEPTH)
     assert abs(default["recall"] - np.mean(recalls)) <= 0.1
+
+
+def test_the_build_tunes_the_cheapest_search_within_tolerance_of_the_best(built, tmp_path):
+    _, folder, _, _ = built
+    options = {**OPTIONS, "nprobe": None, "rerank_tier": "none", "estimate_queries": 16}
+    manifest = compress_multivector_warp(folder, tmp_path / "tuned", **options)
+    estimate = manifest["recall_estimate"]
+    rows, default = estimate["settings"], estimate["default"]
+    nlist = manifest["codec"]["nlist"]
+    grid = {(min(p, nlist), min(c, DOCS)) for p in compress_warp.NPROBE_GRID for c in compress_warp.CANDIDATE_GRID}
+    assert {(row["nprobe"], row["candidates"]) for row in rows} == grid and all(row["rerank"] == 0 for row in rows)
+    best = max(row["recall"] for row in rows)
+    assert default["recall"] >= best - compress_warp.TUNE_TOLERANCE
+    cheaper = [row for row in rows if row["cost"] < default["cost"]]
+    assert all(row["recall"] < best - compress_warp.TUNE_TOLERANCE for row in cheaper)
+    assert manifest["search"]["tuned"] == ["nprobe", "candidates"]
+    searcher = WarpSearcher(tmp_path / "tuned")
+    assert (searcher.nprobe, searcher.exact_candidates) == (default["nprobe"], default["candidates"])
+    # more cells cost more codes; more candidates cost more at the same cells
+    by_setting = {(row["nprobe"], row["candidates"]): row["cost"] for row in rows}
+    assert by_setting[(min(8, nlist), 250)] < by_setting[(min(256, nlist), 250)] < by_setting[(min(256, nlist), DOCS)]
+
+
+def test_rank_settings_gives_what_rank_gives_for_each_setting(built):
+    searcher = WarpSearcher(built[0] / "warp")
+    for query in _queries(4):
+        ranked = searcher.rank_settings(query, 20, 4, [0, 30, 100], reranks=(25, 60))
+        assert set(ranked.rankings) == {(0, 0), (30, 0), (100, 0), (100, 25), (100, 60)}
+        for (candidates, rerank), docs in ranked.rankings.items():
+            alone = searcher.rank(query, 20, nprobe=4, candidates=candidates, rerank=rerank)[0]
+            assert set(docs.tolist()) == set(alone.tolist()), (candidates, rerank)
+        assert ranked.warp_candidates == len(searcher.candidates(query, 4)[0]) and ranked.probed_codes > 0
 
 
 def test_work_per_query_grows_sublinearly(tmp_path):

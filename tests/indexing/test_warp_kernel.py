@@ -101,3 +101,16 @@ def test_affine_byte_maxsim_reads_each_documents_rows(use_numba):
         rows = codes[offsets[doc] : offsets[doc + 1]].astype(np.float64)
         want = np.maximum((rows @ weights.T + bias).max(axis=0), 0).sum() if len(rows) else 0.0
         assert got[position] == pytest.approx(want, rel=1e-4, abs=1e-4)
+
+
+def test_sq8_codes_compiled_equal_numpy_and_clip_out_of_range_values():
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((300, 70)).astype(np.float32)
+    low, high = np.quantile(vectors, 0.02, axis=0), np.quantile(vectors, 0.98, axis=0)  # some values fall outside
+    step = ((high - low) / 256).astype(np.float32)
+    expected = warp_kernel.sq8_codes_numpy(vectors, low, step)
+    np.testing.assert_array_equal(warp_kernel.sq8_codes(vectors, low, step), expected)
+    assert expected.min() == 0 and expected.max() == 255
+    inside = (vectors > low + step) & (vectors < high - step)
+    decoded = low + (expected + 0.5) * step
+    assert np.abs(decoded - vectors)[inside].max() <= 0.5 * step.max() * 1.0001
