@@ -364,8 +364,8 @@ class WarpSearcher:
         rerank = self.rerank if rerank is None else int(rerank)
         projected, centroid_scores, tables = self._prepare(query)
         docs, scores = self._warp(projected, centroid_scores, tables, nprobe)
-        if exact:
-            docs = docs[_top(scores, max(exact, depth))]
+        if exact:  # at least as many as the re-rank tier will read: `rerank` is how many it re-scores
+            docs = docs[_top(scores, max(exact, rerank, depth))]
             scores = self._small_scores(centroid_scores, tables, docs)
         if rerank:
             docs = docs[_top(scores, max(rerank, depth))]
@@ -390,7 +390,7 @@ class WarpSearcher:
         """What :meth:`rank` returns (documents only) for several settings at one ``nprobe``, at the cost of one.
 
         Settings: ``(c, 0)`` for every ``c`` in ``candidates``, and ``(max(candidates), r)`` for every ``r`` in
-        ``reranks``. Why one pass serves them all: each setting keeps a prefix of the same ordering (the best
+        ``reranks`` (whose exact stage keeps at least ``r`` candidates, as :meth:`rank`'s does). Why one pass serves them all: each setting keeps a prefix of the same ordering (the best
         ``c`` WARP candidates, then the best ``r`` of their exact small-tier scores), so the build-time tuning
         (:func:`..indexing.compress_warp.tune_search`) scores the largest setting once and cuts it. Equal to
         :meth:`rank` up to the order of tied scores.
@@ -405,17 +405,18 @@ class WarpSearcher:
         if most == 0:  # WARP's imputed scores are final
             rankings[(0, 0)] = docs[_top(scores, depth)]
             return SettingsRanking(rankings, probed_codes, len(docs))
-        pool = docs[_ordered_top(scores, max(most, depth))]
+        pool = docs[_ordered_top(scores, max(most, *reranks, depth))]
         exact = self._small_scores(centroid_scores, tables, pool)
         for count in candidates:
             kept = max(count, depth)
             rankings[(int(count), 0)] = pool[:kept][_top(exact[:kept], depth)] if count else docs[_top(scores, depth)]
         if reranks:
-            reordered = pool[_ordered_top(exact, max(max(reranks), depth))]
-            full = self.rerank_scores(query, reordered)
-            for rerank in reranks:
-                kept = max(rerank, depth)
-                rankings[(int(most), int(rerank))] = reordered[:kept][_top(full[:kept], depth)]
+            chosen = {r: _top(exact[: max(most, r, depth)], max(r, depth)) for r in reranks}  # positions in pool
+            needed = np.unique(np.concatenate(list(chosen.values())))
+            full = np.zeros(len(pool), dtype=np.float32)
+            full[needed] = self.rerank_scores(query, pool[needed])
+            for rerank, positions in chosen.items():
+                rankings[(int(most), int(rerank))] = pool[positions[_top(full[positions], depth)]]
         return SettingsRanking(rankings, probed_codes, len(docs))
 
     def rerank_scores(self, query_vectors: Any, docs: np.ndarray) -> np.ndarray:

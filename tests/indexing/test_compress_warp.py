@@ -179,16 +179,41 @@ def test_the_build_tunes_the_cheapest_search_within_tolerance_of_the_best(built,
     nlist = manifest["codec"]["nlist"]
     grid = {(min(p, nlist), min(c, DOCS)) for p in compress_warp.NPROBE_GRID for c in compress_warp.CANDIDATE_GRID}
     assert {(row["nprobe"], row["candidates"]) for row in rows} == grid and all(row["rerank"] == 0 for row in rows)
-    best = max(row["recall"] for row in rows)
-    assert default["recall"] >= best - compress_warp.TUNE_TOLERANCE
+    best, best_worst = max(row["recall"] for row in rows), max(row["min"] for row in rows)
+    tolerance, worst_tolerance = compress_warp.TUNE_TOLERANCE, compress_warp.TUNE_WORST_TOLERANCE
+    assert default["recall"] >= best - tolerance and default["min"] >= best_worst - worst_tolerance
     cheaper = [row for row in rows if row["cost"] < default["cost"]]
-    assert all(row["recall"] < best - compress_warp.TUNE_TOLERANCE for row in cheaper)
+    assert all(row["recall"] < best - tolerance or row["min"] < best_worst - worst_tolerance for row in cheaper)
     assert manifest["search"]["tuned"] == ["nprobe", "candidates"]
     searcher = WarpSearcher(tmp_path / "tuned")
     assert (searcher.nprobe, searcher.exact_candidates) == (default["nprobe"], default["candidates"])
     # more cells cost more codes; more candidates cost more at the same cells
     by_setting = {(row["nprobe"], row["candidates"]): row["cost"] for row in rows}
     assert by_setting[(min(8, nlist), 250)] < by_setting[(min(256, nlist), 250)] < by_setting[(min(256, nlist), DOCS)]
+
+
+def test_the_default_must_also_keep_the_worst_query():
+    def row(nprobe, recall, worst, cost):
+        return {"nprobe": nprobe, "candidates": 250, "rerank": 0, "recall": recall, "min": worst, "cost": cost}
+
+    rows = [row(8, 0.944, 0.70, 10), row(32, 0.946, 0.81, 40), row(64, 0.948, 0.83, 80), row(64, 0.99, 0.9, 1)]
+    rows[-1]["rerank"] = 1000  # re-rank rows never become the default
+    assert compress_warp.choose_default(rows)["nprobe"] == 32  # nprobe 8 is near the mean but loses a query
+    assert compress_warp.choose_default(rows, worst_tolerance=1.0)["nprobe"] == 8
+
+
+def test_a_rerank_deeper_than_the_candidates_rescores_that_many(built, monkeypatch):
+    searcher = WarpSearcher(built[0] / "warp")
+    seen = []
+    rerank_scores = WarpSearcher.rerank_scores
+    monkeypatch.setattr(
+        WarpSearcher, "rerank_scores", lambda self, q, docs: seen.append(len(docs)) or rerank_scores(self, q, docs)
+    )
+    query = _queries(1)[0]
+    searcher.rank(query, 10, nprobe=4, candidates=20, rerank=60)
+    assert seen == [min(60, len(searcher.candidates(query, 4)[0]))] and seen[0] > 20
+    ranked = searcher.rank_settings(query, 10, 4, [20], reranks=(60,)).rankings[(20, 60)]
+    assert set(ranked.tolist()) == set(searcher.rank(query, 10, nprobe=4, candidates=20, rerank=60)[0].tolist())
 
 
 def test_rank_settings_gives_what_rank_gives_for_each_setting(built):
