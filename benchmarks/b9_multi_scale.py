@@ -332,21 +332,18 @@ def _best_rerank(point: dict) -> dict | None:
 
 
 def growth(report: dict) -> dict:
-    """How latency and build rate change with the collection, per geometry (``_flat`` suffix), from the points
-    measured below 1M: ``multi_<size>_p50_ms`` / ``multi_<size>_build_vectors_per_s`` at every size, and from the
-    two largest sizes the fitted exponent of p50 ~ docs^a and the 1M p50 it projects
+    """How latency and build rate change with the collection, per geometry (``_flat`` suffix):
+    ``multi_<size>_p50_ms`` / ``multi_<size>_build_vectors_per_s`` at every size, and from the two largest sizes
+    the fitted exponent of p50 ~ docs^a; where 1M was not measured, the 1M p50 it projects
     (``multi_1m_p50_ms_projected``: a projection, never the measured ``multi_1m_p50_ms``).
 
     Why a fitted exponent: the probed codes grow like sqrt(docs) by design (``default_cells``), but a query's fixed
     costs (projection, tables, centroid scores) do not grow, so the measured exponent is the honest one."""
     out: dict = {}
     for geometry, suffix in (("llm", ""), ("flat", "_flat")):
-        points = sorted(
-            (p for p in report["points"] if p["geometry"] == geometry and p["docs"] < 1_000_000),
-            key=lambda p: p["docs"],
-        )
+        points = sorted((p for p in report["points"] if p["geometry"] == geometry), key=lambda p: p["docs"])
         for point in points:
-            label = f"{point['docs'] // 1000}k"
+            label = "1m" if point["docs"] == 1_000_000 else f"{point['docs'] // 1000}k"
             out[f"multi_{label}_p50_ms{suffix}"] = _default_run(point)["p50_ms"]
             out[f"multi_{label}_build_vectors_per_s{suffix}"] = point["build"]["vectors_per_s"]
         if len(points) >= 2:
@@ -354,9 +351,10 @@ def growth(report: dict) -> dict:
             ratio = _default_run(large)["p50_ms"] / _default_run(small)["p50_ms"]
             exponent = float(np.log(ratio) / np.log(large["docs"] / small["docs"]))
             out[f"multi_p50_growth_exponent{suffix}"] = exponent
-            out[f"multi_1m_p50_ms_projected{suffix}"] = (
-                _default_run(large)["p50_ms"] * (1_000_000 / large["docs"]) ** exponent
-            )
+            if large["docs"] < 1_000_000:  # only a projection where 1M was not measured
+                out[f"multi_1m_p50_ms_projected{suffix}"] = (
+                    _default_run(large)["p50_ms"] * (1_000_000 / large["docs"]) ** exponent
+                )
     return out
 
 

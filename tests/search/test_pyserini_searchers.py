@@ -14,7 +14,7 @@ import pytest
 
 from pyserini_diffretriever.search.factory import open_searcher
 from pyserini_diffretriever.search.fusion import MinMaxHybridSearcher, fuse_min_max_hits
-from pyserini_diffretriever.search.index_format import IndexFormatError, IndexMismatchError
+from pyserini_diffretriever.search.index_format import IndexFormatError, IndexMismatchError, read_manifest
 from pyserini_diffretriever.search.multivector import MultiVectorSearcher
 from pyserini_diffretriever.search.scoring import dense_scores, impact_scores
 
@@ -181,16 +181,25 @@ def test_pyserini_hybrid_searcher_runs_unchanged_over_our_searchers(collection, 
     assert ours.batch_search(["q2"], ["q2"], k=8)["q2"] == ours.search("q2", k=8)
 
 
-def test_the_search_cli_fuses_a_compressed_multi_index_with_an_impact_index(collection, tmp_path, monkeypatch):
-    """The paper's best configuration, multi + impact, on a compressed folder, with both fusions (issue 18)."""
+@pytest.mark.parametrize("engine", ["codec", "warp"])
+def test_the_search_cli_fuses_a_compressed_multi_index_with_an_impact_index(collection, tmp_path, monkeypatch, engine):
+    """The paper's best configuration, multi + impact, on a compressed folder of either engine (multi-compressed,
+    multi-warp), with both fusions (issues 17 and 18)."""
     from pyserini_diffretriever.cli import search as search_cli
     from pyserini_diffretriever.indexing.compress_multi import compress_multivector
+    from pyserini_diffretriever.indexing.compress_warp import compress_multivector_warp
     from pyserini_diffretriever.search import factory
     from pyserini_diffretriever.search.fusion import fuse
     from pyserini_diffretriever.search.kinds import INDEX_KINDS
 
     compressed = tmp_path / "multi-c"
-    compress_multivector(collection["multi_dir"], compressed, reduced_dimension=DIM, nlist=4)
+    if engine == "codec":
+        compress_multivector(collection["multi_dir"], compressed, reduced_dimension=DIM, nlist=4)
+    else:  # too few vectors for PQ's 256 sub-centroids: 4-bit buckets
+        compress_multivector_warp(
+            collection["multi_dir"], compressed, residual="sq", bits=4, nlist=4, estimate_queries=8
+        )
+    assert read_manifest(compressed)["kind"] == {"codec": "multi-compressed", "warp": "multi-warp"}[engine]
     queries = impact_queries(collection)
     rng = np.random.default_rng(4)
     tables = {"impact": queries, "multi": {q: rng.standard_normal((3, DIM)).astype(np.float32) for q in queries}}

@@ -92,21 +92,26 @@ def test_lucene_searches_of_all_aliases_share_one_lock(cranfield_demo):
         runtime.close()
 
 
-def test_a_compressed_multi_folder_serves_alone_and_in_both_fusions(cranfield_demo, tmp_path):
-    """Every kind works wherever its representation fits: multi-compressed as a multi alias and in hybrids,
-    with the search CLI's results, searched behind a lock (its kind is not thread safe)."""
+@pytest.mark.parametrize("kind", ["multi-compressed", "multi-warp"])
+def test_a_compressed_multi_folder_serves_alone_and_in_both_fusions(cranfield_demo, tmp_path, kind):
+    """Every kind works wherever its representation fits: multi-compressed and multi-warp as a multi alias and in
+    hybrids, with the search CLI's results; a kind that is not thread safe is searched behind a lock."""
     from pyserini_diffretriever.cli import search as search_cli
     from pyserini_diffretriever.indexing.compress_multi import compress_multivector
+    from pyserini_diffretriever.indexing.compress_warp import compress_multivector_warp
+    from pyserini_diffretriever.search.kinds import INDEX_KINDS
     from pyserini_diffretriever.serving.searchers import HybridSpec
 
     compressed = tmp_path / "multi-c"
-    compress_multivector(cranfield_demo.work / "enc" / "multi", compressed, nlist=4)
+    compress = compress_multivector if kind == "multi-compressed" else compress_multivector_warp
+    compress(cranfield_demo.work / "enc" / "multi", compressed, nlist=4)
     impact = cranfield_demo.work / "impact"
     hybrids = {fusion: HybridSpec((impact, compressed), fusion=fusion, depth=20) for fusion in ("minmax", "pyserini")}
     runtime = ServingRuntime(hybrids=hybrids)
     try:
         served = runtime.open("diffretriever_multi", compressed, alias="m")
-        assert served.kinds == ("multi-compressed",) and type(served.searcher).__name__ == "_Locked"
+        assert served.kinds == (kind,)
+        assert (type(served.searcher).__name__ == "_Locked") is not INDEX_KINDS[kind].thread_safe
         topics = tmp_path / "topics.tsv"
         topics.write_text("".join(f"{qid}\t{text}\n" for qid, text in cranfield_demo.topics.items()))
         for alias, index_args in {
