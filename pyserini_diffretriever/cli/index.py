@@ -141,12 +141,17 @@ def _add_compress_parser(commands: Any) -> None:
         "--rerank-tier", choices=("sq8", "none"), default=None, help="warp: full-dimension SQ8 tier (sq8)"
     )
     compress.add_argument("--train-docs", type=int, default=None, help="warp: training documents (8192)")
-    compress.add_argument("--nprobe", type=int, default=None, help="warp: default cells per query vector")
+    compress.add_argument(
+        "--nprobe",
+        type=int,
+        default=None,
+        help="warp: default cells per query vector (default: tuned by the build-time recall estimate)",
+    )
     compress.add_argument(
         "--candidates",
         type=int,
         default=None,
-        help="warp: default number of WARP candidates re-scored by their whole small-tier MaxSim",
+        help="warp: default number of WARP candidates re-scored by their whole small-tier MaxSim (default: tuned)",
     )
     compress.add_argument(
         "--estimate-queries",

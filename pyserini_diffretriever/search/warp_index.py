@@ -76,12 +76,14 @@ OFFSETS_NAME = OFFSETS_FILE
 DOCID_NAME = DOCID_FILE
 
 DEFAULT_NPROBE = 64
-"""Cells probed per query vector. WARP uses 32; on B9's LLM-like states the exact top-100 documents have a vector
-in the probed cells only 0.89 of the time at 32 and 0.96 at 64 (1,024 cells; issue 17's diagnosis)."""
+"""Cells probed per query vector where the build measured nothing (``estimate_queries=0``; otherwise the manifest
+holds the setting tuned on the collection, :func:`..indexing.compress_warp.tune_search`). WARP uses 32; on B9's
+20k LLM-like set the exact top-100 documents have a vector in the probed cells only 0.89 of the time at 32 and
+0.96 at 64 (1,024 cells; issue 17's diagnosis), while at 100k nprobe 8 loses nothing."""
 
 DEFAULT_CANDIDATES = 2000
-"""WARP candidates re-scored by their whole small-tier MaxSim (issue 17's diagnosis: 1,000-2,000 keep all but a
-fraction of a percent of what re-scoring every candidate finds)."""
+"""WARP candidates re-scored by their whole small-tier MaxSim where the build measured nothing (issue 17's
+diagnosis: 1,000-2,000 keep all but a fraction of a percent of what re-scoring every candidate finds)."""
 
 
 class _OneBlasThread:
