@@ -43,6 +43,9 @@ K_P, K_Q, HITS = 16, 4, 100
 MSMARCO_PASSAGES = 8_841_823
 NPROBE_SWEEP = (8, 16, 32, 64, 128)
 RERANK_SWEEP = (100, 200, 400, 1000)
+FIXED_SMALL, FIXED_CANDIDATES = (64, 0), 2000
+"""``(nprobe, rerank)`` and candidates of a small-tier run measured at every size whatever its tuned default: the
+latency growth at one setting (``multi_latency_1m_over_100k_same_setting``)."""
 FIXED_RERANK_NPROBES = (64, 128)
 """The re-rank tier is also measured at these cells with 2,000 candidates, whatever the tuned default is."""
 DEEP_RERANK = (128, 16_000, 3000)
@@ -215,6 +218,7 @@ def phase_search(work: Path, folder: str, geometry_name: str, docs: int) -> dict
 
     default_nprobe = searcher.index.manifest["search"]["nprobe"]
     runs = [run(nprobe, 0) for nprobe in sorted({*NPROBE_SWEEP, default_nprobe})]  # at the default candidates
+    runs.append(run(*FIXED_SMALL, candidates=FIXED_CANDIDATES))  # one setting every size has: growth at equal work
     if searcher.index.rerank_codes is not None:
         runs += [run(default_nprobe, depth) for depth in RERANK_SWEEP]  # what `--rerank N` gives by default
         for nprobe in FIXED_RERANK_NPROBES:  # where probing, not the default setting, limits the re-rank tier
@@ -369,11 +373,10 @@ def summarise(report: dict) -> dict:
     sizes = sorted({p["docs"] for p in report["points"] if p["docs"] < 1_000_000})
     reference = 100_000 if 100_000 in sizes else (sizes[-1] if sizes else None)
     if reference is None:
-        return out
+        return _million(report, None, out)
     out["multi_reference_docs"] = reference
     label = f"{reference // 1000}k"
     small = _point(report, "llm", reference)
-    large = _point(report, "llm", 1_000_000)
     for geometry, suffix in (("llm", ""), ("flat", "_flat")):
         point = _point(report, geometry, reference)
         if not point:
@@ -415,13 +418,30 @@ def summarise(report: dict) -> dict:
             search["anon_rss_gb_after_search"] * 2**30 + (MSMARCO_PASSAGES - small["docs"]) * DOCID_BYTES + extra_cells
         ) / 1e9
     out.update(growth(report))
-    if large:
-        default = _default_run(large)
-        out["multi_1m_p50_ms"] = default["p50_ms"]
-        out["multi_1m_recall_at_100"] = default["recall_at_100"]
-        out["multi_1m_search_anon_rss_gb"] = large["search"]["anon_rss_gb_after_search"]
-        if small and reference == 100_000:
-            out["multi_latency_1m_over_100k"] = default["p50_ms"] / _default_run(small)["p50_ms"]
+    return _million(report, small if reference == 100_000 else None, out)
+
+
+def _million(report: dict, small: dict | None, out: dict) -> dict:
+    """The 1M keys (LLM geometry), and the 1M / 100k latency ratios when ``small`` is the 100k point: at each
+    index's tuned default (what a user gets) and at one setting both measured (:data:`FIXED_SMALL`)."""
+    large = _point(report, "llm", 1_000_000)
+    if not large:
+        return out
+    default = _default_run(large)
+    out["multi_1m_p50_ms"] = default["p50_ms"]
+    out["multi_1m_recall_at_100"] = default["recall_at_100"]
+    out["multi_1m_search_anon_rss_gb"] = large["search"]["anon_rss_gb_after_search"]
+    out["multi_1m_default_setting"] = [default["nprobe"], default["candidates"]]
+    if small:
+        out["multi_latency_1m_over_100k"] = default["p50_ms"] / _default_run(small)["p50_ms"]
+        key = (*FIXED_SMALL, FIXED_CANDIDATES)  # (nprobe, rerank, candidates)
+        fixed = [
+            next((r for r in p["search"]["runs"] if (r["nprobe"], r["rerank"], r["candidates"]) == key), None)
+            for p in (small, large)
+        ]
+        if all(fixed):
+            out["multi_latency_1m_over_100k_same_setting"] = fixed[1]["p50_ms"] / fixed[0]["p50_ms"]
+            out["multi_1m_recall_at_100_same_setting"] = fixed[1]["recall_at_100"]
     return out
 
 

@@ -29,6 +29,7 @@ NAMES = (
     "b7",
     "b8",
     "b9",
+    "b9_faiss",
     "b10",
     "gpu_encode_7b",
 )
@@ -842,7 +843,8 @@ def _b9_growth(summary: dict) -> list[str]:
     if not rows:
         return []
     lines = [
-        "Growth (default nprobe, no re-rank):",
+        "Growth (each index's tuned default search, no re-rank; `multi_latency_*_same_setting` in `summary.json` "
+        "compares one setting measured at both sizes):",
         "",
         "| geometry | passages | p50 ms | build vectors/s |",
         "|---|---|---|---|",

@@ -288,6 +288,8 @@ def build_warp_index(
     }
     if source.num_docs < 1:
         raise ValueError("the collection has no documents")
+    if (nprobe is not None and nprobe < 1) or (candidates is not None and candidates < 0):
+        raise ValueError(f"nprobe must be >= 1 and candidates >= 0, got {nprobe} and {candidates}")
     with ResumableOutput(output_dir, {**source.identity, **options}, overwrite=overwrite, restart=restart) as out:
         partial = out.partial
         progress = out.progress
@@ -557,8 +559,11 @@ def tune_search(
         rows += measure(probes, counts, reranks)
     chosen = choose_default(rows, tolerance, worst_tolerance)
     if reranks:
+        seen = {(row["nprobe"], row["candidates"], row["rerank"]) for row in rows}
         rows += [
-            row for row in measure(chosen["nprobe"], [chosen["candidates"]], DEFAULT_RERANK_DEPTHS) if row["rerank"]
+            row
+            for row in measure(chosen["nprobe"], [chosen["candidates"]], DEFAULT_RERANK_DEPTHS)
+            if row["rerank"] and (row["nprobe"], row["candidates"], row["rerank"]) not in seen
         ]
     return chosen, rows
 
@@ -566,13 +571,14 @@ def tune_search(
 def choose_default(
     rows: list[dict[str, Any]], tolerance: float = TUNE_TOLERANCE, worst_tolerance: float = TUNE_WORST_TOLERANCE
 ) -> dict[str, Any]:
-    """The cheapest small-tier row (``rerank`` 0) within ``tolerance`` of the best mean recall and within
-    ``worst_tolerance`` of the best worst-query recall (:data:`TUNE_WORST_TOLERANCE` says why)."""
+    """The cheapest small-tier row (``rerank`` 0) within ``tolerance`` of the best mean recall and, among those,
+    within ``worst_tolerance`` of the best worst-query recall (:data:`TUNE_WORST_TOLERANCE` says why)."""
     small = [row for row in rows if row["rerank"] == 0]
     best = max(row["recall"] for row in small)
-    best_worst = max(row["min"] for row in small)
+    near = [row for row in small if row["recall"] >= best - tolerance]
+    best_worst = max(row["min"] for row in near)  # among these, so that one row always passes both
     return min(
-        (row for row in small if row["recall"] >= best - tolerance and row["min"] >= best_worst - worst_tolerance),
+        (row for row in near if row["min"] >= best_worst - worst_tolerance),
         key=lambda row: (row["cost"], row["nprobe"], row["candidates"]),
     )
 
@@ -619,7 +625,8 @@ def _estimate(
         or "none",
     )
     if default["recall"] < min_recall:
-        better = sorted((r for r in rows if r["recall"] >= min_recall), key=lambda r: r["cost"])
+        # cheapest first, settings without the re-rank tier (whose 3,584-byte reads the cost leaves out) before it
+        better = sorted((r for r in rows if r["recall"] >= min_recall), key=lambda r: (r["rerank"] > 0, r["cost"]))
         hint = (
             "search with "
             + " or ".join(

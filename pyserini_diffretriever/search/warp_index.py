@@ -21,7 +21,7 @@ Search of one query (``K`` vectors ``[K, H]``), after WARP (Scheerer et al., SIG
 3. score every code of the probed cells through per-query-vector byte tables (:mod:`..indexing.warp_kernel`),
    keep the best per (document, query vector), impute the missing ones, clamp at 0, sum: the candidates'
    approximate MaxSim;
-4. re-score the best ``candidates`` of them by their *whole* small-tier MaxSim: every vector of the document,
+4. re-score the best ``candidates`` (at least ``rerank``) of them by their *whole* small-tier MaxSim: every vector of the document,
    found through ``doc_rows.npy``, scored through the same byte tables plus its own centroid's score (PLAID's
    last stage, without decompressing). Why: WARP's imputation stands in for every vector outside the probed
    cells, and on LLM-like states it ranks far worse than the codes themselves (issue 17's diagnosis: 0.56 vs
@@ -392,7 +392,8 @@ class WarpSearcher:
         """What :meth:`rank` returns (documents only) for several settings at one ``nprobe``, at the cost of one.
 
         Settings: ``(c, 0)`` for every ``c`` in ``candidates``, and ``(max(candidates), r)`` for every ``r`` in
-        ``reranks`` (whose exact stage keeps at least ``r`` candidates, as :meth:`rank`'s does). Why one pass serves them all: each setting keeps a prefix of the same ordering (the best
+        ``reranks`` (whose exact stage keeps at least ``r`` candidates, as :meth:`rank`'s does). Why one pass serves
+        them all: each setting keeps a prefix of the same ordering (the best
         ``c`` WARP candidates, then the best ``r`` of their exact small-tier scores), so the build-time tuning
         (:func:`..indexing.compress_warp.tune_search`) scores the largest setting once and cuts it. Equal to
         :meth:`rank` up to the order of tied scores.
@@ -404,11 +405,10 @@ class WarpSearcher:
         docs, scores = self._warp(projected, centroid_scores, tables, int(nprobe))
         rankings: dict[tuple[int, int], np.ndarray] = {}
         most = max(candidates)
-        if most == 0:  # WARP's imputed scores are final
-            rankings[(0, 0)] = docs[_top(scores, depth)]
-            return SettingsRanking(rankings, probed_codes, len(docs))
-        pool = docs[_ordered_top(scores, max(most, *reranks, depth))]
-        exact = self._small_scores(centroid_scores, tables, pool)
+        ordered = _ordered_top(scores, max(most, *reranks, depth))
+        pool = docs[ordered]
+        # no exact stage: WARP's imputed scores are final (and choose what the re-rank tier reads)
+        exact = self._small_scores(centroid_scores, tables, pool) if most else scores[ordered]
         for count in candidates:
             kept = max(count, depth)
             rankings[(int(count), 0)] = pool[:kept][_top(exact[:kept], depth)] if count else docs[_top(scores, depth)]

@@ -200,6 +200,9 @@ def test_the_default_must_also_keep_the_worst_query():
     rows[-1]["rerank"] = 1000  # re-rank rows never become the default
     assert compress_warp.choose_default(rows)["nprobe"] == 32  # nprobe 8 is near the mean but loses a query
     assert compress_warp.choose_default(rows, worst_tolerance=1.0)["nprobe"] == 8
+    # the best mean and the best worst query on different rows: the worst query is judged among the near-best
+    split = [row(8, 0.95, 0.80, 10), row(16, 0.94, 0.83, 20)]
+    assert compress_warp.choose_default(split)["nprobe"] == 8
 
 
 def test_a_rerank_deeper_than_the_candidates_rescores_that_many(built, monkeypatch):
@@ -221,7 +224,8 @@ def test_rank_settings_gives_what_rank_gives_for_each_setting(built):
     for query in _queries(4):
         ranked = searcher.rank_settings(query, 20, 4, [0, 30, 100], reranks=(25, 60))
         assert set(ranked.rankings) == {(0, 0), (30, 0), (100, 0), (100, 25), (100, 60)}
-        for (candidates, rerank), docs in ranked.rankings.items():
+        without_exact = searcher.rank_settings(query, 20, 4, [0], reranks=(60,)).rankings  # WARP -> re-rank tier
+        for (candidates, rerank), docs in [*ranked.rankings.items(), ((0, 60), without_exact[(0, 60)])]:
             alone = searcher.rank(query, 20, nprobe=4, candidates=candidates, rerank=rerank)[0]
             assert set(docs.tolist()) == set(alone.tolist()), (candidates, rerank)
         assert ranked.warp_candidates == len(searcher.candidates(query, 4)[0]) and ranked.probed_codes > 0
@@ -270,7 +274,7 @@ def test_an_interrupted_build_resumes_to_the_same_bytes(built, tmp_path, monkeyp
     whole = json.loads((tmp_path / "whole/manifest.json").read_text())
     for name in ("codes.npy", "doc_numbers.npy", "cell_offsets.npy", "rerank.npy", "offsets.npy", "docid"):
         assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
-    assert manifest["recall_estimate"] == whole["recall_estimate"]
+    assert manifest["recall_estimate"] == whole["recall_estimate"] and manifest["search"] == whole["search"]
 
 
 def _small_blocks(init):
