@@ -14,7 +14,9 @@ numba kernel does (checked on the first query). What differs is the search:
 Both run one query at a time on one thread (``faiss.omp_set_num_threads(1)``, one BLAS thread), on B9's 100k
 index and queries. Usage (after ``b9_multi_scale.py --docs 100000``)::
 
-    python benchmarks/b9_faiss.py --work build/bench/b9 --geometry llm
+    python benchmarks/b9_faiss.py --work build/bench/b9 [--geometries llm flat]
+
+(``make bench`` runs it after B9 in the long mode: ``python benchmarks/run.py --long``.)
 """
 
 from __future__ import annotations
@@ -77,32 +79,51 @@ def faiss_rank(searcher, ivf, query: np.ndarray, nprobe: int, k: int, candidates
 def main(argv: list[str] | None = None) -> int:
     import faiss
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--work", "--workdir", type=Path, required=True, help="B9's work folder (index, queries, truth)"
+    )
+    parser.add_argument("--geometries", "--geometry", nargs="+", default=["llm", "flat"])
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="B9's --quick index (20k passages)")
+    parser.add_argument("--ks", type=int, nargs="+", default=[250, 1000, 4000])
+    parser.add_argument(
+        "--settings",
+        type=lambda text: tuple(int(part) for part in text.split("x")),
+        nargs="*",
+        default=[(64, 2000)],
+        help="NPROBExCANDIDATES settings measured besides the index's tuned default (default: 64x2000)",
+    )
+    parser.add_argument("--output", "--out", type=Path, default=HERE / "results" / "raw" / "b9_faiss.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.docs = 20_000
+    faiss.omp_set_num_threads(1)
+    for geometry in args.geometries:
+        compare(args, f"{geometry}-{args.docs}")
+    return 0
+
+
+def compare(args: argparse.Namespace, tag: str) -> None:
+    """Measure one B9 index (``warp-<tag>``) both ways and merge the result into ``args.output`` under ``tag``."""
+    import faiss
+
     from pyserini_diffretriever.indexing import warp_kernel
     from pyserini_diffretriever.search.warp_index import WarpSearcher, _probe, one_blas_thread
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, required=True, help="B9's work folder (index, queries, truth)")
-    parser.add_argument("--geometry", default="llm")
-    parser.add_argument("--docs", type=int, default=100_000)
-    parser.add_argument("--ks", type=int, nargs="+", default=[250, 1000, 4000])
-    parser.add_argument("--output", type=Path, default=HERE / "results" / "raw" / "b9_faiss.json")
-    args = parser.parse_args(argv)
-    faiss.omp_set_num_threads(1)
-    tag = f"{args.geometry}-{args.docs}"
     queries = np.load(args.work / f"queries-{tag}.npy")
     truth = np.load(args.work / f"truth-{tag}.npy")
-    searcher = WarpSearcher(args.work / f"warp-{tag}")
-    nprobe, candidates = searcher.nprobe, searcher.exact_candidates
+    searcher = WarpSearcher(args.work / f"warp-{tag}", rerank=0)  # the small tier only, like FAISS
     start = time.perf_counter()
     ivf = faiss_ivfpq(searcher.index)
     fill_seconds = time.perf_counter() - start
 
     with one_blas_thread():
         projected = searcher._prepare(queries[0])[0]
-        ivf.nprobe = nprobe
+        ivf.nprobe = searcher.nprobe
         faiss_scores, faiss_ids = ivf.search(projected, 5)
         centroid_scores, tables = searcher._prepare(queries[0])[1:]
-        cells, cell_scores, _ = _probe(centroid_scores, nprobe)
+        cells, cell_scores, _ = _probe(centroid_scores, searcher.nprobe)
         index = searcher.index
         _, query_vector, code_scores = warp_kernel.score_probed(
             index.codes, index.doc_numbers, index.cell_offsets, cells, cell_scores, tables
@@ -125,26 +146,31 @@ def main(argv: list[str] | None = None) -> int:
                 "p90_ms": 1000 * float(np.percentile(latencies, 90)),
             }
 
-        runs = [measure("warp", lambda q: searcher.rank(q, HITS)[0])]
-        for k in args.ks:
-            run = measure(
-                f"faiss IVFPQ top-{k} per query vector",
-                lambda q, k=k: faiss_rank(searcher, ivf, q, nprobe, k, candidates),
-            )
-            runs.append({**run, "k": k})
-    report = json.loads(args.output.read_text()) if args.output.is_file() else {}
-    report[tag] = {
-        "nprobe": nprobe,
-        "candidates": candidates,
-        "faiss_version": faiss.__version__,
-        "faiss_fill_seconds": fill_seconds,
-        "load": os.getloadavg(),
-        "runs": runs,
-    }
+        default = (searcher.nprobe, searcher.exact_candidates)
+        settings = list(dict.fromkeys([default, *((n, c) for n, c in args.settings if n <= index.codec.nlist)]))
+        report = json.loads(args.output.read_text()) if args.output.is_file() else {}
+        for nprobe, candidates in settings:
+            searcher.nprobe, searcher.exact_candidates = nprobe, candidates
+            runs = [measure("warp", lambda q: searcher.rank(q, HITS)[0])]
+            for k in args.ks:
+                run = measure(
+                    f"faiss IVFPQ top-{k} per query vector",
+                    lambda q, k=k, n=nprobe, c=candidates: faiss_rank(searcher, ivf, q, n, k, c),
+                )
+                runs.append({**run, "k": k})
+            key = tag if (nprobe, candidates) == default else f"{tag} at nprobe {nprobe}"
+            report[key] = {
+                "nprobe": nprobe,
+                "candidates": candidates,
+                "tuned_default": (nprobe, candidates) == default,
+                "faiss_version": faiss.__version__,
+                "faiss_fill_seconds": fill_seconds,
+                "load": os.getloadavg(),
+                "runs": runs,
+            }
+            print(json.dumps({key: report[key]}, indent=2), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report[tag], indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ Usage::
                                               # (+ b5_flat / b5_dense_flat: B5 again on the flat-tail geometry)
     python benchmarks/run.py --quick          # smaller sizes / fewer repeats -> results/quick/
     python benchmarks/run.py --only b3 b4     # some benchmarks (the report uses the others' last raw files)
-    python benchmarks/run.py --long           # also the long modes (B9: 100k passages x 2 geometries, streamed)
+    python benchmarks/run.py --long           # also the long modes (B9: 100k passages x 2 geometries, streamed;
+                                              # then b9_faiss: FAISS IndexIVFPQ on B9's indexes)
     python benchmarks/run.py --only b9 --million   # B9 at 100k and 1M passages
 """
 
@@ -41,11 +42,13 @@ BENCHMARKS = {
     "b7": "b7_train.py",
     "b8": "b8_server.py",
     "b9": "b9_multi_scale.py",
+    "b9_faiss": "b9_faiss.py",
     "b10": "b10_encode.py",
 }
-LONG = {"b9"}
+LONG = {"b9", "b9_faiss"}
 """Long modes (hours on 2 cores): run only when named with --only or with --long; CI skips them."""
 FRESH_WORKDIRS = {"b3"}  # searchers would reuse token indexes from an earlier run and hide their build time
+SHARED_WORKDIRS = {"b1": "models", "b2": "models", "b9_faiss": "b9"}  # b9_faiss reads B9's indexes and queries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     timings = {}
     for name in args.only or sorted(name for name in BENCHMARKS if args.long or name not in LONG):
-        workdir = args.workdir / ("models" if name in ("b1", "b2") else name)
+        workdir = args.workdir / SHARED_WORKDIRS.get(name, name)
         if name in FRESH_WORKDIRS and workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
