@@ -29,10 +29,10 @@ Both are searched with ``python -m pyserini_diffretriever.search --index ...`` (
 ``compress`` turns a float ``multi`` folder into a compressed one, resumably. The default engine ``codec`` writes a
 ``multi-compressed`` folder (FAISS IVF residual codec, ~457 bytes per 3584-d vector); ``--engine warp`` writes a
 cell-major ``multi-warp`` index (120 bytes per vector, an optional 3,584-byte re-rank tier, memory-mapped, and a
-recall@100 estimate measured at build time, which also tunes its default nprobe and candidates). Which to use
-depends on the collection (README "Multi-vector search at scale"): at 100k passages the codec keeps recall@100 0.99
-on a steep spectrum (warp 0.96) but 0.73 on a flat one (warp 0.94), and only warp's memory and work per query
-stay bounded as the collection grows::
+recall@100 estimate measured at build time, which also tunes its default nprobe and candidates). The codec
+ranked higher on benchmark B5's 100k passages (recall@100 0.99; warp 0.96 and 0.94 on B9's two geometries at 100k)
+but keeps every code in RAM and scans the whole collection per query; warp's memory and work per query stay
+bounded as the collection grows (README "Multi-vector search at scale")::
 
     python -m pyserini_diffretriever.index compress --input OUT/multi --output OUT/multi-sq8
     python -m pyserini_diffretriever.index compress --engine warp --input OUT/multi --output OUT/multi-warp
