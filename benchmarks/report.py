@@ -30,6 +30,7 @@ NAMES = (
     "b8",
     "b9",
     "b9_faiss",
+    "b9_candidates",
     "b10",
     "gpu_encode_7b",
 )
@@ -521,6 +522,8 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         lines += _b9_section(raw["b9"])
     if "b9_faiss" in raw:
         lines += _b9_faiss_section(raw["b9_faiss"])
+    if "b9_candidates" in raw:
+        lines += _b9_candidates_section(raw["b9_candidates"])
     if "b7" in raw:
         lines += _b7_section(summary, raw["b7"])
     if "b8" in raw:
@@ -821,6 +824,29 @@ def _b9_faiss_section(comparison: dict) -> list[str]:
                 f"| {tag} | {entry['nprobe']} | {entry['candidates']} | {run['engine']} | "
                 f"{run['recall_at_100']:.3f} | {run['p50_ms']:.1f} | {run['p90_ms']:.1f} |"
             )
+    return lines + [""]
+
+
+def _b9_candidates_section(diagnosis: dict) -> list[str]:
+    """How much of the exact top-100 the small tier ranks within its top N (``benchmarks/b9_candidates.py``)."""
+    depths = sorted({int(depth) for entry in diagnosis.values() for depth in entry["within_top"]})
+    lines = [
+        "### B9 ranking diagnosis: the exact top-100 within the small tier's top N",
+        "",
+        "Mean (lowest) fraction of each query's exact top-100 that the small tier (no re-rank) ranks within its top "
+        "N, at the nprobe shown and N candidates: N = 100 is its recall@100; a larger N is what a finer tier "
+        "re-ranking N could recover.",
+        "",
+        "| index | nprobe | " + " | ".join(f"N = {depth:,}" for depth in depths) + " |",
+        "|---|---|" + "---|" * len(depths),
+    ]
+    for tag, entry in diagnosis.items():
+        cells = [entry["within_top"].get(str(depth)) for depth in depths]
+        lines.append(
+            f"| {tag} | {entry['nprobe']} | "
+            + " | ".join(f"{cell['mean']:.3f} ({cell['min']:.2f})" if cell else "-" for cell in cells)
+            + " |"
+        )
     return lines + [""]
 
 

@@ -12,7 +12,7 @@ Usage::
     python benchmarks/run.py --quick          # smaller sizes / fewer repeats -> results/quick/
     python benchmarks/run.py --only b3 b4     # some benchmarks (the report uses the others' last raw files)
     python benchmarks/run.py --long           # also the long modes (B9: 100k passages x 2 geometries, streamed;
-                                              # then b9_faiss: FAISS IndexIVFPQ on B9's indexes)
+                                              # then b9_faiss and b9_candidates on B9's indexes)
     python benchmarks/run.py --only b9 --million   # B9 at 100k and 1M passages
 """
 
@@ -43,12 +43,13 @@ BENCHMARKS = {
     "b8": "b8_server.py",
     "b9": "b9_multi_scale.py",
     "b9_faiss": "b9_faiss.py",
+    "b9_candidates": "b9_candidates.py",
     "b10": "b10_encode.py",
 }
-LONG = {"b9", "b9_faiss"}
+LONG = {"b9", "b9_faiss", "b9_candidates"}
 """Long modes (hours on 2 cores): run only when named with --only or with --long; CI skips them."""
 FRESH_WORKDIRS = {"b3"}  # searchers would reuse token indexes from an earlier run and hide their build time
-SHARED_WORKDIRS = {"b1": "models", "b2": "models", "b9_faiss": "b9"}  # b9_faiss reads B9's indexes and queries
+SHARED_WORKDIRS = {"b1": "models", "b2": "models", "b9_faiss": "b9", "b9_candidates": "b9"}  # B9's indexes
 
 
 def main(argv: list[str] | None = None) -> int:
