@@ -118,8 +118,9 @@ class GeneratorSource:
             blocks, size=min(blocks, -(-count // self.block_docs)), replace=False
         )
         docs = [doc for block in np.sort(chosen) for doc in self._block(int(block))][:count]
-        self.sample_seconds = time.perf_counter() - start
-        self.overhead_seconds += self.sample_seconds
+        seconds = time.perf_counter() - start
+        self.sample_seconds += seconds  # the codec's sample and the cells' extra blocks
+        self.overhead_seconds += seconds
         self.overhead_cpu_seconds += time.process_time() - cpu
         return docs
 

@@ -41,6 +41,7 @@ from .warp_codec import (
     DEFAULT_BITS,
     DEFAULT_RESIDUAL,
     DEFAULT_SUBVECTOR_DIMS,
+    TRAIN_POINTS_PER_CELL,
     WarpCodec,
     default_cells,
     train_warp_codec,
@@ -402,15 +403,17 @@ def _train(source: DocumentSource, partial: Path, options: Mapping[str, Any]) ->
     count = len(documents)
     sample = np.concatenate(documents)
     estimated_vectors = len(sample) / count * source.num_docs
+    nlist = options["nlist"] or default_cells(int(estimated_vectors))
     codec, facts = train_warp_codec(
         sample,
         reduced_dimension=options["reduced_dimension"],
         residual=options["residual"],
         bits=options["bits"],
         subvector_dims=options["subvector_dims"],
-        nlist=options["nlist"] or default_cells(int(estimated_vectors)),
+        nlist=nlist,
         rerank_tier=options["rerank_tier"],
         seed=options["seed"],
+        cell_vectors=_cell_sample(source, count, len(sample), nlist, options["seed"]),
     )
     codec.save(partial / layout.CODEC_NAME)
     if options["estimate_queries"]:
@@ -434,6 +437,24 @@ def _train(source: DocumentSource, partial: Path, options: Mapping[str, Any]) ->
         codec.code_bytes,
     )
     return facts
+
+
+CELL_SAMPLE_BLOCK_DOCS = 4096
+"""Documents drawn at a time for the k-means cells beyond the codec's sample (~0.9 GB of floats at 3584 x 16)."""
+
+
+def _cell_sample(source: DocumentSource, docs: int, vectors: int, nlist: int, seed: int) -> Iterator[np.ndarray]:
+    """More documents for the k-means cells where the codec's sample (``docs`` documents, ``vectors`` vectors) is
+    too small for ``nlist`` cells of :data:`TRAIN_POINTS_PER_CELL`; drawn in blocks (each with a fresh seed: a
+    document drawn twice only weighs twice in k-means) so that only their projections are kept."""
+    missing = nlist * TRAIN_POINTS_PER_CELL - vectors
+    if missing <= 0 or docs >= source.num_docs:
+        return
+    extra_docs = min(int(np.ceil(missing * docs / max(vectors, 1))), source.num_docs - docs)
+    for number, start in enumerate(range(0, extra_docs, CELL_SAMPLE_BLOCK_DOCS)):
+        documents = source.sample(min(CELL_SAMPLE_BLOCK_DOCS, extra_docs - start), seed + 1 + number)
+        if documents:
+            yield np.concatenate(documents)
 
 
 def _finish_layout(partial: Path, codec: WarpCodec, num_vectors: int, num_docs: int) -> None:

@@ -389,3 +389,19 @@ def test_searches_hold_blas_to_one_thread_until_the_last_one_leaves():
         thread.join(10)
     assert seen == {"inside": {1}, "after the worker left": {1}}
     assert blas_threads() == before
+
+
+def test_short_codec_samples_get_more_documents_for_the_cells(built):
+    """Cells must keep growing like sqrt(n): where the codec's sample holds too few vectors for ``nlist`` cells,
+    the build draws more documents for k-means alone (issue 17: 3,276 cells at 1M instead of 8,192)."""
+    root, folder, floats, manifest = built
+    source = FolderSource(folder)
+    vectors_per_doc = manifest["num_vectors"] / manifest["num_docs"]
+    assert list(compress_warp._cell_sample(source, 100, 450, nlist=8, seed=0)) == []  # 320 vectors suffice
+    assert list(compress_warp._cell_sample(source, DOCS, 450, nlist=64, seed=0)) == []  # nothing left to draw
+    drawn = list(compress_warp._cell_sample(source, 100, int(100 * vectors_per_doc), nlist=32, seed=0))
+    missing = 32 * 40 - int(100 * vectors_per_doc)
+    assert missing * 0.8 <= sum(len(block) for block in drawn) <= missing * 1.3 + 6
+    assert all(block.dtype == np.float32 and block.shape[1] == DIM for block in drawn)
+    # the fixture's build (400 of 600 documents sampled, default cells) drew the rest for its k-means
+    assert manifest["codec"]["cell_train_vectors"] > manifest["codec"]["train_vectors"]

@@ -99,3 +99,17 @@ def test_bad_settings_are_refused(sample):
 def test_cells_grow_like_the_square_root():
     assert default_cells(1_600_000) == 2048 and default_cells(16_000_000) == 8192
     assert default_cells(0) == 16
+
+
+def test_extra_cell_vectors_lift_the_sample_cap_on_cells(sample):
+    """A fixed codec sample caps the cells at sample / TRAIN_POINTS_PER_CELL (B9 1M: 3,276 instead of 8,192);
+    projected extra blocks lift it without holding the floats (issue 17)."""
+    small = sample[:400]  # 400 // 40 = 10 cells at most
+    capped, facts = train_warp_codec(small, reduced_dimension=16, nlist=32, seed=1)
+    assert capped.nlist == 10 and facts["cell_train_vectors"] == 400
+    blocks = (block for block in (sample[400:1400], sample[1400:2000]))  # a generator: read once
+    codec, facts = train_warp_codec(small, reduced_dimension=16, nlist=32, seed=1, cell_vectors=blocks)
+    assert codec.nlist == 32 and facts["cell_train_vectors"] == 2000 and facts["train_vectors"] == 400
+    np.testing.assert_array_equal(codec.projection, capped.projection)  # the projection still comes from the sample
+    with pytest.raises(ValueError, match=r"cell training vectors must be \[m, 32\]"):
+        train_warp_codec(small, reduced_dimension=16, nlist=32, cell_vectors=[sample[:10, :16]])
