@@ -27,16 +27,12 @@ DEPTHS = (100, 250, 1000, 3000, 10000)
 
 def within_top(searcher, queries: np.ndarray, truth: np.ndarray, nprobe: int, depths: tuple[int, ...]) -> dict:
     """Mean and lowest fraction of each query's exact top-100 found in the small tier's top ``depth``."""
+    from pyserini_diffretriever.indexing.compress_warp import recall_at
+
     out = {}
     for depth in depths:
-        found = [
-            len(
-                set(searcher.rank(query, depth, nprobe=nprobe, candidates=depth, rerank=0)[0].tolist())
-                & set(exact[:HITS].tolist())
-            )
-            / HITS
-            for query, exact in zip(queries, truth)
-        ]
+        hits = [searcher.rank(query, depth, nprobe=nprobe, candidates=depth, rerank=0)[0] for query in queries]
+        found = recall_at(hits, truth[:, :HITS])
         out[str(depth)] = {"mean": float(np.mean(found)), "min": float(np.min(found))}
     return out
 

@@ -109,6 +109,7 @@ def compare(args: argparse.Namespace, tag: str) -> None:
     import faiss
 
     from pyserini_diffretriever.indexing import warp_kernel
+    from pyserini_diffretriever.indexing.compress_warp import recall_at
     from pyserini_diffretriever.search.warp_index import WarpSearcher, _probe, one_blas_thread
 
     queries = np.load(args.work / f"queries-{tag}.npy")
@@ -119,10 +120,9 @@ def compare(args: argparse.Namespace, tag: str) -> None:
     fill_seconds = time.perf_counter() - start
 
     with one_blas_thread():
-        projected = searcher._prepare(queries[0])[0]
+        projected, centroid_scores, tables = searcher._prepare(queries[0])
         ivf.nprobe = searcher.nprobe
         faiss_scores, faiss_ids = ivf.search(projected, 5)
-        centroid_scores, tables = searcher._prepare(queries[0])[1:]
         cells, cell_scores, _ = _probe(centroid_scores, searcher.nprobe)
         index = searcher.index
         _, query_vector, code_scores = warp_kernel.score_probed(
@@ -133,15 +133,14 @@ def compare(args: argparse.Namespace, tag: str) -> None:
 
         def measure(name: str, rank) -> dict:
             rank(queries[0])  # warm-up
-            latencies, recalls = [], []
-            for query, exact in zip(queries, truth):
+            latencies, hits = [], []
+            for query in queries:
                 began = time.perf_counter()
-                hits = rank(query)
+                hits.append(rank(query))
                 latencies.append(time.perf_counter() - began)
-                recalls.append(len(set(hits.tolist()) & set(exact.tolist())) / HITS)
             return {
                 "engine": name,
-                "recall_at_100": float(np.mean(recalls)),
+                "recall_at_100": float(recall_at(hits, truth[:, :HITS]).mean()),
                 "p50_ms": 1000 * float(np.median(latencies)),
                 "p90_ms": 1000 * float(np.percentile(latencies, 90)),
             }
