@@ -31,6 +31,9 @@ NAMES = (
     "b9",
     "b9_faiss",
     "b9_candidates",
+    "b9_1m_sq8",
+    "b9_split",
+    "b9_codes",
     "b10",
     "gpu_encode_7b",
 )
@@ -221,6 +224,25 @@ def summarise(raw: dict) -> dict:
             s.update({key + suffix: value for key, value in raw[name].get("summary", {}).items()})
     if "b9" in raw:
         s.update(raw["b9"].get("summary", {}))
+    if "b9_1m_sq8" in raw:  # B9 at 1M built with the SQ8 tier (57 GB): recall with the tier, and what it costs
+        tiered = raw["b9_1m_sq8"].get("summary", {})
+        s.update({key: value for key, value in tiered.items() if "rerank_tier" in key or "default_search" in key})
+        if "multi_1m_p50_ms" in tiered:
+            s["multi_1m_p50_ms_beside_sq8_tier"] = tiered["multi_1m_p50_ms"]
+    if "b9_split" in raw:  # B9 with the split4 re-rank tier (2,240 B): its re-rank keys, renamed
+        split = raw["b9_split"].get("summary", {})
+        s.update(
+            {
+                key.replace("multi_rerank_tier", "multi_split_tier"): value
+                for key, value in split.items()
+                if key.startswith("multi_rerank_tier") or key.startswith("multi_1m_rerank_tier")
+            }
+        )
+    for geometry, entry in raw.get("b9_codes", {}).items():  # ordering a topic at 1M density, per re-rank code
+        if isinstance(entry, dict) and "codes" in entry:
+            suffix = "" if geometry == "llm" else f"_{geometry}"
+            for code, row in entry["codes"].items():
+                s[f"multi_1m_density_recall_at_100_{code}{suffix}"] = row["recall_at_100"]
     for name, suffix in (("b5_dense", ""), ("b5_dense_flat", FLAT_SUFFIX)):
         if name in raw:
             dense = raw[name]
@@ -524,6 +546,14 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
         lines += _b9_faiss_section(raw["b9_faiss"])
     if "b9_candidates" in raw:
         lines += _b9_candidates_section(raw["b9_candidates"])
+    if "b9_1m_sq8" in raw:
+        lines += ["### B9 at 1M with the SQ8 re-rank tier (`--docs 1000000 --rerank-tier sq8`, 57 GB)", ""]
+        lines += _b9_section(raw["b9_1m_sq8"])[4:]
+    if "b9_split" in raw:
+        lines += ["### B9 with the split4 re-rank tier (`b9_multi_scale.py --rerank-tier split4`)", ""]
+        lines += _b9_section(raw["b9_split"])[4:]  # without its title and introduction
+    if "b9_codes" in raw:
+        lines += _b9_codes_section(raw["b9_codes"])
     if "b7" in raw:
         lines += _b7_section(summary, raw["b7"])
     if "b8" in raw:
@@ -848,6 +878,32 @@ def _b9_candidates_section(diagnosis: dict) -> list[str]:
             + " |"
         )
     return lines + [""]
+
+
+def _b9_codes_section(codes: dict) -> list[str]:
+    """Recall@100 of ordering a topic's 1,000 passages (1M density) per re-rank code (``benchmarks/b9_codes.py``)."""
+    lines = [
+        "### B9 codes: ordering 1M-density candidates, recall vs bytes",
+        "",
+        "Per query, the 1,000 passages of its topic (what a 1M collection holds around it; the small tier's top "
+        "1,000 contains every exact top-100 passage there), ordered by each code, against exact float32 MaxSim. "
+        "Same trained codec for every tier.",
+        "",
+        "| geometry | code | bytes per vector | recall@100 | lowest | GB at 1M x 16 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for geometry, entry in codes.items():
+        if not isinstance(entry, dict) or "codes" not in entry:
+            continue
+        for code, row in sorted(entry["codes"].items(), key=lambda item: item[1]["bytes_per_vector"]):
+            lines.append(
+                f"| {geometry} | {code} | {row['bytes_per_vector']:,} | {row['recall_at_100']:.3f} | "
+                f"{row['min_recall_at_100']:.2f} | {row['gb_at_1m']:.1f} |"
+            )
+    medians = ", ".join(
+        f"{g} {e['median_gap_at_100']:.1e}" for g, e in codes.items() if isinstance(e, dict) and "codes" in e
+    )
+    return lines + ["", f"Median exact MaxSim gap between ranks 100 and 101: {medians}.", ""]
 
 
 def _load(averages: list[float] | None) -> str:

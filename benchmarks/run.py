@@ -12,7 +12,8 @@ Usage::
     python benchmarks/run.py --quick          # smaller sizes / fewer repeats -> results/quick/
     python benchmarks/run.py --only b3 b4     # some benchmarks (the report uses the others' last raw files)
     python benchmarks/run.py --long           # also the long modes (B9: 100k passages x 2 geometries, streamed;
-                                              # then b9_faiss and b9_candidates on B9's indexes)
+                                              # then b9_faiss and b9_candidates on B9's indexes; b9_split: B9
+                                              # with the split4 re-rank tier; b9_codes: re-rank codes at 1M density)
     python benchmarks/run.py --only b9 --million   # B9 at 100k and 1M passages
 """
 
@@ -44,9 +45,11 @@ BENCHMARKS = {
     "b9": "b9_multi_scale.py",
     "b9_faiss": "b9_faiss.py",
     "b9_candidates": "b9_candidates.py",
+    "b9_split": "b9_multi_scale.py --rerank-tier split4",
+    "b9_codes": "b9_codes.py",
     "b10": "b10_encode.py",
 }
-LONG = {"b9", "b9_faiss", "b9_candidates"}
+LONG = {"b9", "b9_faiss", "b9_candidates", "b9_split", "b9_codes"}
 """Long modes (hours on 2 cores): run only when named with --only or with --long; CI skips them."""
 FRESH_WORKDIRS = {"b3"}  # searchers would reuse token indexes from an earlier run and hide their build time
 SHARED_WORKDIRS = {"b1": "models", "b2": "models", "b9_faiss": "b9", "b9_candidates": "b9"}  # B9's indexes
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if args.quick:
             command.append("--quick")
-        if name == "b9" and args.million:
+        if name in ("b9", "b9_split") and args.million:
             command.append("--million")
         print(f"== {name}: {' '.join(command[1:])}", flush=True)
         start = time.perf_counter()

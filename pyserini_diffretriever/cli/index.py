@@ -142,7 +142,12 @@ def _add_compress_parser(commands: Any) -> None:
         "--subvector-dims", type=int, default=None, help="warp, pq: projected dimensions per code byte (4)"
     )
     compress.add_argument(
-        "--rerank-tier", choices=("sq8", "none"), default=None, help="warp: full-dimension SQ8 tier (sq8)"
+        "--rerank-tier",
+        choices=("sq8", "split4", "split2", "none"),
+        default=None,
+        help="warp: the tier read for the best --rerank candidates: sq8 (every dimension at 8 bits, H bytes per "
+        "vector; default), split4 / split2 (the projection at 8 bits + every dimension at 4 / 2 bits: 2,240 / "
+        "1,344 bytes at H 3584), none",
     )
     compress.add_argument("--train-docs", type=int, default=None, help="warp: training documents (8192)")
     compress.add_argument(

@@ -56,7 +56,7 @@ DEFAULT_ESTIMATE_QUERIES = 64
 DEFAULT_QUERY_VECTORS = 4
 DEFAULT_PERTURBATION = 0.3
 DEFAULT_MIN_RECALL = 0.95
-DEFAULT_RERANK_DEPTHS = (100, 400, 1000)
+DEFAULT_RERANK_DEPTHS = (100, 400, 600, 1000)
 RECALL_DEPTH = 100
 
 NPROBE_GRID = (8, 16, 32, 64, 128, 256)
@@ -316,12 +316,13 @@ def build_warp_index(
                 with clock("check"):
                     _check_block(block, source.dimension, done)
                 with clock("encode_small"):
-                    cells, codes = codec.encode_small(block.rows)
+                    projected = codec.project(block.rows)  # shared with the split re-rank tier
+                    cells, codes = codec.encode_small(block.rows, projected)
                 files.write(_CELLS_TMP, cells.astype("<i4").tobytes())
                 files.write(_CODES_TMP, codes.tobytes())
                 if codec.has_rerank_tier:
                     with clock("encode_rerank"):
-                        rerank_codes = codec.encode_rerank(block.rows)
+                        rerank_codes = codec.encode_rerank(block.rows, projected)
                     files.write(layout.RERANK_NAME, rerank_codes.tobytes())
                 ends = vectors + np.cumsum(block.lengths)
                 vectors += len(block.rows)
@@ -487,7 +488,7 @@ def _finish_layout(partial: Path, codec: WarpCodec, num_vectors: int, num_docs: 
     del final, staged
     if codec.has_rerank_tier:
         with open(partial / layout.RERANK_NAME, "r+b") as handle:
-            handle.write(_npy_header(np.dtype(np.uint8), (num_vectors, codec.dimension)))
+            handle.write(_npy_header(np.dtype(np.uint8), (num_vectors, codec.rerank_bytes)))
     for name in (_CELLS_TMP, _CODES_TMP, _ENDS_TMP):
         (partial / name).unlink()
 
@@ -604,6 +605,21 @@ def choose_default(
     )
 
 
+def choose_rerank(rows: list[dict[str, Any]], default: dict[str, Any], min_recall: float) -> dict[str, Any]:
+    """The default search with the re-rank tier where the small tier alone falls short of ``min_recall``.
+
+    ``default`` (:func:`choose_default`) is kept when it reaches ``min_recall`` or no re-rank row does; otherwise
+    the re-rank row reaching it with the fewest documents re-scored, then the fewest codes read. Why fewest
+    re-scored first: each one reads ``K x H`` bytes of the SQ8 tier from disk, which the codes-read cost leaves out
+    (B9 at 100k: re-rank 400 at nprobe 64 takes 27 ms, the small tier alone 13 ms). Why at all: an index built
+    with the tier, whose small codes cannot order the collection (B9 at 1M: 0.59), should not need its user to
+    read the build log to get the recall the tier was built for."""
+    if default["recall"] >= min_recall:
+        return default
+    reaching = [row for row in rows if row["rerank"] and row["recall"] >= min_recall]
+    return min(reaching, key=lambda row: (row["rerank"], row["cost"])) if reaching else default
+
+
 def _estimate(
     partial: Path,
     manifest: dict[str, Any],
@@ -616,9 +632,12 @@ def _estimate(
     from ..search.warp_index import WarpSearcher
 
     searcher = WarpSearcher(partial)
-    default, rows = tune_search(searcher, queries, truth.docs, nprobe=nprobe, candidates=candidates)
+    small_default, rows = tune_search(searcher, queries, truth.docs, nprobe=nprobe, candidates=candidates)
+    default = choose_rerank(rows, small_default, min_recall)
     search = {**manifest["search"], "nprobe": default["nprobe"], "candidates": default["candidates"]}
+    search["rerank"] = default["rerank"]
     search["tuned"] = [name for name, given in (("nprobe", nprobe), ("candidates", candidates)) if given is None]
+    search["tuned"] += ["rerank"] if default["rerank"] else []
     manifest = {
         **manifest,
         "search": search,
@@ -629,23 +648,37 @@ def _estimate(
             "documents": int(manifest["num_docs"]),
             "tolerance": {"mean": TUNE_TOLERANCE, "worst_query": TUNE_WORST_TOLERANCE},
             "default": default,
+            "small_tier_default": small_default,
             "settings": rows,
         },
     }
     logger.info(
-        "estimated recall@%d (%d pseudo-queries, exact MaxSim over all %d documents): default nprobe %d, "
+        "estimated recall@%d (%d pseudo-queries, exact MaxSim over all %d documents): small tier at nprobe %d, "
         "candidates %d: %.3f (best measured %.3f); re-rank tier: %s",
         RECALL_DEPTH,
         len(queries),
         manifest["num_docs"],
-        default["nprobe"],
-        default["candidates"],
-        default["recall"],
+        small_default["nprobe"],
+        small_default["candidates"],
+        small_default["recall"],
         max(row["recall"] for row in rows if row["rerank"] == 0),
         "; ".join(f"nprobe {r['nprobe']} rerank {r['rerank']}: {r['recall']:.3f}" for r in rows if r["rerank"])
         or "none",
     )
-    if default["recall"] < min_recall:
+    if default["rerank"]:
+        logger.warning(
+            "the small tier alone reaches an estimated recall@%d of %.3f, below --min-recall %.2f: the default "
+            "search re-ranks %d documents from the re-rank tier (nprobe %d, candidates %d, estimated %.3f); "
+            "search with --rerank 0 for the small tier alone",
+            RECALL_DEPTH,
+            small_default["recall"],
+            min_recall,
+            default["rerank"],
+            default["nprobe"],
+            default["candidates"],
+            default["recall"],
+        )
+    elif default["recall"] < min_recall:
         # cheapest first, settings without the re-rank tier (whose 3,584-byte reads the cost leaves out) before it
         better = sorted((r for r in rows if r["recall"] >= min_recall), key=lambda r: (r["rerank"] > 0, r["cost"]))
         hint = (

@@ -24,6 +24,14 @@ Two codes per stored vector, for two jobs:
    the true top-100 (``shared/spec/scale.md``); 8 bits over every dimension leaves a quantisation error far below
    the gaps between neighbouring documents.
 
+   ``split4`` / ``split2`` (2,240 / 1,344 bytes at ``H = 3584``, ``d = 448``): the projection ``P x`` at 8 bits per
+   dimension, then every full dimension at 4 or 2 bits (quantile ranges), scored as ``(P q) . (P x) + q_perp . x``
+   with ``q_perp = q - P^T P q`` (:meth:`WarpCodec.rerank_affine`). The coarse full-dimension code only carries
+   the part of the score outside the projection, so its error is scaled by ``|q_perp|`` (0.28 of ``|q|`` where
+   the projection keeps 0.92 of the energy), and the encoder reuses the projection the small tier computes.
+   Why: at 1M passages the codes must order a topic's ~1,000 near-identical passages, whose MaxSim gaps near
+   rank 100 are ~5e-4 (B9's generator); the 3,584-byte SQ8 tier would be 57 GB there and 505 GB at MS MARCO.
+
 Everything small lives in one ``codec.npz``; the searcher keeps it in memory (projection ``d x H`` floats,
 centroids ``nlist x d``, PQ sub-centroids ``256 x d`` or bucket tables ``d x 2**bits``).
 """
@@ -49,7 +57,18 @@ DEFAULT_BITS = 2
 TRAIN_POINTS_PER_CELL = 40
 """k-means sample per cell (FAISS warns below 39)."""
 
-RERANK_TIERS = ("sq8", "none")
+RERANK_TIERS = ("sq8", "split4", "split2", "none")
+"""``sq8``: every full dimension at 8 bits (``H`` bytes); ``splitB``: the projection at 8 bits plus every full
+dimension at ``B`` bits (``d + H B / 8`` bytes, 2,240 at ``B = 4``); ``none``: no re-rank tier."""
+
+SPLIT_BITS = {"split4": 4, "split2": 2}
+
+SPLIT_RANGE_QUANTILE = 1e-4
+"""The split tier's ranges are the 0.01% and 99.99% quantiles of the sample (a value outside is clipped): with 4 or
+2 bits, a min-max range would spend its few levels on outliers."""
+
+SPLIT_RANGE_SAMPLE = 32_768
+"""Training vectors the split tier's quantiles are taken on (a quantile over 131k x 3584 values costs ~30 s)."""
 
 RESIDUAL_CODES = ("pq", "sq")
 """``pq``: a product quantiser over the residual, one byte (256 sub-centroids) per ``subvector_dims`` projected
@@ -105,7 +124,10 @@ class WarpCodec:
     cutoffs : ``[d, 2**bits - 1]`` per-dimension bucket boundaries of the residuals (``"sq"``).
     weights : ``[d, 2**bits]`` per-dimension value of each bucket (``"sq"``).
     pq_centroids : ``[M, 256, d / M]`` the product quantiser's sub-vector centroids (``"pq"``).
-    rerank_low, rerank_step : ``[H]`` the SQ8 re-rank tier's per-dimension origin and step (``None``: no tier).
+    rerank_low, rerank_step : ``[H]`` the re-rank tier's per-dimension origin and step over the full dimension
+        (``None``: no tier).
+    rerank_bits : bits per full dimension in the re-rank tier (8: ``sq8``; 4 or 2: ``split``).
+    rerank_z_low, rerank_z_step : ``[d]`` the split tier's 8-bit code of the projection (``None`` for ``sq8``).
     """
 
     projection: np.ndarray
@@ -117,6 +139,9 @@ class WarpCodec:
     pq_centroids: np.ndarray | None = None
     rerank_low: np.ndarray | None = None
     rerank_step: np.ndarray | None = None
+    rerank_bits: int = 8
+    rerank_z_low: np.ndarray | None = None
+    rerank_z_step: np.ndarray | None = None
 
     @property
     def dimension(self) -> int:
@@ -141,6 +166,27 @@ class WarpCodec:
     def has_rerank_tier(self) -> bool:
         return self.rerank_low is not None
 
+    @property
+    def rerank_tier(self) -> str:
+        """``"none"``, ``"sq8"`` or ``"split4"`` / ``"split2"`` (:data:`RERANK_TIERS`)."""
+        if not self.has_rerank_tier:
+            return "none"
+        return "sq8" if self.rerank_z_low is None else f"split{self.rerank_bits}"
+
+    @property
+    def rerank_whole_bytes(self) -> int:
+        """Leading bytes of a re-rank row that hold one value each (the rest pack ``8 / rerank_bits`` values)."""
+        return self.dimension if self.rerank_z_low is None else self.reduced_dimension
+
+    @property
+    def rerank_bytes(self) -> int:
+        """Bytes of one re-rank row (0 without a tier)."""
+        if not self.has_rerank_tier:
+            return 0
+        if self.rerank_z_low is None:
+            return self.dimension
+        return self.reduced_dimension + self.dimension * self.rerank_bits // 8
+
     # -- encoding -----------------------------------------------------------------------------------------------
     def project(self, vectors: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(vectors, dtype=np.float32) @ self.projection.T
@@ -160,9 +206,10 @@ class WarpCodec:
         _, nearest = index.search(np.ascontiguousarray(projected, dtype=np.float32), 1)
         return nearest[:, 0].astype(np.int32)
 
-    def encode_small(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors ``[n, H]`` -> ``(cells int32 [n], residual codes uint8 [n, code_bytes])``."""
-        projected = self.project(vectors)
+    def encode_small(self, vectors: np.ndarray, projected: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors ``[n, H]`` -> ``(cells int32 [n], residual codes uint8 [n, code_bytes])`` (``projected``: their
+        projection, when the caller has it)."""
+        projected = self.project(vectors) if projected is None else projected
         cells = self.assign(projected)
         residual = np.ascontiguousarray(projected - self.centroids[cells])
         if self.residual == "pq":
@@ -179,11 +226,17 @@ class WarpCodec:
             return self._quantizer().decode(np.ascontiguousarray(codes))
         return self.weights[np.arange(self.reduced_dimension), unpack_codes(codes, self.bits)]
 
-    def encode_rerank(self, vectors: np.ndarray) -> np.ndarray:
-        """Vectors ``[n, H]`` -> SQ8 codes ``[n, H]`` uint8 (clipped to the trained range)."""
+    def encode_rerank(self, vectors: np.ndarray, projected: np.ndarray | None = None) -> np.ndarray:
+        """Vectors ``[n, H]`` -> re-rank rows ``[n, rerank_bytes]`` uint8 (values clipped to the trained ranges):
+        ``sq8``: every dimension's byte; ``split``: the projection's bytes, then the full dimensions packed."""
         from .warp_kernel import sq8_codes
 
-        return sq8_codes(vectors, self.rerank_low, self.rerank_step)
+        if self.rerank_z_low is None:
+            return sq8_codes(vectors, self.rerank_low, self.rerank_step)
+        projected = self.project(vectors) if projected is None else projected
+        levels = 1 << self.rerank_bits
+        full = pack_codes(sq8_codes(vectors, self.rerank_low, self.rerank_step, levels=levels), self.rerank_bits)
+        return np.concatenate([sq8_codes(projected, self.rerank_z_low, self.rerank_z_step), full], axis=1)
 
     def _quantizer(self) -> Any:
         """The FAISS ``ProductQuantizer`` holding :attr:`pq_centroids` (built once, kept)."""
@@ -216,17 +269,33 @@ class WarpCodec:
         return tables
 
     def rerank_affine(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(weights [K, H], bias [K])`` with ``q . x = code . weights + bias`` for every SQ8 code.
+        """``(weights [K, V], bias [K])`` with ``q . x = values . weights + bias`` for the ``V`` values of every
+        re-rank row (:func:`.warp_kernel.unpack_row_values`).
 
-        A code ``c`` decodes to ``low + (c + 1/2) step`` (the bucket centre), so ``q . x = c . (q * step) +
-        q . (low + step / 2)``: the codes are scored from their bytes, never decoded.
+        A value ``c`` decodes to ``low + (c + 1/2) step`` (the bucket centre), so ``q . x = c . (q * step) +
+        q . (low + step / 2)``: rows are scored from their bytes, never decoded. ``split``: ``q . x = (P q) . (P x)
+        + q_perp . x`` with ``q_perp = q - P^T P q`` (the rows of ``P`` are orthonormal), so the 8-bit projection
+        carries the part of the score inside the projection and the coarse full-dimension code only the rest --
+        its error is scaled by ``|q_perp|``, 0.28 of ``|q|`` where the projection keeps 0.92 of the energy.
         """
-        return query * self.rerank_step, query @ (self.rerank_low + 0.5 * self.rerank_step)
+        query = np.asarray(query, dtype=np.float32)
+        if self.rerank_z_low is None:
+            return query * self.rerank_step, query @ (self.rerank_low + 0.5 * self.rerank_step)
+        inside = self.project(query)
+        outside = query - inside @ self.projection
+        weights = np.concatenate([inside * self.rerank_z_step, outside * self.rerank_step], axis=1)
+        bias = inside @ (self.rerank_z_low + 0.5 * self.rerank_z_step) + outside @ (
+            self.rerank_low + 0.5 * self.rerank_step
+        )
+        return weights, bias
 
     def rerank_scores(self, query: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Inner products ``[n, K]`` of SQ8 codes (decoded at the bucket centres) with query vectors ``[K, H]``."""
+        """Inner products ``[n, K]`` of re-rank rows (decoded at the bucket centres) with query vectors ``[K, H]``."""
+        from .warp_kernel import unpack_row_values
+
         weights, bias = self.rerank_affine(query)
-        return np.asarray(codes, dtype=np.float32) @ weights.T + bias
+        values = unpack_row_values(codes, self.rerank_whole_bytes, self.rerank_bits)
+        return values.astype(np.float32) @ weights.T + bias
 
     # -- persistence --------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -242,6 +311,10 @@ class WarpCodec:
             arrays.update(cutoffs=self.cutoffs, weights=self.weights)
         if self.has_rerank_tier:
             arrays.update(rerank_low=self.rerank_low, rerank_step=self.rerank_step)
+        if self.rerank_z_low is not None:
+            arrays.update(
+                rerank_bits=np.array(self.rerank_bits), rerank_z_low=self.rerank_z_low, rerank_z_step=self.rerank_z_step
+            )
         with open(path, "wb") as handle:
             np.savez(handle, **arrays)
 
@@ -275,6 +348,9 @@ class WarpCodec:
             pq_centroids=floats("pq_centroids"),
             rerank_low=floats("rerank_low"),
             rerank_step=floats("rerank_step"),
+            rerank_bits=int(arrays.get("rerank_bits", 8)),
+            rerank_z_low=floats("rerank_z_low"),
+            rerank_z_step=floats("rerank_z_step"),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -285,9 +361,40 @@ class WarpCodec:
             "residual": self.residual,
             "bits": self.bits,
             "code_bytes": self.code_bytes,
-            "rerank_tier": "sq8" if self.has_rerank_tier else "none",
-            "rerank_bytes": self.dimension if self.has_rerank_tier else 0,
+            "rerank_tier": self.rerank_tier,
+            "rerank_bytes": self.rerank_bytes,
         }
+
+
+def fit_rerank_tier(
+    codec: WarpCodec, sample: np.ndarray, tier: str, *, seed: int = 0, projected: np.ndarray | None = None
+) -> WarpCodec:
+    """Set ``codec``'s re-rank tier (:data:`RERANK_TIERS`) from ``sample`` ``[n, H]`` (``projected``: its
+    projection, when the caller has it); returns the codec. Apart from :func:`train_warp_codec` so that one
+    trained codec can be given each tier (``benchmarks/b9_codes.py`` compares them on the same cells and codes)."""
+    if tier not in RERANK_TIERS:
+        raise ValueError(f"rerank tier must be one of {RERANK_TIERS}, got {tier!r}")
+    codec.rerank_low = codec.rerank_step = codec.rerank_z_low = codec.rerank_z_step = None
+    codec.rerank_bits = 8
+    if tier == "sq8":
+        low, high = sample.min(axis=0), sample.max(axis=0)
+        margin = 0.05 * (high - low) + 1e-6  # unseen values slightly outside the sample stay representable
+        codec.rerank_low = (low - margin).astype(np.float32)
+        codec.rerank_step = ((high - low + 2 * margin) / 256).astype(np.float32)
+    elif tier in SPLIT_BITS:
+        rows = np.random.default_rng([seed, 3]).choice(len(sample), min(len(sample), SPLIT_RANGE_SAMPLE), False)
+        projected = codec.project(sample[rows]) if projected is None else projected[rows]
+        codec.rerank_bits = SPLIT_BITS[tier]
+        codec.rerank_low, codec.rerank_step = _quantile_ranges(sample[rows], 1 << codec.rerank_bits)
+        codec.rerank_z_low, codec.rerank_z_step = _quantile_ranges(projected, 256)
+    return codec
+
+
+def _quantile_ranges(values: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column origin and step of ``levels`` buckets spanning the :data:`SPLIT_RANGE_QUANTILE` quantiles."""
+    low, high = np.quantile(values, [SPLIT_RANGE_QUANTILE, 1 - SPLIT_RANGE_QUANTILE], axis=0)
+    step = np.maximum(high - low, 1e-6) / levels
+    return low.astype(np.float32), step.astype(np.float32)
 
 
 def train_warp_codec(
@@ -379,11 +486,7 @@ def train_warp_codec(
         codec.weights = np.ascontiguousarray(
             np.quantile(residuals, (np.arange(levels) + 0.5) / levels, axis=0).T, np.float32
         )
-    if rerank_tier == "sq8":
-        low, high = sample.min(axis=0), sample.max(axis=0)
-        margin = 0.05 * (high - low) + 1e-6  # unseen values slightly outside the sample stay representable
-        codec.rerank_low = (low - margin).astype(np.float32)
-        codec.rerank_step = ((high - low + 2 * margin) / 256).astype(np.float32)
+    fit_rerank_tier(codec, sample, rerank_tier, seed=seed, projected=projected)
     facts = {
         "train_vectors": int(len(sample)),
         "projection_vectors": int(len(subset)),

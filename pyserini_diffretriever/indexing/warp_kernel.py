@@ -181,8 +181,10 @@ if HAVE_NUMBA:
         return docs[:count], totals
 
     @numba.njit(cache=True, nogil=True, fastmath=True)
-    def _affine_uint8_maxsim_numba(codes, offsets, docs, weights, bias):  # pragma: no cover
-        k, width = weights.shape
+    def _affine_uint8_maxsim_numba(codes, offsets, docs, whole_weights, packed_weights, bias, bits):  # pragma: no cover
+        k, whole = whole_weights.shape
+        per_byte, packed = packed_weights.shape[1], packed_weights.shape[2]
+        mask = (1 << bits) - 1
         out = np.empty(len(docs), np.float32)
         best = np.empty(k, np.float32)
         for a in range(len(docs)):
@@ -191,10 +193,15 @@ if HAVE_NUMBA:
             for r in range(offsets[doc], offsets[doc + 1]):
                 row = codes[r]
                 for i in range(k):
-                    w = weights[i]
+                    w = whole_weights[i]
                     acc = np.float32(0.0)
-                    for h in range(width):
+                    for h in range(whole):
                         acc += np.float32(row[h]) * w[h]
+                    for t in range(per_byte):  # one shift per pass: the loop over the bytes vectorises
+                        shift = bits * t
+                        pw = packed_weights[i, t]
+                        for j in range(packed):
+                            acc += np.float32((row[whole + j] >> shift) & mask) * pw[j]
                     acc += bias[i]
                     if acc > best[i]:
                         best[i] = acc
@@ -238,23 +245,55 @@ def probe_maxsim(
     )
 
 
-def affine_uint8_maxsim(codes, offsets, docs, weights, bias, use_numba: bool = True) -> np.ndarray:
+def unpack_row_values(codes: np.ndarray, whole: int, bits: int) -> np.ndarray:
+    """Byte rows ``[n, B]`` -> the values they hold ``[n, whole + (B - whole) * 8 / bits]`` (uint8): the first
+    ``whole`` bytes are one value each, every later byte packs ``8 / bits`` values, low bits first
+    (:func:`.warp_codec.pack_codes`)."""
+    codes = np.asarray(codes, dtype=np.uint8)
+    if whole >= codes.shape[1] or bits == 8:
+        return codes
+    per_byte, mask = 8 // bits, np.uint8((1 << bits) - 1)
+    tail = codes[:, whole:]
+    parts = np.stack([(tail >> np.uint8(bits * t)) & mask for t in range(per_byte)], axis=2).reshape(len(codes), -1)
+    return np.concatenate([codes[:, :whole], parts], axis=1)
+
+
+def affine_uint8_maxsim(
+    codes, offsets, docs, weights, bias, use_numba: bool = True, whole: int | None = None, bits: int = 8
+) -> np.ndarray:
     """MaxSim ``[len(docs)]`` of documents stored as byte rows scored affinely: row ``r`` of document ``d``
-    (rows ``offsets[d]:offsets[d + 1]`` of ``codes`` ``[n, H]`` uint8) scores ``codes[r] . weights[i] + bias[i]``
-    against query vector ``i`` (``weights`` ``[K, H]``, ``bias`` ``[K]``); max per query vector, clamped at 0,
-    summed. A document without rows scores 0. Only the rows of ``docs`` are read (ascending, for a memory map).
+    (rows ``offsets[d]:offsets[d + 1]`` of ``codes`` ``[n, B]`` uint8) holds values ``v`` (:func:`unpack_row_values`:
+    ``whole`` bytes of one value, default all of them, then bytes of ``8 / bits`` values) and scores
+    ``v . weights[i] + bias[i]`` against query vector ``i`` (``weights`` ``[K, len(v)]``, ``bias`` ``[K]``); max per
+    query vector, clamped at 0, summed. A document without rows scores 0. Only the rows of ``docs`` are read
+    (ascending, for a memory map); packed values are scored from their bytes, never unpacked into a copy.
     """
     docs = np.asarray(docs, dtype=np.int64)
     weights = np.ascontiguousarray(weights, dtype=np.float32)
     bias = np.ascontiguousarray(bias, dtype=np.float32)
+    whole = codes.shape[1] if whole is None else int(whole)
+    if bits not in (1, 2, 4, 8) or weights.shape[1] != whole + (codes.shape[1] - whole) * (8 // bits):
+        raise ValueError(f"weights {list(weights.shape)} do not match rows of {codes.shape[1]} bytes ({whole} whole)")
     order = np.argsort(docs, kind="stable")
     out = np.empty(len(docs), dtype=np.float32)
     if use_numba and HAVE_NUMBA:
-        out[order] = _affine_uint8_maxsim_numba(codes, offsets, docs[order], weights, bias)
+        per_byte = 8 // bits
+        packed = codes.shape[1] - whole  # [K, packed * per_byte] -> [K, per_byte, packed]: value t of each byte
+        packed_weights = weights[:, whole:].reshape(len(weights), packed, per_byte).transpose(0, 2, 1)
+        out[order] = _affine_uint8_maxsim_numba(
+            codes,
+            offsets,
+            docs[order],
+            np.ascontiguousarray(weights[:, :whole]),
+            np.ascontiguousarray(packed_weights),
+            bias,
+            int(bits),
+        )
         return out
     for position in order:
         lo, hi = int(offsets[docs[position]]), int(offsets[docs[position] + 1])
-        sims = np.asarray(codes[lo:hi], dtype=np.float32) @ weights.T + bias  # [rows, K]
+        values = unpack_row_values(np.asarray(codes[lo:hi]), whole, bits)
+        sims = values.astype(np.float32) @ weights.T + bias  # [rows, K]
         out[position] = np.maximum(sims.max(axis=0), 0).sum() if hi > lo else 0.0
     return out
 
@@ -316,26 +355,29 @@ def score_rows(codes, rows, row_base, tables, use_numba: bool = True):
     return score_rows_numpy(codes, rows, row_base, tables)
 
 
-def sq8_codes_numpy(vectors: np.ndarray, low: np.ndarray, step: np.ndarray) -> np.ndarray:
-    """``floor((x - low) / step)`` clipped to ``0..255`` as uint8 ``[n, H]`` (the SQ8 re-rank tier's code)."""
+def sq8_codes_numpy(vectors: np.ndarray, low: np.ndarray, step: np.ndarray, levels: int = 256) -> np.ndarray:
+    """``floor((x - low) / step)`` clipped to ``0..levels-1`` as uint8 ``[n, H]`` (the SQ8 re-rank tier's code;
+    fewer ``levels`` for the split tier's packed part)."""
     scaled = (np.asarray(vectors, dtype=np.float32) - low) / step
-    return np.clip(np.floor(scaled), 0, 255).astype(np.uint8)
+    return np.clip(np.floor(scaled), 0, levels - 1).astype(np.uint8)
 
 
 if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True, parallel=True)
-    def _sq8_codes_numba(vectors, low, step, out):  # pragma: no cover
+    def _sq8_codes_numba(vectors, low, step, top, out):  # pragma: no cover
         n, width = vectors.shape
         for i in numba.prange(n):
             for h in range(width):
                 value = np.floor((vectors[i, h] - low[h]) / step[h])
-                out[i, h] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
+                out[i, h] = np.uint8(min(max(value, np.float32(0.0)), top))
         return out
 
 
-def sq8_codes(vectors: np.ndarray, low: np.ndarray, step: np.ndarray, use_numba: bool = True) -> np.ndarray:
-    """SQ8 codes of ``vectors`` ``[n, H]`` (:func:`sq8_codes_numpy`) in one parallel pass.
+def sq8_codes(
+    vectors: np.ndarray, low: np.ndarray, step: np.ndarray, use_numba: bool = True, levels: int = 256
+) -> np.ndarray:
+    """SQ8 codes of ``vectors`` ``[n, H]`` (:func:`sq8_codes_numpy`; ``levels`` <= 256) in one parallel pass.
 
     Why compiled: numpy's five whole-array passes (subtract, divide, floor, clip, cast) made the re-rank tier the
     build's second-largest stage (46 s of 250 s at 100k passages x 16 x 3584, issue 17); one fused loop over the
@@ -345,5 +387,5 @@ def sq8_codes(vectors: np.ndarray, low: np.ndarray, step: np.ndarray, use_numba:
     low = np.ascontiguousarray(low, dtype=np.float32)
     step = np.ascontiguousarray(step, dtype=np.float32)
     if not (use_numba and HAVE_NUMBA) or vectors.ndim != 2:
-        return sq8_codes_numpy(vectors, low, step)
-    return _sq8_codes_numba(vectors, low, step, np.empty(vectors.shape, dtype=np.uint8))
+        return sq8_codes_numpy(vectors, low, step, levels)
+    return _sq8_codes_numba(vectors, low, step, np.float32(levels - 1), np.empty(vectors.shape, dtype=np.uint8))

@@ -39,6 +39,7 @@ the codec, the offsets and the docids.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -185,12 +186,34 @@ class WarpIndex:
             problems.append(f"{CELL_OFFSETS_NAME} does not describe {codec.nlist} cells of {n} codes")
         if len(self.offsets) != len(self.docids) + 1 or self.offsets[-1] != n:
             problems.append(f"{OFFSETS_NAME}, {DOCID_NAME} and the {n} codes disagree")
-        if self.rerank_codes is not None and self.rerank_codes.shape != (n, codec.dimension):
-            problems.append(f"{RERANK_NAME} is {list(self.rerank_codes.shape)}, expected [{n}, {codec.dimension}]")
+        if self.rerank_codes is not None and self.rerank_codes.shape != (n, codec.rerank_bytes):
+            problems.append(f"{RERANK_NAME} is {list(self.rerank_codes.shape)}, expected [{n}, {codec.rerank_bytes}]")
         if self.manifest.get("num_docs") != len(self.docids):
             problems.append(f"manifest num_docs {self.manifest.get('num_docs')} != {len(self.docids)} docids")
         if problems:
             raise IndexFormatError(f"{self.index_dir}: inconsistent multi-warp index: {'; '.join(problems)}")
+
+    def prefetch_rerank(self, docs: np.ndarray) -> None:
+        """Ask the kernel to read the re-rank rows of ``docs`` into the page cache, all at once, before they are
+        scored (``posix_fadvise(WILLNEED)``; a no-op where the OS has none or the tier is absent).
+
+        Why: the scoring loop touches one document's rows at a time, so a cold memory map reads them one page
+        fault at a time. At 1M passages the SQ8 tier (57 GB) does not fit the page cache, and re-scoring 1,000
+        cold documents took 4.9 s that way against 0.3 s with the reads announced first (measured on this
+        2-core machine's virtual disk): the disk serves the announced reads in parallel."""
+        if self.rerank_codes is None or not hasattr(os, "posix_fadvise") or len(docs) == 0:
+            return
+        docs = np.asarray(docs, dtype=np.int64)
+        row_bytes = int(self.rerank_codes.shape[1])
+        base = int(getattr(self.rerank_codes, "offset", 0))
+        starts = (base + self.offsets[docs] * row_bytes).tolist()
+        ends = (base + self.offsets[docs + 1] * row_bytes).tolist()
+        descriptor = os.open(self.index_dir / RERANK_NAME, os.O_RDONLY)
+        try:
+            for start, end in zip(starts, ends):
+                os.posix_fadvise(descriptor, start, end - start, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(descriptor)
 
     @property
     def num_docs(self) -> int:
@@ -422,13 +445,22 @@ class WarpSearcher:
         return SettingsRanking(rankings, probed_codes, len(docs))
 
     def rerank_scores(self, query_vectors: Any, docs: np.ndarray) -> np.ndarray:
-        """MaxSim of ``docs`` (doc numbers) from the SQ8 tier: full dimension, read for these documents only."""
+        """MaxSim of ``docs`` (doc numbers) from the re-rank tier (SQ8 or split), read for these documents only."""
         query = self._query_vectors(query_vectors)
         if self.index.rerank_codes is None:
             raise ValueError(f"{self.index.index_dir} has no re-rank tier")
-        weights, bias = self.index.codec.rerank_affine(query)
+        codec = self.index.codec
+        self.index.prefetch_rerank(docs)
+        weights, bias = codec.rerank_affine(query)
         return warp_kernel.affine_uint8_maxsim(
-            self.index.rerank_codes, self.index.offsets, docs, weights, bias, self.use_numba
+            self.index.rerank_codes,
+            self.index.offsets,
+            docs,
+            weights,
+            bias,
+            self.use_numba,
+            whole=codec.rerank_whole_bytes,
+            bits=codec.rerank_bits,
         )
 
     def search_vectors(self, query_vectors: Any, k: int = 10) -> list[SearchResult]:

@@ -175,7 +175,7 @@ def _check_multi_warp(folder: Path, manifest: dict[str, Any], deep: bool) -> Non
     if manifest.get("search", {}).get("candidates"):  # the exact small-tier stage reads every vector's code row
         _require_file(folder, WARP_DOC_ROWS_FILE)
     _check_rows(folder, manifest, CODES_FILE, (manifest.get("num_vectors"), codec.get("code_bytes")), "uint8")
-    if codec.get("rerank_tier") == "sq8":
+    if codec.get("rerank_tier", "none") != "none":
         _require_file(folder, WARP_RERANK_FILE)
 
 

@@ -131,6 +131,49 @@ def test_recall_against_exact_maxsim(built):
     assert np.mean(found_probed) >= 0.6  # small codes of 4 probed cells: approximate, not random
 
 
+def test_split_tier_re_ranks_like_sq8_at_fewer_bytes(built, tmp_path):
+    root, folder, floats, _ = built
+    options = {**OPTIONS, "estimate_queries": 0, "rerank_tier": "split4"}
+    manifest = compress_multivector_warp(folder, tmp_path / "split", **options)
+    assert manifest["codec"]["rerank_tier"] == "split4" and manifest["codec"]["rerank_bytes"] == 24 + DIM // 2
+    assert verify_output(tmp_path / "split", "multi-warp")["codec"]["rerank_bytes"] == 48
+    index = WarpIndex(tmp_path / "split")
+    assert index.rerank_codes.shape == (index.num_vectors, 48)
+    split = WarpSearcher(index, nprobe=10_000, rerank=DOCS)
+    sq8 = WarpSearcher(root / "warp", nprobe=10_000, rerank=DOCS)
+    found = {"split": [], "sq8": []}
+    for query in _queries(30):
+        exact = _exact_top(floats, query, 10)
+        for name, searcher in (("split", split), ("sq8", sq8)):
+            found[name].append(len({int(h.docid[1:]) for h in searcher.search_vectors(query, 10)} & exact) / 10)
+    assert np.mean(found["split"]) >= np.mean(found["sq8"]) - 0.05 and np.mean(found["split"]) >= 0.9
+    docs = np.arange(20)
+    rows = np.concatenate([np.asarray(index.rerank_codes[index.offsets[d] : index.offsets[d + 1]]) for d in docs])
+    query = _queries(1)[0]
+    per_row = index.codec.rerank_scores(query, rows)  # [rows, K]: the kernel's MaxSim is their max per document
+    lengths = np.diff(index.offsets[: len(docs) + 1])
+    expected = np.maximum(np.maximum.reduceat(per_row, np.r_[0, np.cumsum(lengths)[:-1]], axis=0), 0).sum(axis=1)
+    np.testing.assert_allclose(split.rerank_scores(query, docs), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_re_ranking_announces_its_reads_first(built, monkeypatch):
+    import os
+
+    index = WarpIndex(built[0] / "warp")
+    advised = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: advised.append((offset, length)))
+    docs = np.array([5, 2, 9])
+    scores = WarpSearcher(index).rerank_scores(_queries(1)[0], docs)
+    row_bytes, header = index.rerank_codes.shape[1], index.rerank_codes.offset
+    assert advised == [
+        (header + index.offsets[d] * row_bytes, (index.offsets[d + 1] - index.offsets[d]) * row_bytes) for d in docs
+    ]
+    assert scores.shape == (3,)
+    advised.clear()
+    index.prefetch_rerank(np.array([], dtype=np.int64))
+    assert advised == []
+
+
 def test_a_folder_without_doc_rows_searches_warp_only(built, tmp_path):
     import shutil
 
@@ -203,6 +246,29 @@ def test_the_default_must_also_keep_the_worst_query():
     # the best mean and the best worst query on different rows: the worst query is judged among the near-best
     split = [row(8, 0.95, 0.80, 10), row(16, 0.94, 0.83, 20)]
     assert compress_warp.choose_default(split)["nprobe"] == 8
+
+
+def test_the_default_re_ranks_only_where_the_small_tier_misses_min_recall():
+    def row(nprobe, rerank, recall, cost):
+        return {"nprobe": nprobe, "candidates": 2000, "rerank": rerank, "recall": recall, "min": recall, "cost": cost}
+
+    small = row(8, 0, 0.59, 10)
+    rows = [small, row(8, 1000, 0.97, 10), row(8, 400, 0.96, 10), row(64, 400, 0.96, 80), row(8, 100, 0.8, 10)]
+    assert compress_warp.choose_rerank(rows, small, 0.95) == row(8, 400, 0.96, 10)  # fewest re-scored, then cost
+    assert compress_warp.choose_rerank(rows, small, 0.965) == row(8, 1000, 0.97, 10)
+    assert compress_warp.choose_rerank(rows, small, 0.99) is small  # none reaches it: the small tier, and a warning
+    assert compress_warp.choose_rerank(rows, small, 0.5) is small
+
+
+def test_a_build_whose_small_tier_misses_min_recall_re_ranks_by_default(built, tmp_path, caplog):
+    _, folder, _, _ = built
+    options = {**OPTIONS, "estimate_queries": 12, "reduced_dimension": 4, "subvector_dims": 4, "nprobe": None}
+    manifest = compress_multivector_warp(folder, tmp_path / "tiny", **options, min_recall=0.9)
+    estimate, search = manifest["recall_estimate"], manifest["search"]
+    assert estimate["small_tier_default"]["recall"] < 0.9 <= estimate["default"]["recall"]  # 6-byte codes miss it
+    assert search["rerank"] == estimate["default"]["rerank"] > 0 and "rerank" in search["tuned"]
+    assert "the default search re-ranks" in caplog.text
+    assert WarpSearcher(tmp_path / "tiny").rerank == search["rerank"]
 
 
 def test_a_rerank_deeper_than_the_candidates_rescores_that_many(built, monkeypatch):

@@ -81,6 +81,28 @@ def test_sq8_tier_scores_close_to_exact(sample, tmp_path):
     assert not WarpCodec.load(tmp_path / "small.npz").has_rerank_tier
 
 
+@pytest.mark.parametrize(("tier", "bits"), [("split4", 4), ("split2", 2)])
+def test_split_tier_keeps_the_projection_finely_and_the_rest_coarsely(sample, tmp_path, tier, bits):
+    codec, _ = train_warp_codec(sample, reduced_dimension=16, nlist=8, rerank_tier=tier)
+    rows = codec.encode_rerank(sample[:200])
+    assert codec.rerank_tier == tier and codec.rerank_whole_bytes == 16
+    assert rows.dtype == np.uint8 and rows.shape == (200, 16 + 32 * bits // 8) == (200, codec.rerank_bytes)
+    np.testing.assert_array_equal(rows, codec.encode_rerank(sample[:200], codec.project(sample[:200])))
+    query = sample[300:304]
+    exact = sample[:200] @ query.T
+    split_error = np.abs(codec.rerank_scores(query, rows) - exact).mean()
+    # the same bits on every dimension without the projection: the split's 8-bit projection must beat it
+    low, step = codec.rerank_low, codec.rerank_step
+    levels = 1 << bits
+    plain = low + (np.clip(np.floor((sample[:200] - low) / step), 0, levels - 1) + 0.5) * step
+    assert split_error < 0.5 * np.abs(plain @ query.T - exact).mean()
+    assert split_error < (0.02 if bits == 4 else 0.05)
+    codec.save(tmp_path / "codec.npz")
+    again = WarpCodec.load(tmp_path / "codec.npz")
+    assert again.describe()["rerank_tier"] == tier and again.describe()["rerank_bytes"] == rows.shape[1]
+    np.testing.assert_array_equal(again.rerank_scores(query, rows), codec.rerank_scores(query, rows))
+
+
 def test_bad_settings_are_refused(sample):
     with pytest.raises(ValueError, match="bits must be 2 or 4"):
         train_warp_codec(sample, residual="sq", bits=3, nlist=8)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pyserini_diffretriever.indexing import warp_kernel
+from pyserini_diffretriever.indexing.warp_codec import pack_codes
 
 NEEDS_NUMBA = pytest.mark.skipif(not warp_kernel.HAVE_NUMBA, reason="numba not installed")
 
@@ -101,6 +102,26 @@ def test_affine_byte_maxsim_reads_each_documents_rows(use_numba):
         rows = codes[offsets[doc] : offsets[doc + 1]].astype(np.float64)
         want = np.maximum((rows @ weights.T + bias).max(axis=0), 0).sum() if len(rows) else 0.0
         assert got[position] == pytest.approx(want, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=NEEDS_NUMBA)])
+@pytest.mark.parametrize("bits", [2, 4])
+def test_affine_maxsim_scores_packed_values_from_their_bytes(use_numba, bits):
+    rng = np.random.default_rng(2)
+    offsets = np.array([0, 4, 9], dtype=np.int64)
+    values = np.concatenate([rng.integers(0, 256, (9, 6)), rng.integers(0, 1 << bits, (9, 16))], axis=1).astype(
+        np.uint8
+    )
+    rows = np.concatenate([values[:, :6], pack_codes(values[:, 6:], bits)], axis=1)  # 6 whole bytes, then packed
+    np.testing.assert_array_equal(warp_kernel.unpack_row_values(rows, 6, bits), values)
+    weights = rng.standard_normal((3, 22)).astype(np.float32) / 50
+    bias = np.array([0.5, 0.1, -0.2], dtype=np.float32)
+    got = warp_kernel.affine_uint8_maxsim(rows, offsets, np.array([1, 0]), weights, bias, use_numba, 6, bits)
+    for position, doc in enumerate([1, 0]):
+        sims = values[offsets[doc] : offsets[doc + 1]].astype(np.float64) @ weights.T + bias
+        assert got[position] == pytest.approx(np.maximum(sims.max(axis=0), 0).sum(), rel=1e-4, abs=1e-4)
+    with pytest.raises(ValueError, match="do not match"):
+        warp_kernel.affine_uint8_maxsim(rows, offsets, np.array([0]), weights[:, :20], bias, use_numba, 6, bits)
 
 
 def test_sq8_codes_compiled_equal_numpy_and_clip_out_of_range_values():
