@@ -49,7 +49,12 @@ TARGETS = {
     "multi_100k_p50_ms": ("<=", 30, "B9: multi-warp p50 single-query latency, 100k passages x 16 x 3584"),
     "multi_1m_p50_ms": ("<=", 80, "B9: multi-warp p50 single-query latency, 1M passages"),
     "multi_latency_1m_over_100k": ("<=", 3, "B9: p50 latency 1M / 100k passages (sub-linear work)"),
-    "multi_1m_recall_at_100": (">=", 0.97, "B9: recall@100 at 1M passages, no float reads"),
+    "multi_1m_recall_at_100": (">=", 0.97, "B9: recall@100 at 1M passages, no float reads (small tier alone)"),
+    "multi_1m_rerank_tier_recall_at_100": (
+        ">=",
+        0.97,
+        "B9: recall@100 at 1M with the SQ8 re-rank tier (no float file)",
+    ),
     "multi_rerank_tier_recall_at_100": (">=", 0.99, "B9: recall@100 with the SQ8 re-rank tier, no float file"),
     "multi_rerank_tier_recall_at_100_flat": (">=", 0.99, "B9: the same on the flat-tail geometry"),
     "multi_rerank_tier_bytes_per_vector": ("<=", 3584, "B9: re-rank tier bytes per vector (half of float16)"),
