@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def measure(geometry_name: str, queries: int, seed: int) -> dict:
     sample = np.concatenate(blocks)
     del blocks
     codec, facts = train_warp_codec(sample, nlist=default_cells(1_000_000 * K_P), rerank_tier="none", seed=seed)
-    codecs = {tier: fit_rerank_tier(_copy(codec), sample, tier, seed=seed) for tier in TIERS}
+    codecs = {tier: fit_rerank_tier(replace(codec), sample, tier, seed=seed) for tier in TIERS}
     del sample
     trained = time.perf_counter() - start
     found: dict[str, list[float]] = {"small": [], **{tier: [] for tier in TIERS}}
@@ -101,12 +102,6 @@ def measure(geometry_name: str, queries: int, seed: int) -> dict:
             for name, values in found.items()
         },
     }
-
-
-def _copy(codec):
-    from dataclasses import replace
-
-    return replace(codec)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -294,6 +294,8 @@ def run_point(work: Path, geometry: str, docs: int, queries: int, rerank_tier: s
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pyserini_diffretriever.indexing.warp_codec import RERANK_TIERS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--million", action="store_true", help="also 1M passages (small tier only)")
@@ -307,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", default=None)
     parser.add_argument(
         "--rerank-tier",
-        choices=("sq8", "split4", "split2", "none"),
+        choices=RERANK_TIERS,
         default=None,
         help="the re-rank tier of every size built (default: sq8 below 1M passages, none at 1M, where the 3,584-byte "
         "tier takes 57 GB of disk; split4 2,240 bytes per vector)",

@@ -552,11 +552,10 @@ def markdown(summary: dict, raw: dict, command: str | None) -> str:
     if "b9_candidates" in raw:
         lines += _b9_candidates_section(raw["b9_candidates"])
     if "b9_1m_sq8" in raw:
-        lines += ["### B9 at 1M with the SQ8 re-rank tier (`--docs 1000000 --rerank-tier sq8`, 57 GB)", ""]
-        lines += _b9_section(raw["b9_1m_sq8"])[4:]
+        title = "### B9 at 1M with the SQ8 re-rank tier (`--docs 1000000 --rerank-tier sq8`, 57 GB)"
+        lines += _b9_section(raw["b9_1m_sq8"], title)
     if "b9_split" in raw:
-        lines += ["### B9 with the split4 re-rank tier (`b9_multi_scale.py --rerank-tier split4`)", ""]
-        lines += _b9_section(raw["b9_split"])[4:]  # without its title and introduction
+        lines += _b9_section(raw["b9_split"], "### B9 with the split4 re-rank tier (`--rerank-tier split4`)")
     if "b9_codes" in raw:
         lines += _b9_codes_section(raw["b9_codes"])
     if "b7" in raw:
@@ -781,15 +780,20 @@ def _b5_section(b5: dict) -> list[str]:
     return lines
 
 
-def _b9_section(b9: dict) -> list[str]:
-    """The cell-major multi-vector index, streamed (``benchmarks/b9_multi_scale.py``): the curves per point."""
-    lines = [
-        "## B9: multi-warp index at scale (streamed, two geometries)",
-        "",
-        "Passages x 16 vectors of dimension 3584 streamed from `benchmarks/hidden_states.py` (never stored as "
-        "floats), exact MaxSim top-100 of the queries computed in the same pass; one query (4 vectors) at a time.",
-        "",
-    ]
+def _b9_section(b9: dict, title: str | None = None) -> list[str]:
+    """The cell-major multi-vector index, streamed (``benchmarks/b9_multi_scale.py``): the curves per point.
+    ``title``: a sub-section of another B9 run (its own heading, without B9's introduction)."""
+    lines = (
+        [title, ""]
+        if title
+        else [
+            "## B9: multi-warp index at scale (streamed, two geometries)",
+            "",
+            "Passages x 16 vectors of dimension 3584 streamed from `benchmarks/hidden_states.py` (never stored as "
+            "floats), exact MaxSim top-100 of the queries computed in the same pass; one query (4 vectors) at a time.",
+            "",
+        ]
+    )
     for point in b9.get("points", []):
         build, search = point["build"], point["search"]
         estimate = (build.get("recall_estimate") or {}).get("default", {})

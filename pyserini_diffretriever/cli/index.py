@@ -108,6 +108,8 @@ CODEC_ONLY = ("code", "train_size", "codec")
 
 
 def _add_compress_parser(commands: Any) -> None:
+    from ..indexing.warp_codec import RERANK_TIERS
+
     compress = commands.add_parser(
         "compress",
         help="compressed multi-vector index from a multi output folder (FAISS residual codec, or WARP-style cells)",
@@ -143,7 +145,7 @@ def _add_compress_parser(commands: Any) -> None:
     )
     compress.add_argument(
         "--rerank-tier",
-        choices=("sq8", "split4", "split2", "none"),
+        choices=RERANK_TIERS,
         default=None,
         help="warp: the tier read for the best --rerank candidates: sq8 (every dimension at 8 bits, H bytes per "
         "vector; default), split4 / split2 (the projection at 8 bits + every dimension at 4 / 2 bits: 2,240 / "

@@ -13,7 +13,7 @@ kind                    representation  fusion side  search options             
 ``dense-lucene-index``  dense           dense        ``ef_search``                                          no
 ``multi``               multi           dense        mode, candidates, nprobe, threads, sources, ...        no
 ``multi-compressed``    multi           dense        mode, candidates, nprobe, centroid_candidates, rerank  no
-``multi-warp``          multi           dense        ``nprobe``, ``candidates``, ``rerank`` (SQ8 depth)     yes
+``multi-warp``          multi           dense        ``nprobe``, ``candidates``, ``rerank`` (tier depth)    yes
 ``impact-index``        impact          sparse       ``min_idf``                                            yes
 ======================  ==============  ===========  =====================================================  ======
 
